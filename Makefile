@@ -1,0 +1,61 @@
+# karvdash-hub: `make run` starts the hub in local mode, `make test` runs every test.
+# Both set up what they need first: a virtual environment in .venv, the hub's
+# proxy from npm in node_modules, and (for tests) Debian's chromium and the
+# Kubernetes binaries built from Go modules.
+
+SHELL := /bin/bash
+PYTHON_BOOT ?= python3
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+PIP := $(PYTHON) -m pip
+# reinstall when the package's requirements change
+VENV_STAMP := $(VENV)/.installed-$(shell cat setup.cfg pyproject.toml | sha1sum | cut -c1-12)
+PROXY := node_modules/.bin/configurable-http-proxy
+CHROMIUM ?= /usr/bin/chromium
+PYTEST_ARGS ?=
+
+.PHONY: run setup test test-unit test-integration chromium clean help
+
+help:
+	@echo "make run      set up and run the hub in local mode on http://127.0.0.1:8000"
+	@echo "make test     set up and run every test (unit, integration, browser, Kubernetes)"
+	@echo "make test-unit            only the fast unit tests"
+	@echo "make cluster / cluster-down   a local Kubernetes control plane for trying things"
+
+setup: $(VENV_STAMP) $(PROXY)
+
+$(VENV_STAMP): setup.cfg pyproject.toml
+	@test -x $(PYTHON) || $(PYTHON_BOOT) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e '.[test]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+$(PROXY): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+run: setup
+	$(VENV)/bin/karvdash-hub $(ARGS)
+
+# Debian's chromium drives the browser tests (Playwright's own browser
+# download cannot work without internet access beyond package registries).
+chromium:
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  echo "Installing Debian's chromium for the browser tests"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
+	fi
+
+-include tools/kube/kube.mk
+
+test: setup chromium $(if $(wildcard tools/kube/kube.mk),kube-binaries)
+	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+test-unit: setup
+	$(PYTHON) -m pytest -m "not integration" $(PYTEST_ARGS)
+
+test-integration: setup chromium $(if $(wildcard tools/kube/kube.mk),kube-binaries)
+	$(PYTHON) -m pytest -m integration $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache

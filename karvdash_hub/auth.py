@@ -1,0 +1,200 @@
+"""Accounts: sign-up with admin approval (default) or single sign-on.
+
+:class:`KarvdashAuthenticator` is NativeAuthenticator with the original's
+rules (usernames of lowercase letters and digits, a unique email), one clear
+message per sign-up mistake, an administrator account created at start-up,
+and approval actions that change state only on POST (with the XSRF check)
+instead of on a GET link.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from pathlib import Path
+
+import bcrypt
+
+from jupyterhub.scopes import needs_scope
+from nativeauthenticator import NativeAuthenticator
+from nativeauthenticator.handlers import LocalBase, SignUpHandler
+from nativeauthenticator.orm import UserInfo
+from oauthenticator.generic import GenericOAuthenticator
+from tornado import web
+from traitlets import Instance, default
+
+from .settings import USERNAME_PATTERN, KarvdashConfig
+
+EMAIL = re.compile(r"^[A-Za-z0-9.+_-]+@[A-Za-z0-9._-]+\.[A-Za-z]{2,}$")
+ADMIN_PASSWORD_FILE = "admin-password"
+
+
+def admin_password(settings: KarvdashConfig) -> tuple[str, Path | None, bool]:
+    """The administrator's initial password: (password, file, newly generated).
+
+    From ``adminPassword`` if set; otherwise generated once and kept in
+    ``<stateDir>/admin-password``, readable by the hub's OS user only.
+    """
+    if settings.adminPassword:
+        return settings.adminPassword, None, False
+    path = Path(settings.stateDir) / ADMIN_PASSWORD_FILE
+    try:
+        return path.read_text().strip(), path, False
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    password = secrets.token_urlsafe(15)
+    # O_EXCL: two processes starting at once must not write two passwords
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(password + "\n")
+    return password, path, True
+
+
+class KarvdashSignUpHandler(SignUpHandler):
+    """Sign-up that names the problem and keeps what the person typed."""
+
+    async def post(self):
+        if not self.authenticator.enable_signup:
+            raise web.HTTPError(404)
+        username = self.get_body_argument("username", "", strip=True)
+        email = self.get_body_argument("email", "", strip=True)
+        password = self.get_body_argument("signup_password", "", strip=False)
+        confirmation = self.get_body_argument("signup_password_confirmation", "", strip=False)
+        problem = self.authenticator.signup_problem(username, email, password, confirmation)
+        if problem:
+            self.set_status(400)
+            html = await self.render_template(
+                "signup.html",
+                ask_email=True,
+                alert="alert-danger",
+                result_message=problem,
+                username=username,
+                email=email,
+                tos=self.authenticator.tos,
+                recaptcha_key=self.authenticator.recaptcha_key,
+                two_factor_auth=self.authenticator.allow_2fa,
+            )
+            self.finish(html)
+            return
+        await super().post()
+
+
+class ToggleAuthorizationHandler(LocalBase):
+    """Approve or revoke an account: POST only, so a link cannot do it."""
+
+    @needs_scope("admin:users")
+    async def post(self, username):
+        info = self.authenticator.get_user(username)
+        if info is None:
+            raise web.HTTPError(404, f"No sign-up named {username}")
+        UserInfo.change_authorization(self.db, username)
+        self.redirect(self.hub.base_url + "authorize#" + username)
+
+
+class DiscardHandler(LocalBase):
+    """Discard a sign-up that was never approved: POST only."""
+
+    @needs_scope("admin:users")
+    async def post(self, username):
+        info = self.authenticator.get_user(username)
+        if info is not None and not info.is_authorized:
+            self.authenticator.delete_user(type("User", (), {"name": username}))
+            if self.users.get(username) is not None:
+                self.users.delete(username)
+        self.redirect(self.hub.base_url + "authorize")
+
+
+class KarvdashAuthenticator(NativeAuthenticator):
+    """Hub accounts with sign-up, admin approval and password change."""
+
+    karvdash_settings = Instance(KarvdashConfig, config=True, help="The deployment settings.")
+
+    @default("username_pattern")
+    def _default_username_pattern(self):
+        return USERNAME_PATTERN
+
+    @default("ask_email_on_signup")
+    def _default_ask_email(self):
+        return True
+
+    @default("check_common_password")
+    def _default_check_common(self):
+        return True
+
+    @default("minimum_password_length")
+    def _default_min_length(self):
+        return self.karvdash_settings.minimumPasswordLength
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.ensure_admin_account()
+
+    def ensure_admin_account(self) -> None:
+        """Create the administrator's account on first start (approved)."""
+        name = self.karvdash_settings.adminUsername
+        self.admin_users = set(self.admin_users) | {name}
+        if self.get_user(name) is not None:
+            return
+        password, path, generated = admin_password(self.karvdash_settings)
+        info = UserInfo(username=name, password=bcrypt.hashpw(password.encode(), bcrypt.gensalt()), is_authorized=True)
+        self.db.add(info)
+        self.db.commit()
+        where = f" (stored in {path})" if path else ""
+        self.log.info("Created the administrator account %r%s", name, where)
+
+    def signup_problem(self, username: str, email: str, password: str, confirmation: str) -> str:
+        """What is wrong with a sign-up, in words for the person ('' if nothing)."""
+        normalized = self.normalize_username(username)
+        if not username:
+            return "Choose a username."
+        if not re.match(self.username_pattern, normalized):
+            return "A username has 1 to 32 characters, lowercase letters and digits only."
+        if self.user_exists(normalized):
+            return f"The username {normalized!r} is taken; choose another."
+        if not EMAIL.match(email or ""):
+            return "Enter a valid email address."
+        if self.email_taken(email):
+            return "An account with this email address exists already."
+        if password != confirmation:
+            return "The password and its confirmation do not match."
+        if len(password) < self.minimum_password_length:
+            return f"The password needs at least {self.minimum_password_length} characters."
+        if self.check_common_password and self.is_password_common(password):
+            return "This password is too common; choose another."
+        return ""
+
+    def email_taken(self, email: str) -> bool:
+        wanted = email.strip().lower()
+        return any((info.email or "").lower() == wanted for info in UserInfo.all_users(self.db))
+
+    def create_user(self, username, password, **kwargs):
+        email = kwargs.get("email") or ""
+        if self.email_taken(email):
+            return None
+        return super().create_user(username, password, **kwargs)
+
+    def get_handlers(self, app):
+        replaced = {
+            r"/signup": KarvdashSignUpHandler,
+            r"/authorize/([^/]*)": ToggleAuthorizationHandler,
+            r"/discard/([^/]*)": DiscardHandler,
+        }
+        return [(path, replaced.get(path, handler)) for path, handler in super().get_handlers(app)]
+
+
+class KarvdashOAuthenticator(GenericOAuthenticator):
+    """Single sign-on through an OAuth2 / OpenID Connect provider.
+
+    Provider settings are GenericOAuthenticator's own traits; usernames from
+    the provider must still be lowercase letters and digits, because they
+    name folders and namespaces.
+    """
+
+    karvdash_settings = Instance(KarvdashConfig, config=True, help="The deployment settings.")
+
+    @default("username_pattern")
+    def _default_username_pattern(self):
+        return USERNAME_PATTERN
+

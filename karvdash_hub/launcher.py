@@ -1,0 +1,52 @@
+"""``karvdash-hub``: check the settings, then run JupyterHub with the
+project's configuration. JupyterHub's own options (``--ip``, ``--port``,
+``--debug``, ...) pass through."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from .auth import admin_password
+from .hubconfig import proxy_command
+from .paths import HUB_CONFIG_FILE, SHIPPED_PROFILES_DIR
+from .profiles import ProfileError, load_profiles
+from .settings import SettingsError, load_settings
+
+USAGE = """usage: karvdash-hub [JUPYTERHUB OPTIONS]
+
+Runs JupyterHub with karvdash-hub's configuration. Settings come from the
+values file named by $KARVDASH_VALUES and from KARVDASH_* environment
+variables (see the README). Any JupyterHub option passes through, for
+example --port 8080 or --debug; `jupyterhub --help-all` lists them.
+"""
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] in (["-h"], ["--help"]):
+        print(USAGE)
+        return
+    try:
+        settings = load_settings()
+        load_profiles([SHIPPED_PROFILES_DIR, Path(settings.stateDir) / "profiles"], settings.disabledProfiles)
+    except (SettingsError, ProfileError) as error:
+        sys.exit(f"karvdash-hub: {error}")
+
+    if settings.authenticator == "native":
+        password, path, generated = admin_password(settings)
+        if generated:
+            print(f"karvdash-hub: log in as {settings.adminUsername!r} with password {password}")
+            print(f"karvdash-hub: (generated once, kept in {path}, readable by you only)")
+        elif path:
+            print(f"karvdash-hub: log in as {settings.adminUsername!r}; the password is in {path}")
+    if proxy_command() == ["configurable-http-proxy"]:
+        sys.exit("karvdash-hub: configurable-http-proxy not found; run `make run` or `npm install` in the project")
+
+    command = [sys.executable, "-m", "jupyterhub", "-f", str(HUB_CONFIG_FILE), *argv]
+    os.execv(sys.executable, command)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""Fixtures shared by the test suite: a real hub process and a real browser."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests import browser as browser_setup
+from tests.hubprocess import start_hub
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    """A karvdash-hub in local mode, shared by the tests of one module."""
+    running = start_hub(tmp_path_factory.mktemp("hub"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not os.path.exists(browser_setup.CHROMIUM):
+        pytest.fail(f"chromium not found at {browser_setup.CHROMIUM}; `make test` installs Debian's chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = browser_setup.launch(playwright)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context()
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    yield page
+    context.close()

@@ -1,0 +1,179 @@
+"""A real karvdash-hub for tests: the ``karvdash-hub`` command as a child
+process, with the real configurable-http-proxy and a SQLite database in a
+temporary state folder, on free loopback ports."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+HUB_COMMAND = [str(Path(sys.executable).parent / "karvdash-hub")]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class RunningHub:
+    url: str
+    state_dir: Path
+    log_path: Path
+    process: subprocess.Popen
+    admin: str = "admin"
+    admin_password: str = ""
+    _sessions: dict = field(default_factory=dict)
+
+    @property
+    def hub_api(self) -> str:
+        return self.url + "/hub/api"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def login(self, username: str, password: str) -> requests.Session:
+        """A requests session logged in through the hub's login form."""
+        session = requests.Session()
+        page = session.get(self.url + "/hub/login", timeout=30)
+        xsrf = session.cookies.get("_xsrf") or _xsrf_from(page.text)
+        response = session.post(
+            self.url + "/hub/login",
+            data={"username": username, "password": password, "_xsrf": xsrf},
+            allow_redirects=False,
+            timeout=30,
+        )
+        if response.status_code != 302:
+            raise AssertionError(f"login of {username} failed: {response.status_code}")
+        session.headers["X-XSRFToken"] = session.cookies.get("_xsrf", xsrf)
+        return session
+
+    def admin_session(self) -> requests.Session:
+        if "admin" not in self._sessions:
+            self._sessions["admin"] = self.login(self.admin, self.admin_password)
+        return self._sessions["admin"]
+
+    def token_for(self, username: str, password: str | None = None, scopes: list[str] | None = None) -> str:
+        """An API token of ``username``, made by the admin (or by the user when
+        a password is given)."""
+        session = self.login(username, password) if password else self.admin_session()
+        body = {"note": "test"}
+        if scopes is not None:
+            body["scopes"] = scopes
+        response = session.post(f"{self.hub_api}/users/{username}/tokens", json=body, timeout=30)
+        response.raise_for_status()
+        return response.json()["token"]
+
+    def api(self, method: str, path: str, token: str | None = None, **kwargs) -> requests.Response:
+        headers = kwargs.pop("headers", {})
+        if token:
+            headers["Authorization"] = f"token {token}"
+        return requests.request(method, self.hub_api + path, headers=headers, timeout=60, **kwargs)
+
+    def create_user(self, username: str, password: str, email: str | None = None) -> None:
+        """Sign up and have the admin approve, as a person would (no browser)."""
+        session = requests.Session()
+        page = session.get(self.url + "/hub/signup", timeout=30)
+        xsrf = session.cookies.get("_xsrf") or _xsrf_from(page.text)
+        response = session.post(
+            self.url + "/hub/signup",
+            data={
+                "username": username,
+                "email": email or f"{username}@example.org",
+                "signup_password": password,
+                "signup_password_confirmation": password,
+                "_xsrf": xsrf,
+            },
+            timeout=30,
+        )
+        assert response.status_code == 200, response.text
+        admin = self.admin_session()
+        response = admin.post(
+            f"{self.url}/hub/authorize/{username}",
+            data={"_xsrf": admin.cookies.get("_xsrf")},
+            allow_redirects=False,
+            timeout=30,
+        )
+        assert response.status_code == 302, response.status_code
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+def _xsrf_from(html: str) -> str:
+    match = re.search(r'name="_xsrf" value="([^"]+)"', html)
+    return match.group(1) if match else ""
+
+
+def hub_environment(state_dir: Path, extra: dict | None = None) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KARVDASH_")}
+    env.update({"KARVDASH_STATE_DIR": str(state_dir), "KARVDASH_ADMIN_PASSWORD": "admin-secret-pw"})
+    env.update(extra or {})
+    return env
+
+
+def start_hub(state_dir: Path, env: dict | None = None, args: list[str] = (), timeout: float = 60) -> RunningHub:
+    """Start karvdash-hub and wait until its API answers."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    port, hub_port, api_port = free_port(), free_port(), free_port()
+    environment = hub_environment(state_dir, env)
+    log_path = state_dir / "hub.log"
+    command = [
+        *HUB_COMMAND,
+        f"--port={port}",
+        f"--JupyterHub.hub_port={hub_port}",
+        f"--ConfigurableHTTPProxy.api_url=http://127.0.0.1:{api_port}",
+        *args,
+    ]
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            command, env=environment, stdout=log, stderr=subprocess.STDOUT, cwd=state_dir, start_new_session=True
+        )
+    hub = RunningHub(
+        url=f"http://127.0.0.1:{port}",
+        state_dir=state_dir,
+        log_path=log_path,
+        process=process,
+        admin_password=environment["KARVDASH_ADMIN_PASSWORD"],
+    )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"karvdash-hub exited with {process.returncode}:\n{hub.log()}")
+        try:
+            if requests.get(hub.hub_api, timeout=2).status_code == 200:
+                return hub
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.3)
+    hub.stop()
+    raise RuntimeError(f"karvdash-hub did not answer in {timeout}s:\n{hub.log()}")
+
+
+def run_hub_until_exit(state_dir: Path, env: dict, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run karvdash-hub expecting it to refuse to start."""
+    return subprocess.run(
+        [*HUB_COMMAND, f"--port={free_port()}"],
+        env=hub_environment(state_dir, env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=state_dir if state_dir.exists() else None,
+    )

@@ -1,0 +1,16 @@
+"""Labels and annotations that karvdash-hub puts on Kubernetes objects, in one
+place: the spawner, the webhook, the dashboard and the chart must agree."""
+
+# Namespaces of users carry this label; the webhook acts only on them.
+NAMESPACE_LABEL = "karvdash.io/user-namespace"
+NAMESPACE_LABEL_VALUE = "enabled"
+# The hub user a namespace (or an object in it) belongs to.
+OWNER_LABEL = "karvdash.io/owner"
+# A pod labelled with this set to "false" gets no datasets mounted.
+DATASETS_LABEL = "karvdash.io/datasets"
+# Service instances from templates.
+INSTANCE_LABEL = "karvdash.io/instance"
+TEMPLATE_LABEL = "karvdash.io/template"
+VALUES_ANNOTATION = "karvdash.io/values"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY_VALUE = "karvdash-hub"

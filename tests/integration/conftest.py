@@ -1,0 +1,1 @@
+from tests.kube.fixtures import *  # noqa: F401,F403

@@ -14,3 +14,11 @@ TEMPLATE_LABEL = "karvdash.io/template"
 VALUES_ANNOTATION = "karvdash.io/values"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY_VALUE = "karvdash-hub"
+
+# The Secret (it holds a token) in each user namespace with the dashboard API
+# URL and the user's API token, key API_SETTINGS_KEY in INI form. The spawner
+# creates it; the webhook mounts it into every pod at API_SETTINGS_MOUNT_PATH,
+# where karvdashctl looks for /var/lib/karvdash/config.ini.
+API_SETTINGS_SECRET = "karvdash-api"
+API_SETTINGS_KEY = "config.ini"
+API_SETTINGS_MOUNT_PATH = "/var/lib/karvdash"

@@ -282,6 +282,38 @@ class KarvdashConfig(Configurable):
         help="Shortest password accepted at sign-up and password change.",
     )
 
+    # --- dashboard service ----------------------------------------------------------
+
+    dashboardURL = Unicode(
+        "",
+        config=True,
+        help="""Where the hub reaches a dashboard service that runs on its own
+        (the chart's dashboard Deployment), e.g. ``http://karvdash-dashboard:8080``.
+        Empty means the hub starts the dashboard itself on 127.0.0.1.""",
+    )
+
+    dashboardPort = Integer(
+        0,
+        config=True,
+        help="""Loopback port of the dashboard the hub starts itself; 0 picks a
+        free port at every start.""",
+    )
+
+    dashboardAPIToken = Unicode(
+        "",
+        config=True,
+        help="""API token shared by the hub and a dashboard that runs on its own
+        (with ``dashboardURL``); the chart generates it. Unused when the hub
+        starts the dashboard (the hub makes one).""",
+    )
+
+    uploadExpiry = Integer(
+        86400,
+        config=True,
+        help="""Seconds after which an unfinished upload (its staged part in
+        ``uploads/``) is removed.""",
+    )
+
     # --- validation -----------------------------------------------------------------
 
     @validate("stateDir", "filesMountPath")
@@ -367,6 +399,22 @@ class KarvdashConfig(Configurable):
             raise TraitError("must be lowercase letters and digits")
         return proposal["value"]
 
+    @validate("dashboardURL")
+    def _valid_dashboard_url(self, proposal):
+        return proposal["value"] and _check_http_url("dashboardURL", proposal["value"], allow_path=False)
+
+    @validate("dashboardPort")
+    def _valid_dashboard_port(self, proposal):
+        if not 0 <= proposal["value"] <= 65535:
+            raise TraitError("must be a port number (0 to 65535)")
+        return proposal["value"]
+
+    @validate("uploadExpiry")
+    def _valid_upload_expiry(self, proposal):
+        if proposal["value"] < 60:
+            raise TraitError("must be at least 60 seconds")
+        return proposal["value"]
+
     @validate("minimumPasswordLength")
     def _valid_password_length(self, proposal):
         if proposal["value"] < 1:
@@ -382,6 +430,11 @@ class KarvdashConfig(Configurable):
             raise SettingsError(
                 "filesMountPath",
                 "is required with an nfs:// filesURL: the hub and the dashboard need the export mounted somewhere",
+            )
+        if self.dashboardURL and len(self.dashboardAPIToken) < 32:
+            raise SettingsError(
+                "dashboardAPIToken",
+                "is required (32 characters or more) when dashboardURL is set: the hub and the dashboard share it",
             )
         if self.adminPassword and len(self.adminPassword) < self.minimumPasswordLength:
             raise SettingsError(

@@ -314,6 +314,34 @@ class KarvdashConfig(Configurable):
         ``uploads/``) is removed.""",
     )
 
+    # --- admission webhook ------------------------------------------------------------
+
+    webhookAddress = Unicode(
+        "127.0.0.1",
+        config=True,
+        help="""Address the admission webhook listens on (``karvdash-webhook``).
+        The chart sets ``0.0.0.0`` inside the webhook's pod.""",
+    )
+
+    webhookPort = Integer(
+        8443,
+        config=True,
+        help="HTTPS port of the admission webhook.",
+    )
+
+    webhookCertFile = Unicode(
+        "",
+        config=True,
+        help="""PEM certificate (chain) the webhook serves; the chart mounts
+        the one cert-manager issues. Reloaded when the file changes.""",
+    )
+
+    webhookKeyFile = Unicode(
+        "",
+        config=True,
+        help="PEM private key of ``webhookCertFile``.",
+    )
+
     # --- validation -----------------------------------------------------------------
 
     @validate("stateDir", "filesMountPath")
@@ -408,6 +436,16 @@ class KarvdashConfig(Configurable):
         if not 0 <= proposal["value"] <= 65535:
             raise TraitError("must be a port number (0 to 65535)")
         return proposal["value"]
+
+    @validate("webhookPort")
+    def _valid_webhook_port(self, proposal):
+        if not 1 <= proposal["value"] <= 65535:
+            raise TraitError("must be a port number (1 to 65535)")
+        return proposal["value"]
+
+    @validate("webhookCertFile", "webhookKeyFile")
+    def _valid_webhook_tls_file(self, proposal):
+        return proposal["value"] and _check_absolute_path(proposal["value"])
 
     @validate("uploadExpiry")
     def _valid_upload_expiry(self, proposal):

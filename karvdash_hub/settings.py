@@ -216,6 +216,49 @@ class KarvdashConfig(Configurable):
         help="Tolerations added to pods of GPU profiles (Kubernetes toleration objects).",
     )
 
+    # --- user namespaces (kubernetes mode) ---------------------------------------------
+
+    namespaceTemplate = Unicode(
+        "karvdash-{username}",
+        config=True,
+        help="""Name of each user's namespace; ``{username}`` is replaced by the
+        user's name. The spawner, the dashboard and the webhook all use it.""",
+    )
+
+    namespaceRole = Enum(
+        ["edit", "admin"],
+        "edit",
+        config=True,
+        help="""Built-in ClusterRole that the ``default`` service account of a
+        user namespace gets in that namespace (by a RoleBinding): ``edit``
+        (workloads, services, secrets) or ``admin`` (also Roles and
+        RoleBindings inside the namespace). Never cluster-wide.""",
+    )
+
+    deletePrivateFilesWithUser = Bool(
+        False,
+        config=True,
+        help="""When a user is deleted, also delete their private folder
+        (``private/<user>``). Off by default: files outlive accounts unless
+        the administrator says otherwise.""",
+    )
+
+    dashboardAPIURL = Unicode(
+        "",
+        config=True,
+        help="""URL of the dashboard's REST API as pods reach it, written with a
+        token into each user namespace (the Secret ``karvdash-api``) for
+        ``karvdashctl``. Empty means ``<ingressURL>/services/karvdash/api/``.""",
+    )
+
+    appProxyImage = Unicode(
+        "karvdash-hub:latest",
+        config=True,
+        help="""Image of the sidecar that puts the hub's login in front of
+        non-Jupyter apps (profiles with ``app:``); it runs
+        ``jupyter-standaloneproxy``, which the karvdash-hub image contains.""",
+    )
+
     # --- look ---------------------------------------------------------------------
 
     dashboardTitle = Unicode(
@@ -421,6 +464,30 @@ class KarvdashConfig(Configurable):
             raise TraitError(f"{value!r} is not a namespace name")
         return value
 
+    @validate("namespaceTemplate")
+    def _valid_namespace_template(self, proposal):
+        value = proposal["value"]
+        rest = value.replace("{username}", "", 1)
+        if "{username}" not in value or "{" in rest or "}" in rest:
+            raise TraitError(f"{value!r} must contain {{username}} once and no other {{...}} field")
+        # the longest usernames must still give a namespace name
+        for sample in ("a" * 32, "0" * 32):
+            name = value.replace("{username}", sample)
+            if not DNS_LABEL.match(name):
+                raise TraitError(f"{value!r} gives {name!r} for a 32-character username: not a namespace name")
+        return value
+
+    @validate("dashboardAPIURL")
+    def _valid_dashboard_api_url(self, proposal):
+        return proposal["value"] and _check_http_url("dashboardAPIURL", proposal["value"])
+
+    @validate("appProxyImage")
+    def _valid_image(self, proposal):
+        value = proposal["value"]
+        if not value or any(c.isspace() for c in value):
+            raise TraitError(f"{value!r} is not an image reference")
+        return value
+
     @validate("adminUsername")
     def _valid_admin_name(self, proposal):
         if not re.match(USERNAME_PATTERN, proposal["value"]):
@@ -495,6 +562,17 @@ class KarvdashConfig(Configurable):
     @property
     def ingress_domain(self) -> str:
         return urlsplit(self.ingressURL).hostname or ""
+
+    def user_namespace(self, username: str) -> str:
+        """The namespace of ``username`` (``namespaceTemplate``)."""
+        if not re.match(USERNAME_PATTERN, username):
+            raise ValueError(f"{username!r} is not a karvdash username")
+        return self.namespaceTemplate.replace("{username}", username)
+
+    @property
+    def dashboard_api_url(self) -> str:
+        """Where pods reach the dashboard's REST API."""
+        return self.dashboardAPIURL or f"{self.ingressURL.rstrip('/')}/services/karvdash/api/"
 
 
 def parse_files_url(url: str) -> tuple[str, str, str]:

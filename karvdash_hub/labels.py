@@ -22,3 +22,5 @@ MANAGED_BY_VALUE = "karvdash-hub"
 API_SETTINGS_SECRET = "karvdash-api"
 API_SETTINGS_KEY = "config.ini"
 API_SETTINGS_MOUNT_PATH = "/var/lib/karvdash"
+# On pods: the volumes the admission webhook added (comma-separated names).
+ADDED_VOLUMES_ANNOTATION = "karvdash.io/added-volumes"

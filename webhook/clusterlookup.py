@@ -1,0 +1,90 @@
+"""What the webhook asks the Kubernetes API: who owns a namespace, which
+datasets it has. The thin I/O layer under :mod:`karvdash_webhook.reviews`.
+
+The owner comes from the namespace's ``karvdash.io/owner`` label (set by the
+spawner when it creates the namespace) rather than from the namespace name,
+so a change of the naming scheme cannot hand one user's files to another.
+Owners are cached for a minute: a namespace's owner never changes while the
+namespace exists, and the lookup is on every pod's admission path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+
+import aiohttp
+
+from kubernetes_asyncio import client, config
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from karvdash_hub.labels import OWNER_LABEL
+
+log = logging.getLogger("karvdash_webhook")
+
+DATASETS_VERSION = "v1alpha1"
+DATASETS_PLURAL = "datasets"
+
+
+class ClusterUnavailable(RuntimeError):
+    """The Kubernetes API could not answer."""
+
+
+async def api_client() -> client.ApiClient:
+    """A client from the pod's service account, else from KUBECONFIG."""
+    configuration = client.Configuration()
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        config.load_incluster_config(client_configuration=configuration)
+    else:
+        await config.load_kube_config(client_configuration=configuration, persist_config=False)
+    return client.ApiClient(configuration)
+
+
+class ClusterLookup:
+    def __init__(self, api: client.ApiClient, datasets_group: str, *, timeout: float = 5.0,
+                 owner_ttl: float = 60.0):
+        self.core = client.CoreV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+        self.datasets_group = datasets_group
+        self.timeout = timeout
+        self.owner_ttl = owner_ttl
+        self._owners: dict[str, tuple[float, str | None]] = {}
+
+    async def owner(self, namespace: str) -> str | None:
+        """The namespace's owner, or None if it has no owner label (or is gone)."""
+        cached = self._owners.get(namespace)
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        try:
+            ns = await asyncio.wait_for(self.core.read_namespace(namespace), self.timeout)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise ClusterUnavailable(f"cannot read namespace {namespace}: {e.status} {e.reason}") from None
+        except (asyncio.TimeoutError, OSError, aiohttp.ClientError) as e:
+            raise ClusterUnavailable(f"cannot read namespace {namespace}: {e or 'timed out'}") from None
+        owner = (ns.metadata.labels or {}).get(OWNER_LABEL) or None
+        # only a positive answer is kept: a namespace may get its label a moment later
+        if owner:
+            self._owners[namespace] = (time.monotonic() + self.owner_ttl, owner)
+        return owner
+
+    async def datasets(self, namespace: str) -> list[str]:
+        """Names of the namespace's Datashim Datasets ([] without Datashim)."""
+        try:
+            listing = await asyncio.wait_for(
+                self.custom.list_namespaced_custom_object(
+                    self.datasets_group, DATASETS_VERSION, namespace, DATASETS_PLURAL),
+                self.timeout,
+            )
+        except ApiException as e:
+            if e.status == 404:
+                log.warning("no %s/%s datasets in the cluster (is Datashim installed?)",
+                            self.datasets_group, DATASETS_VERSION)
+                return []
+            raise ClusterUnavailable(f"cannot list datasets in {namespace}: {e.status} {e.reason}") from None
+        except (asyncio.TimeoutError, OSError, aiohttp.ClientError) as e:
+            raise ClusterUnavailable(f"cannot list datasets in {namespace}: {e or 'timed out'}") from None
+        return sorted(item["metadata"]["name"] for item in listing.get("items", []))

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import bcrypt
 
+from jupyterhub.handlers.login import LoginHandler
 from jupyterhub.scopes import needs_scope
 from nativeauthenticator import NativeAuthenticator
 from nativeauthenticator.handlers import LocalBase, SignUpHandler
@@ -24,6 +25,7 @@ from oauthenticator.generic import GenericOAuthenticator
 from tornado import web
 from traitlets import Instance, default
 
+from . import deployment
 from .settings import USERNAME_PATTERN, KarvdashConfig
 
 EMAIL = re.compile(r"^[A-Za-z0-9.+_-]+@[A-Za-z0-9._-]+\.[A-Za-z]{2,}$")
@@ -50,6 +52,21 @@ def admin_password(settings: KarvdashConfig) -> tuple[str, Path | None, bool]:
     with os.fdopen(fd, "w") as f:
         f.write(password + "\n")
     return password, path, True
+
+
+class KarvdashLoginHandler(LoginHandler):
+    """The hub's own login handler, telling apart a sign-up that waits for
+    approval from a wrong password."""
+
+    def _render(self, login_error=None, username=None, **kwargs):
+        if login_error and self.request.method == "POST":
+            info = self.authenticator.get_user(username or "")
+            password = self.get_body_argument("password", "", strip=False)
+            if info is not None and not info.is_authorized and info.is_valid_password(password):
+                login_error = "Your account waits for an administrator's approval."
+            else:
+                login_error = "Wrong username or password."
+        return super()._render(login_error=login_error, username=username, **kwargs)
 
 
 class KarvdashSignUpHandler(SignUpHandler):
@@ -109,7 +126,11 @@ class DiscardHandler(LocalBase):
 class KarvdashAuthenticator(NativeAuthenticator):
     """Hub accounts with sign-up, admin approval and password change."""
 
-    karvdash_settings = Instance(KarvdashConfig, config=True, help="The deployment settings.")
+    karvdash_settings = Instance(KarvdashConfig, help="The deployment settings.")
+
+    @default("karvdash_settings")
+    def _default_karvdash_settings(self):
+        return deployment.current().settings
 
     @default("username_pattern")
     def _default_username_pattern(self):
@@ -177,6 +198,7 @@ class KarvdashAuthenticator(NativeAuthenticator):
 
     def get_handlers(self, app):
         replaced = {
+            r"/login": KarvdashLoginHandler,
             r"/signup": KarvdashSignUpHandler,
             r"/authorize/([^/]*)": ToggleAuthorizationHandler,
             r"/discard/([^/]*)": DiscardHandler,
@@ -191,8 +213,6 @@ class KarvdashOAuthenticator(GenericOAuthenticator):
     the provider must still be lowercase letters and digits, because they
     name folders and namespaces.
     """
-
-    karvdash_settings = Instance(KarvdashConfig, config=True, help="The deployment settings.")
 
     @default("username_pattern")
     def _default_username_pattern(self):

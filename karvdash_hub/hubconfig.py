@@ -16,10 +16,10 @@ import jupyterhub
 from traitlets.config import Config
 
 from . import __version__
+from . import deployment
 from .filedomains import FileDomains
-from .paths import HUB_TEMPLATES_DIR, PROJECT_ROOT, SHIPPED_PROFILES_DIR
-from .profiles import load_profiles
-from .settings import KarvdashConfig, load_settings
+from .paths import HUB_TEMPLATES_DIR, PROJECT_ROOT
+from .settings import KarvdashConfig
 
 DASHBOARD_SERVICE = "karvdash"
 DOCS_URL = "/services/karvdash/docs/"
@@ -71,11 +71,10 @@ def template_vars(settings: KarvdashConfig) -> dict:
 
 def configure(c: Config) -> KarvdashConfig:
     """Apply the karvdash-hub settings to the JupyterHub config ``c``."""
-    settings = load_settings(config=c)
+    settings = deployment.activate(deployment.load(config=c)).settings
     state = Path(settings.stateDir)
     state.mkdir(mode=0o700, parents=True, exist_ok=True)
     FileDomains.from_settings(settings).ensure_folders()
-    profiles = load_profiles([SHIPPED_PROFILES_DIR, state / "profiles"], settings.disabledProfiles)
 
     hub = c.JupyterHub
     _setdefault(hub, "db_url", f"sqlite:///{state / 'jupyterhub.sqlite'}")
@@ -95,9 +94,6 @@ def configure(c: Config) -> KarvdashConfig:
     else:
         from .spawner import KarvdashSpawner as spawner_class
     _setdefault(hub, "spawner_class", spawner_class)
-    spawner_section = c[spawner_class.__name__]
-    spawner_section.karvdash_settings = settings
-    spawner_section.karvdash_profiles = profiles
     _setdefault(c.Spawner, "default_url", "/lab")
 
     if settings.authenticator == "native":
@@ -105,7 +101,6 @@ def configure(c: Config) -> KarvdashConfig:
     else:
         from .auth import KarvdashOAuthenticator as authenticator_class
     _setdefault(hub, "authenticator_class", authenticator_class)
-    c[authenticator_class.__name__].karvdash_settings = settings
     c.Authenticator.admin_users = set(c.Authenticator.get("admin_users", set())) | {settings.adminUsername}
     # accounts are approved (native) or vouched for by the provider (OAuth)
     _setdefault(c.Authenticator, "allow_all", True)

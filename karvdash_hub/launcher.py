@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
+from . import deployment
 from .auth import admin_password
 from .hubconfig import proxy_command
-from .paths import HUB_CONFIG_FILE, SHIPPED_PROFILES_DIR
-from .profiles import ProfileError, load_profiles
-from .settings import SettingsError, load_settings
+from .paths import HUB_CONFIG_FILE
+from .profiles import ProfileError
+from .settings import SettingsError
 
 USAGE = """usage: karvdash-hub [JUPYTERHUB OPTIONS]
 
@@ -29,8 +29,7 @@ def main(argv: list[str] | None = None) -> None:
         print(USAGE)
         return
     try:
-        settings = load_settings()
-        load_profiles([SHIPPED_PROFILES_DIR, Path(settings.stateDir) / "profiles"], settings.disabledProfiles)
+        settings = deployment.load().settings
     except (SettingsError, ProfileError) as error:
         sys.exit(f"karvdash-hub: {error}")
 

@@ -32,6 +32,13 @@ class KarvdashLocalSpawner(ProfileSpawnerMixin, SimpleLocalProcessSpawner):
         # the single-user server of the hub's own environment, wherever it runs from
         return [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
 
+    def get_args(self):
+        args = super().get_args()
+        if os.geteuid() == 0:
+            # containers and CI often run everything as root; Jupyter refuses that by default
+            args.append("--ServerApp.allow_root=True")
+        return args
+
     def profile_unavailable_reason(self, profile: Profile) -> str:
         return profile.local_unavailable_reason()
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import jinja2
 from tornado import web
-from traitlets import Instance, List, default
+from traitlets import HasTraits, Instance, List, default
 
+from . import deployment
 from .paths import HUB_TEMPLATES_DIR
 from .profiles import Profile, Selection, UserOptionsError, options_from_form, select
 from .settings import KarvdashConfig
@@ -18,20 +19,19 @@ _form_env = jinja2.Environment(
 )
 
 
-class ProfileSpawnerMixin:
+class ProfileSpawnerMixin(HasTraits):
     """Mixed into a Spawner: offers the karvdash profiles and applies the choice."""
 
-    karvdash_settings = Instance(
-        KarvdashConfig,
-        config=True,
-        help="The deployment settings (set by the hub configuration).",
-    )
+    karvdash_settings = Instance(KarvdashConfig, help="The deployment settings.")
+    karvdash_profiles = List(Instance(Profile), help="All spawn profiles, validated at start-up.")
 
-    karvdash_profiles = List(
-        Instance(Profile),
-        config=True,
-        help="All spawn profiles, loaded and validated when the hub starts.",
-    )
+    @default("karvdash_settings")
+    def _default_karvdash_settings(self):
+        return deployment.current().settings
+
+    @default("karvdash_profiles")
+    def _default_karvdash_profiles(self):
+        return deployment.current().profiles
 
     selection = Instance(Selection, allow_none=True, help="The validated choice of the current start.")
 
@@ -63,7 +63,7 @@ class ProfileSpawnerMixin:
                 "profile": p,
                 "reason": self.profile_unavailable_reason(p),
                 "selected": p.slug == current.get("profile"),
-                "values": current if p.slug == current.get("profile") else {},
+                "chosen": current if p.slug == current.get("profile") else {},
             }
             for p in profiles
         ]

@@ -67,7 +67,10 @@ class RunningHub:
     def token_for(self, username: str, password: str | None = None, scopes: list[str] | None = None) -> str:
         """An API token of ``username``, made by the admin (or by the user when
         a password is given)."""
-        session = self.login(username, password) if password else self.admin_session()
+        if password:
+            session = self.login(username, password)
+        else:
+            session = self._sessions.get(username) or self.admin_session()
         body = {"note": "test"}
         if scopes is not None:
             body["scopes"] = scopes
@@ -106,6 +109,8 @@ class RunningHub:
             timeout=30,
         )
         assert response.status_code == 302, response.status_code
+        # the hub knows a user from the first login on
+        self._sessions[username] = self.login(username, password)
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -259,6 +259,41 @@ class KarvdashConfig(Configurable):
         ``jupyter-standaloneproxy``, which the karvdash-hub image contains.""",
     )
 
+    # --- services from templates ---------------------------------------------------
+
+    ingressClassName = Unicode(
+        "nginx",
+        config=True,
+        help="""IngressClass of the ingresses of services (set on those whose
+        template names none). Protection by the hub's login needs
+        ingress-nginx.""",
+    )
+
+    serviceAuthURL = Unicode(
+        "",
+        config=True,
+        help="""Base URL that ingress-nginx calls to check each request to a
+        protected service (the dashboard's ``ingress-auth/check`` endpoint as
+        the ingress controller reaches it, e.g.
+        ``http://karvdash-dashboard.karvdash.svc:8080/services/karvdash/ingress-auth/check``).
+        Empty means ``<ingressURL>/services/karvdash/ingress-auth/check``.""",
+    )
+
+    serviceAuthAdmins = Bool(
+        False,
+        config=True,
+        help="""Let administrators open every user's protected services (by
+        default only the owner may).""",
+    )
+
+    hubNamespace = Unicode(
+        "",
+        config=True,
+        help="""Namespace of the hub and the dashboard; claims of
+        ``serviceURLPrefixes`` are kept there. Empty means the namespace of the
+        pod's service account, or ``default`` outside a pod.""",
+    )
+
     # --- look ---------------------------------------------------------------------
 
     dashboardTitle = Unicode(
@@ -457,7 +492,18 @@ class KarvdashConfig(Configurable):
             raise TraitError(f"unknown dataset types {unknown}; known: {sorted(known)}")
         return proposal["value"]
 
-    @validate("argoNamespace")
+    @validate("serviceAuthURL")
+    def _valid_service_auth_url(self, proposal):
+        return proposal["value"] and _check_http_url("serviceAuthURL", proposal["value"])
+
+    @validate("ingressClassName")
+    def _valid_ingress_class(self, proposal):
+        value = proposal["value"]
+        if value and not DNS_LABEL.match(value):
+            raise TraitError(f"{value!r} is not an IngressClass name")
+        return value
+
+    @validate("argoNamespace", "hubNamespace")
     def _valid_namespace(self, proposal):
         value = proposal["value"]
         if value and not DNS_LABEL.match(value):

@@ -72,6 +72,11 @@ def template_vars(settings: KarvdashConfig) -> dict:
 def configure(c: Config) -> KarvdashConfig:
     """Apply the karvdash-hub settings to the JupyterHub config ``c``."""
     settings = deployment.activate(deployment.load(config=c)).settings
+    # traitlets sections of the values file (the chart's hub.config, as in
+    # z2jh), under what jupyterhub_config.py itself set (it wins in the merge)
+    for section, values in settings.config.items():
+        if section != "KarvdashConfig":
+            c[section] = values
     state = Path(settings.stateDir)
     state.mkdir(mode=0o700, parents=True, exist_ok=True)
     FileDomains.from_settings(settings).ensure_folders()

@@ -243,7 +243,7 @@ class KarvdashConfig(Configurable):
         the administrator says otherwise.""",
     )
 
-    dashboardAPIURL = Unicode(
+    karvdashctlURL = Unicode(
         "",
         config=True,
         help="""URL of the dashboard's REST API as pods reach it, written with a
@@ -523,9 +523,9 @@ class KarvdashConfig(Configurable):
                 raise TraitError(f"{value!r} gives {name!r} for a 32-character username: not a namespace name")
         return value
 
-    @validate("dashboardAPIURL")
-    def _valid_dashboard_api_url(self, proposal):
-        return proposal["value"] and _check_http_url("dashboardAPIURL", proposal["value"])
+    @validate("karvdashctlURL")
+    def _valid_karvdashctl_url(self, proposal):
+        return proposal["value"] and _check_http_url("karvdashctlURL", proposal["value"])
 
     @validate("appProxyImage")
     def _valid_image(self, proposal):
@@ -618,7 +618,7 @@ class KarvdashConfig(Configurable):
     @property
     def dashboard_api_url(self) -> str:
         """Where pods reach the dashboard's REST API."""
-        return self.dashboardAPIURL or f"{self.ingressURL.rstrip('/')}/services/karvdash/api/"
+        return self.karvdashctlURL or f"{self.ingressURL.rstrip('/')}/services/karvdash/api/"
 
 
 def parse_files_url(url: str) -> tuple[str, str, str]:

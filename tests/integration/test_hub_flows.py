@@ -188,3 +188,52 @@ def test_a_bad_setting_stops_start_up_with_its_name(tmp_path):
     result = run_hub_until_exit(tmp_path / "state", {"KARVDASH_MODE": "kubernetes"})
     assert result.returncode != 0
     assert "setting ingressURL: is required in kubernetes mode" in result.stderr
+
+
+def test_named_servers(hub):
+    hub.create_user("fred", "fred-password-1")
+    token = hub.token_for("fred")
+    started = hub.api("POST", "/users/fred/servers/analysis", token=token, json={"profile": "jupyter"})
+    assert started.status_code in (201, 202), started.text
+    import time
+
+    for _ in range(120):
+        server = hub.api("GET", "/users/fred", token=token).json()["servers"].get("analysis", {})
+        if server.get("ready"):
+            break
+        time.sleep(0.5)
+    assert server["ready"] and server["url"] == "/user/fred/analysis/"
+    status = requests.get(hub.url + "/user/fred/analysis/api/status", headers={"Authorization": f"token {token}"}, timeout=30)
+    assert status.status_code == 200
+    assert hub.api("DELETE", "/users/fred/servers/analysis", token=token, json={"remove": True}).status_code in (202, 204)
+
+
+def test_single_sign_on_is_selected_by_settings(tmp_path):
+    values = tmp_path / "values.yaml"
+    values.write_text(
+        "karvdash:\n"
+        "  authenticator: oauth\n"
+        "hub:\n"
+        "  config:\n"
+        "    GenericOAuthenticator:\n"
+        "      client_id: karvdash\n"
+        "      client_secret: not-used\n"
+        "      login_service: Example SSO\n"
+        "      authorize_url: https://sso.example.org/realms/lab/protocol/openid-connect/auth\n"
+        "      token_url: https://sso.example.org/realms/lab/protocol/openid-connect/token\n"
+        "      userdata_url: https://sso.example.org/realms/lab/protocol/openid-connect/userinfo\n"
+    )
+    sso_hub = start_hub(tmp_path / "state", env={"KARVDASH_VALUES": str(values)})
+    try:
+        login = requests.get(sso_hub.url + "/hub/login", timeout=30)
+        assert "Sign in with Example SSO" in login.text
+        assert 'id="signup-link"' not in login.text
+        redirect = requests.get(sso_hub.url + "/hub/oauth_login", allow_redirects=False, timeout=30)
+        assert redirect.status_code == 302
+        location = redirect.headers["Location"]
+        assert location.startswith("https://sso.example.org/realms/lab/protocol/openid-connect/auth?")
+        assert "client_id=karvdash" in location
+        # the hub's own sign-up does not exist with single sign-on
+        assert requests.get(sso_hub.url + "/hub/signup", timeout=30).status_code == 404
+    finally:
+        sso_hub.stop()

@@ -24,3 +24,7 @@ API_SETTINGS_KEY = "config.ini"
 API_SETTINGS_MOUNT_PATH = "/var/lib/karvdash"
 # On pods: the volumes the admission webhook added (comma-separated names).
 ADDED_VOLUMES_ANNOTATION = "karvdash.io/added-volumes"
+# Bookkeeping objects of service instances: "record" (one ConfigMap per
+# instance, what the list shows), "singleton" (a template's one instance)
+# and "url-prefix" (a claimed serviceURLPrefixes entry, in the hub's namespace).
+INSTANCE_PART_LABEL = "karvdash.io/instance-part"

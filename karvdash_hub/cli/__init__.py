@@ -1,0 +1,1 @@
+"""``karvdashctl``: the dashboard's REST API from a terminal or a notebook."""

@@ -1,0 +1,83 @@
+"""``karvdashctl``: subcommands over the dashboard's REST API.
+
+Each command module defines ``register(subparsers)``; its parsers set
+``run(client, args, out) -> exit code``. Service and template commands
+(list_services, create_service, exec_service, delete_service,
+list_templates, add_template, get_template, remove_template) join as one
+more module in :data:`COMMAND_MODULES` when their API is there.
+
+Exit codes: 0 done; 1 the dashboard failed (5xx) or another error;
+2 bad command line; 3 no configuration or the dashboard is unreachable;
+4 not allowed (401/403: token, scope); 5 not found (404); 6 conflict (409,
+e.g. the name exists); 7 other refusals (400, 413, 416, 507...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import filecommands
+from .client import APIProblem, DashboardClient
+from .connection import ConnectionProblem, find_connection
+from .filecommands import UsageProblem
+from .output import Output
+
+COMMAND_MODULES = [filecommands]
+
+EXIT_ERROR, EXIT_USAGE, EXIT_CONNECTION, EXIT_FORBIDDEN, EXIT_NOT_FOUND, EXIT_CONFLICT, EXIT_REFUSED = 1, 2, 3, 4, 5, 6, 7
+
+
+def exit_code(status: int) -> int:
+    if status in (401, 403):
+        return EXIT_FORBIDDEN
+    if status == 404:
+        return EXIT_NOT_FOUND
+    if status == 409:
+        return EXIT_CONFLICT
+    if 400 <= status < 500 or status == 507:
+        return EXIT_REFUSED
+    return EXIT_ERROR
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="karvdashctl",
+        description="Work with the karvdash dashboard from a terminal or a notebook.",
+        epilog=__doc__.split("\n\n", 2)[-1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    top.add_argument("--url", help="the dashboard's address, e.g. https://example.org/services/karvdash/")
+    top.add_argument("--token", help="a hub API token (better: a config file, see --help of the docs)")
+    top.add_argument("--json", action="store_true", help="print results as JSON")
+    commands = top.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in COMMAND_MODULES:
+        module.register(commands)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    out = Output(as_json=args.json)
+    try:
+        client = DashboardClient(find_connection(args.url, args.token))
+        return args.run(client, args, out)
+    except UsageProblem as problem:
+        out.error(str(problem))
+        return EXIT_USAGE
+    except ConnectionProblem as problem:
+        out.error(str(problem))
+        return EXIT_CONNECTION
+    except APIProblem as problem:
+        out.error(f"{problem.message} ({problem.status})", problem.status)
+        return exit_code(problem.status)
+    except KeyboardInterrupt:
+        out.error("interrupted")
+        return 130
+    except OSError as problem:
+        out.error(str(problem))
+        return EXIT_ERROR
+
+
+def run() -> None:
+    sys.exit(main())

@@ -1,0 +1,226 @@
+// What every dashboard page shares: API calls with the hub's XSRF token,
+// flash messages, confirmation and text dialogs, sortable tables and the
+// active entry of the navigation bar.
+(function () {
+  "use strict";
+
+  const page = JSON.parse((document.getElementById("karvdash-page") || {}).textContent || "{}");
+  const prefix = page.prefix || "/services/karvdash/";
+
+  class ApiError extends Error {
+    constructor(status, message, body) {
+      super(message);
+      this.status = status;
+      this.body = body || {};
+    }
+  }
+
+  function apiUrl(path, query) {
+    const url = new URL(prefix + "api/" + path, window.location.origin);
+    for (const [key, value] of Object.entries(query || {})) {
+      if (value !== undefined && value !== null && value !== "") url.searchParams.set(key, value);
+    }
+    return url.pathname + url.search;
+  }
+
+  // Paths inside a domain, with every part encoded (names may hold # ? % and spaces).
+  function encodePath(path) {
+    return path.split("/").filter(Boolean).map(encodeURIComponent).join("/");
+  }
+
+  async function api(method, path, { body, query } = {}) {
+    const headers = { "X-XSRFToken": window.jhdata.xsrf_token };
+    const options = { method, headers, credentials: "same-origin" };
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      options.body = JSON.stringify(body);
+    }
+    let response;
+    try {
+      response = await fetch(apiUrl(path, query), options);
+    } catch (error) {
+      throw new ApiError(0, "The dashboard cannot be reached: " + error.message);
+    }
+    if (response.status === 204) return null;
+    let data = null;
+    try {
+      data = await response.json();
+    } catch (error) {
+      data = { message: response.statusText };
+    }
+    if (!response.ok) throw new ApiError(response.status, data.message || response.statusText, data);
+    return data;
+  }
+
+  function flash(kind, message) {
+    const area = document.getElementById("karvdash-flash");
+    const alert = document.createElement("div");
+    alert.className = `alert alert-${kind} alert-dismissible fade show karvdash-flash-message`;
+    alert.setAttribute("role", kind === "danger" ? "alert" : "status");
+    alert.textContent = message;
+    const close = document.createElement("button");
+    close.type = "button";
+    close.className = "btn-close";
+    close.setAttribute("data-bs-dismiss", "alert");
+    close.setAttribute("aria-label", "Close");
+    alert.appendChild(close);
+    area.appendChild(alert);
+    if (kind === "success") setTimeout(() => alert.remove(), 6000);
+  }
+
+  // A modal built on the fly; resolves with the button's value (or null when dismissed).
+  function dialog({ title, body, confirmLabel, danger, input }) {
+    return new Promise((resolve) => {
+      const modal = document.createElement("div");
+      modal.className = "modal fade karvdash-dialog";
+      modal.tabIndex = -1;
+      modal.setAttribute("aria-labelledby", "karvdash-dialog-title");
+      modal.innerHTML = `
+        <div class="modal-dialog"><form class="modal-content">
+          <div class="modal-header">
+            <h2 class="modal-title fs-5" id="karvdash-dialog-title"></h2>
+            <button type="button" class="btn-close" data-bs-dismiss="modal" aria-label="Close"></button>
+          </div>
+          <div class="modal-body"></div>
+          <div class="modal-footer">
+            <button type="button" class="btn btn-secondary" data-bs-dismiss="modal">Cancel</button>
+            <button type="submit" class="btn karvdash-dialog-confirm"></button>
+          </div>
+        </form></div>`;
+      modal.querySelector(".modal-title").textContent = title;
+      const bodyArea = modal.querySelector(".modal-body");
+      if (typeof body === "string") {
+        const p = document.createElement("p");
+        p.textContent = body;
+        bodyArea.appendChild(p);
+      } else if (body) {
+        bodyArea.appendChild(body);
+      }
+      let field = null;
+      if (input) {
+        const label = document.createElement("label");
+        label.className = "form-label";
+        label.textContent = input.label;
+        label.htmlFor = "karvdash-dialog-input";
+        field = document.createElement("input");
+        field.className = "form-control";
+        field.id = "karvdash-dialog-input";
+        field.value = input.value || "";
+        field.required = true;
+        bodyArea.append(label, field);
+      }
+      const confirm = modal.querySelector(".karvdash-dialog-confirm");
+      confirm.textContent = confirmLabel;
+      confirm.classList.add(danger ? "btn-danger" : "btn-primary");
+      let result = null;
+      modal.querySelector("form").addEventListener("submit", (event) => {
+        event.preventDefault();
+        result = field ? field.value : true;
+        instance.hide();
+      });
+      modal.addEventListener("shown.bs.modal", () => (field || confirm).focus());
+      modal.addEventListener("hidden.bs.modal", () => {
+        instance.dispose();
+        modal.remove();
+        resolve(result);
+      });
+      document.body.appendChild(modal);
+      const instance = new bootstrap.Modal(modal);
+      instance.show();
+    });
+  }
+
+  function confirmAction(title, message, confirmLabel, danger = true) {
+    return dialog({ title, body: message, confirmLabel, danger }).then((value) => value === true);
+  }
+
+  function promptText(title, label, value, confirmLabel, body) {
+    return dialog({ title, body, confirmLabel, input: { label, value } });
+  }
+
+  // Tables with <th data-sort="key"> sort by each row's <td data-value>;
+  // rows keep their data-group order (folders before files).
+  function makeSortable(table, onSort) {
+    const headers = table.querySelectorAll("th[data-sort]");
+    headers.forEach((th, index) => {
+      th.classList.add("karvdash-sortable");
+      th.tabIndex = 0;
+      const sortBy = () => {
+        const ascending = th.getAttribute("aria-sort") !== "ascending";
+        headers.forEach((other) => other.removeAttribute("aria-sort"));
+        th.setAttribute("aria-sort", ascending ? "ascending" : "descending");
+        sortTable(table);
+        if (onSort) onSort(th.dataset.sort, ascending);
+      };
+      th.addEventListener("click", sortBy);
+      th.addEventListener("keydown", (event) => {
+        if (event.key === "Enter" || event.key === " ") {
+          event.preventDefault();
+          sortBy();
+        }
+      });
+    });
+  }
+
+  function sortTable(table) {
+    const th = table.querySelector("th[aria-sort]");
+    if (!th) return;
+    const column = Array.from(th.parentNode.children).indexOf(th);
+    const direction = th.getAttribute("aria-sort") === "ascending" ? 1 : -1;
+    const numeric = th.dataset.type === "number";
+    const body = table.tBodies[0];
+    const rows = Array.from(body.rows);
+    rows.sort((a, b) => {
+      const group = (a.dataset.group || "").localeCompare(b.dataset.group || "");
+      if (group) return group;
+      const x = a.cells[column].dataset.value;
+      const y = b.cells[column].dataset.value;
+      const order = numeric ? Number(x) - Number(y) : x.localeCompare(y, undefined, { numeric: true });
+      return order * direction;
+    });
+    rows.forEach((row) => body.appendChild(row));
+  }
+
+  function formatSize(bytes) {
+    if (bytes < 1024) return `${bytes} B`;
+    const units = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    let value = bytes;
+    let unit = -1;
+    do {
+      value /= 1024;
+      unit += 1;
+    } while (value >= 1024 && unit < units.length - 1);
+    return `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
+  }
+
+  function formatDate(seconds) {
+    return new Date(seconds * 1000).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+  }
+
+  function markActiveNav() {
+    const active = page.active;
+    const link = active && document.getElementById(`nav-${active}`);
+    if (link) {
+      link.classList.add("active");
+      link.setAttribute("aria-current", "page");
+    }
+  }
+
+  markActiveNav();
+
+  window.karvdash = {
+    ApiError,
+    api,
+    apiUrl,
+    encodePath,
+    flash,
+    dialog,
+    confirmAction,
+    promptText,
+    makeSortable,
+    sortTable,
+    formatSize,
+    formatDate,
+    prefix,
+  };
+})();

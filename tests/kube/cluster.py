@@ -365,8 +365,6 @@ class ControlPlane:
         ])
         self._spawn("kube-scheduler", "kube-scheduler", [
             f"--kubeconfig={self.kubeconfig}",
-            f"--authentication-kubeconfig={self.kubeconfig}",
-            f"--authorization-kubeconfig={self.kubeconfig}",
             "--leader-elect=false",
             "--bind-address=127.0.0.1",
             f"--secure-port={self._ports['scheduler']}",

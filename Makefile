@@ -14,7 +14,7 @@ PROXY := node_modules/.bin/configurable-http-proxy
 CHROMIUM ?= /usr/bin/chromium
 PYTEST_ARGS ?=
 
-.PHONY: run setup test test-unit test-integration chromium clean help
+.PHONY: run setup test test-unit test-integration chromium clean help chart-schema
 
 help:
 	@echo "make run      set up and run the hub in local mode on http://127.0.0.1:8000"
@@ -56,6 +56,10 @@ test-unit: setup
 
 test-integration: setup chromium $(if $(wildcard tools/kube/kube.mk),kube-binaries)
 	$(PYTHON) -m pytest -m integration $(PYTEST_ARGS)
+
+# The chart's values.schema.json from values.schema.yaml and the settings model.
+chart-schema: $(VENV_STAMP)
+	$(PYTHON) chart/generate_values_schema.py
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache

@@ -1,0 +1,252 @@
+{{/* Names ------------------------------------------------------------------- */}}
+
+{{- define "karvdash.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Names of cluster-scoped objects carry the namespace: two releases of the
+same name in two namespaces must not share them. */}}
+{{- define "karvdash.clusterName" -}}
+{{- printf "%s-%s" .Release.Namespace (include "karvdash.fullname" .) | trunc 52 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "karvdash.labels" -}}
+app.kubernetes.io/name: karvdash-hub
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version }}
+{{- end -}}
+
+{{- define "karvdash.selectorLabels" -}}
+app.kubernetes.io/name: karvdash-hub
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "karvdash.image" -}}
+{{- $component := index .root.Values .component -}}
+{{- $component.image | default .root.Values.image | default (printf "karvdash-hub:%s" .root.Chart.AppVersion) -}}
+{{- end -}}
+
+{{/* Karvdash 2 values said "set to anything to enable" */}}
+{{- define "karvdash.truthy" -}}
+{{- if kindIs "bool" . -}}
+{{- ternary "true" "" . -}}
+{{- else if and . (not (has (lower (toString .)) (list "false" "no" "0" "off"))) -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/* The files -------------------------------------------------------------- */}}
+
+{{- define "karvdash.files" -}}
+{{- $url := required "karvdash.filesURL is required: file:///<path> or nfs://<server>/<path>" .Values.karvdash.filesURL -}}
+{{- $parts := urlParse $url -}}
+{{- if not (has $parts.scheme (list "file" "nfs")) -}}
+{{- fail (printf "karvdash.filesURL %q must start with file:// or nfs://" $url) -}}
+{{- end -}}
+{{- if or (not (hasPrefix "/" $parts.path)) (eq $parts.path "/") -}}
+{{- fail (printf "karvdash.filesURL %q needs an absolute path below /" $url) -}}
+{{- end -}}
+{{- if and (eq $parts.scheme "nfs") (not $parts.host) -}}
+{{- fail (printf "karvdash.filesURL %q: an nfs:// URL needs a server" $url) -}}
+{{- end -}}
+scheme: {{ $parts.scheme }}
+server: {{ $parts.host | quote }}
+path: {{ $parts.path | quote }}
+{{- end -}}
+
+{{/* Where hub and dashboard see the files: the node path itself for file://
+(so the paths they write are the paths pods mount), a fixed mount for NFS. */}}
+{{- define "karvdash.filesMountPath" -}}
+{{- $files := include "karvdash.files" . | fromYaml -}}
+{{- if eq $files.scheme "file" -}}{{ $files.path }}{{- else -}}/srv/karvdash/files{{- end -}}
+{{- end -}}
+
+{{- define "karvdash.filesVolume" -}}
+{{- $files := include "karvdash.files" . | fromYaml -}}
+- name: files
+{{- if eq $files.scheme "file" }}
+  hostPath:
+    path: {{ $files.path | quote }}
+    type: DirectoryOrCreate
+{{- else }}
+  persistentVolumeClaim:
+    claimName: {{ include "karvdash.fullname" . }}-files
+{{- end }}
+{{- end -}}
+
+{{/* State and logs --------------------------------------------------------- */}}
+
+{{- define "karvdash.stateVolume" -}}
+{{- $k := .Values.karvdash -}}
+{{- if and (not $k.stateVolumeClaim) (not $k.stateHostPath) -}}
+{{- fail "set karvdash.stateVolumeClaim (an existing PersistentVolumeClaim) or karvdash.stateHostPath (a folder shared by all nodes) for the hub's state" -}}
+{{- end -}}
+- name: state
+{{- if $k.stateVolumeClaim }}
+  persistentVolumeClaim:
+    claimName: {{ $k.stateVolumeClaim }}
+{{- else }}
+  hostPath:
+    path: {{ $k.stateHostPath | quote }}
+    type: DirectoryOrCreate
+{{- end }}
+{{- end -}}
+
+{{- define "karvdash.logsVolume" -}}
+{{- $k := .Values.karvdash -}}
+{{- if $k.logsVolumeClaim }}
+- name: logs
+  persistentVolumeClaim:
+    claimName: {{ $k.logsVolumeClaim }}
+{{- else if $k.logsHostPath }}
+- name: logs
+  hostPath:
+    path: {{ $k.logsHostPath | quote }}
+    type: DirectoryOrCreate
+{{- end }}
+{{- end -}}
+
+{{/* Secrets that must survive upgrades: reuse what the cluster has. */}}
+{{- define "karvdash.generatedSecret" -}}
+{{- $existing := lookup "v1" "Secret" .root.Release.Namespace (printf "%s-secrets" (include "karvdash.fullname" .root)) -}}
+{{- if and $existing (index ($existing.data | default dict) .key) -}}
+{{- index $existing.data .key | b64dec -}}
+{{- else -}}
+{{- randAlphaNum 64 -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The ONE values file ------------------------------------------------------- */}}
+
+{{/* Keys of karvdash: that the chart itself uses (not settings of the hub). */}}
+{{- define "karvdash.chartOnlyKeys" -}}
+{{- list "stateVolumeClaim" "stateHostPath" "logsVolumeClaim" "logsHostPath" "djangoSecret" "djangoDebug" "htpasswdExportDir" | toJson -}}
+{{- end -}}
+
+{{/* The settings as the hub, the dashboard and the webhook read them. */}}
+{{- define "karvdash.settings" -}}
+{{- $k := .root.Values.karvdash -}}
+{{- $files := include "karvdash.files" .root | fromYaml -}}
+{{- $_ := required "karvdash.ingressURL is required, e.g. https://example.com" .root.Values.karvdash.ingressURL -}}
+{{- $settings := deepCopy $k -}}
+{{- range (include "karvdash.chartOnlyKeys" . | fromJsonArray) -}}
+{{- $_ := unset $settings . -}}
+{{- end -}}
+{{- $_ := set $settings "datasetsAvailable" (eq (include "karvdash.truthy" $k.datasetsAvailable) "true") -}}
+{{- if kindIs "string" $k.allowedHostPathDirs -}}
+{{- $_ := set $settings "allowedHostPathDirs" (compact (splitList ":" $k.allowedHostPathDirs)) -}}
+{{- end -}}
+{{- $_ := set $settings "mode" "kubernetes" -}}
+{{- $_ := set $settings "stateDir" "/srv/karvdash/state" -}}
+{{- if eq $files.scheme "nfs" -}}
+{{- $_ := set $settings "filesMountPath" (include "karvdash.filesMountPath" .root) -}}
+{{- end -}}
+{{- $dashboard := printf "http://%s-dashboard.%s.svc:8080" (include "karvdash.fullname" .root) .root.Release.Namespace -}}
+{{- $_ := set $settings "dashboardURL" $dashboard -}}
+{{- if not $k.serviceAuthURL -}}
+{{- /* the ingress controller asks the dashboard directly, not through the ingress */ -}}
+{{- $_ := set $settings "serviceAuthURL" (printf "%s/services/karvdash/ingress-auth/check" $dashboard) -}}
+{{- end -}}
+{{- if not $k.appProxyImage -}}
+{{- $_ := set $settings "appProxyImage" (include "karvdash.image" (dict "root" .root "component" "hub")) -}}
+{{- end -}}
+{{- if .withSecrets -}}
+{{- /* the webhook gets the settings without secrets it has no use for */ -}}
+{{- $_ := set $settings "dashboardAPIToken" .dashboardToken -}}
+{{- else -}}
+{{- $settings = omit $settings "adminPassword" "dockerRegistryURL" "dockerRegistryCert" "dashboardURL" -}}
+{{- end -}}
+{{- toYaml $settings -}}
+{{- end -}}
+
+{{/* JupyterHub config the deployment needs; hub.config goes over it. */}}
+{{- define "karvdash.hubConfig" -}}
+{{- $name := include "karvdash.fullname" . -}}
+{{- $config := dict
+  "JupyterHub" (dict
+    "hub_bind_url" "http://:8081"
+    "hub_connect_url" (printf "http://%s-hub.%s.svc:8081" $name .Release.Namespace)
+    "cleanup_servers" false)
+  "ConfigurableHTTPProxy" (dict
+    "should_start" false
+    "api_url" (printf "http://%s-proxy-api:8001" $name))
+-}}
+{{- if .Values.hub.db.url -}}
+{{- $_ := set $config.JupyterHub "db_url" .Values.hub.db.url -}}
+{{- end -}}
+{{- if or .Values.karvdash.logsVolumeClaim .Values.karvdash.logsHostPath -}}
+{{- $_ := set $config.JupyterHub "extra_log_file" "/var/log/karvdash/jupyterhub.log" -}}
+{{- end -}}
+{{- if include "karvdash.truthy" .Values.karvdash.djangoDebug -}}
+{{- $_ := set $config.JupyterHub "log_level" "DEBUG" -}}
+{{- end -}}
+{{- toYaml (mergeOverwrite $config (deepCopy .Values.hub.config)) -}}
+{{- end -}}
+
+{{/* Pod pieces ------------------------------------------------------------------- */}}
+
+{{- define "karvdash.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 1000
+runAsGroup: 1000
+fsGroup: 1000
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "karvdash.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+capabilities:
+  drop: [ALL]
+{{- end -}}
+
+
+{{/* The admission webhook ----------------------------------------------------- */}}
+
+{{- define "karvdash.webhookTLSSecret" -}}
+{{- if .Values.webhook.certManager.enabled -}}
+{{- include "karvdash.fullname" . }}-webhook-tls
+{{- else -}}
+{{- required "webhook.tls.secretName is required without cert-manager (webhook.certManager.enabled: false)" .Values.webhook.tls.secretName -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "karvdash.webhookAnnotations" -}}
+{{- if .Values.webhook.certManager.enabled -}}
+annotations:
+  cert-manager.io/inject-ca-from: {{ printf "%s/%s-webhook" .Release.Namespace (include "karvdash.fullname" .) }}
+{{- end -}}
+{{- end -}}
+
+{{- define "karvdash.webhookClient" -}}
+clientConfig:
+  service:
+    name: {{ include "karvdash.fullname" .root }}-webhook
+    namespace: {{ .root.Release.Namespace }}
+    path: {{ .path }}
+    port: 443
+  {{- if and (not .root.Values.webhook.certManager.enabled) .root.Values.webhook.tls.caBundle }}
+  caBundle: {{ .root.Values.webhook.tls.caBundle | b64enc }}
+  {{- end }}
+{{- end -}}
+
+{{/* Only user namespaces (labelled by the hub), and never the system ones or
+the chart's own, even if someone labels them: an outage of the webhook can
+then only delay pods of users. */}}
+{{- define "karvdash.webhookNamespaceSelector" -}}
+namespaceSelector:
+  matchLabels:
+    karvdash.io/user-namespace: enabled
+  matchExpressions:
+    - key: kubernetes.io/metadata.name
+      operator: NotIn
+      values: [kube-system, kube-public, kube-node-lease, default, {{ .Release.Namespace | quote }}]
+{{- end -}}

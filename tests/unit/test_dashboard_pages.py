@@ -1,0 +1,165 @@
+"""Pure parts of the dashboard: page rendering in the hub's look, the docs,
+the OpenAPI document, ranges and download names, routes from features."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from types import SimpleNamespace
+
+import pytest
+
+from karvdash_dashboard import app, docs, openapi, transfers
+from karvdash_dashboard.pages import PageRenderer, tojson_script
+from karvdash_hub.filedomains import FileDomains
+from karvdash_hub.files import DomainFolder
+from karvdash_hub.settings import load_settings
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return load_settings(
+        environ={"KARVDASH_STATE_DIR": str(tmp_path), "KARVDASH_DASHBOARD_TITLE": "Lab", "KARVDASH_DASHBOARD_THEME": "CARV"}
+    )
+
+
+@pytest.fixture
+def renderer(settings):
+    return PageRenderer(settings, base_url="/", hub_prefix="/hub/")
+
+
+def render_files(renderer, user):
+    return renderer.render(
+        "files.html",
+        user=user,
+        xsrf_token="XSRF123",
+        karvdash_static=lambda path: f"/services/karvdash/static/{path}",
+        karvdash_service_prefix="/services/karvdash/",
+        files_config={"prefix": "/services/karvdash/", "domain": "private", "path": "", "as": "", "domains": [{"name": "private", "title": "Private"}, {"name": "shared", "title": "Shared"}], "canWrite": True},
+        acting_as="",
+        domain_title="Private",
+        karvdash_active="files",
+    )
+
+
+def test_pages_extend_the_hub_layout_with_hub_urls_and_settings(renderer):
+    html = render_files(renderer, {"name": "alice", "admin": False, "scopes": []})
+    assert "<title>Files - Lab</title>" in html
+    assert 'href="/hub/static/css/style.min.css?v=' in html
+    assert 'base_url: "/hub/"' in html
+    assert 'xsrf_token: "XSRF123"' in html
+    assert 'document.body.classList.add("karvdash-theme-carv")' in html
+    for label, path in (("Files", "files"), ("Services", "services"), ("Templates", "templates")):
+        assert f'id="nav-{path}" href="/services/karvdash/{path}">{label}</a>' in html
+    assert 'href="/hub/logout"' in html
+    assert 'href="/services/karvdash/docs/">Documentation' in html
+    assert 'href="/hub/admin"' not in html
+    assert 'id="upload-input"' in html and 'id="new-folder-button"' in html
+
+
+def test_admins_see_the_admin_link_from_the_admin_flag(renderer):
+    html = render_files(renderer, {"name": "root", "admin": True, "scopes": ["custom:karvdash:files:read"]})
+    assert 'href="/hub/admin"' in html
+    assert "admin_access: true" in html
+
+
+def test_json_in_a_script_element_cannot_close_it():
+    assert str(tojson_script({"a": "</script><b>&"})) == '{"a": "\\u003c/script\\u003e\\u003cb\\u003e\\u0026"}'
+
+
+def test_doc_pages_exist_and_render(tmp_path):
+    names = [name for name, _ in docs.doc_pages()]
+    assert names[:3] == ["user-guide", "api", "cli"]
+    html = docs.render_page("user-guide")
+    assert "<h1>User guide</h1>" in html
+    with pytest.raises(Exception) as missing:
+        docs.render_page("../README")
+    assert missing.value.status_code == 404
+
+
+def fake_context(settings):
+    return SimpleNamespace(settings=settings, url=lambda *parts: "/services/karvdash/" + "/".join(parts))
+
+
+def test_openapi_document_lists_every_files_endpoint_with_the_error_shape(settings):
+    modules = app.feature_modules()
+    document = openapi.document(fake_context(settings), modules)
+    assert document["openapi"].startswith("3.")
+    assert document["servers"] == [{"url": "/services/karvdash/api"}]
+    assert set(document["paths"]) == {
+        "/", "/openapi.json", "/files/{domain}/{path}", "/download/{domain}/{path}", "/uploads", "/uploads/{id}"
+    }
+    assert set(document["paths"]["/files/{domain}/{path}"]) == {"parameters", "get", "post", "patch", "delete"}
+    assert document["components"]["schemas"]["Error"]["required"] == ["status", "message"]
+    rows = docs.endpoint_rows(document)
+    assert ("PUT", "/uploads/{id}") in [(r["method"], r["path"]) for r in rows]
+    json.dumps(document)
+
+
+def test_routes_come_from_the_feature_modules(settings):
+    calls = []
+
+    class Feature:
+        @staticmethod
+        def handlers(context):
+            calls.append(context)
+            return [(r"things/?", app.HomeHandler, {"context": context})]
+
+    context = SimpleNamespace(prefix="/services/karvdash/", hub=SimpleNamespace(api_token="t" * 32), hub_auth=SimpleNamespace(login_url="/hub/login"), extras={})
+    application = app.make_app(context, modules=[Feature])
+    patterns = [rule.matcher.regex.pattern for rule in application.wildcard_router.rules]
+    assert "/services/karvdash/things/?$" in patterns
+    assert calls == [context]
+    assert context.extras["modules"] == [Feature]
+
+
+@pytest.mark.parametrize(
+    "header, expected",
+    [
+        ("bytes=0-9", (0, 10)),
+        ("bytes=5-", (5, 100)),
+        ("bytes=-10", (90, 100)),
+        ("bytes=-1000", (0, 100)),
+        ("bytes=90-1000", (90, 100)),
+        ("bytes=0-1,5-6", None),
+        ("items=0-1", None),
+        ("bytes=-", None),
+    ],
+)
+def test_parse_range(header, expected):
+    assert transfers.parse_range(header, 100) == expected
+
+
+@pytest.mark.parametrize("header", ["bytes=100-", "bytes=200-300", "bytes=9-3", "bytes=-0"])
+def test_unsatisfiable_ranges(header):
+    with pytest.raises(ValueError):
+        transfers.parse_range(header, 100)
+
+
+def test_content_disposition_is_ascii_safe():
+    assert transfers.content_disposition('a "b".txt') == "attachment; filename=\"a _b_.txt\"; filename*=UTF-8''a%20%22b%22.txt"
+    value = transfers.content_disposition("été.csv")
+    assert value.isascii() and "filename*=UTF-8''%C3%A9t%C3%A9.csv" in value
+
+
+def test_folder_zip_has_the_files_and_its_announced_size(tmp_path):
+    root = tmp_path / "files"
+    domains = FileDomains(scheme="file", server="", export_path=str(root), root=root)
+    domains.ensure_folders("alice")
+    folder = DomainFolder.for_user(domains, "private", "alice")
+    (folder.root / "d" / "sub").mkdir(parents=True)
+    (folder.root / "d" / "empty").mkdir()
+    (folder.root / "d" / "a.txt").write_text("hello")
+    (folder.root / "d" / "sub" / "b.bin").write_bytes(bytes(range(256)) * 1000)
+    archive = transfers.build_zip(folder, folder.root / "d", "d")
+    size = len(archive)
+    pieces = iter(archive)
+    data = b""
+    while batch := transfers.next_batch(pieces):
+        data += batch
+    assert len(data) == size
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        assert sorted(z.namelist()) == ["d/", "d/a.txt", "d/empty/", "d/sub/b.bin"]
+        assert z.read("d/sub/b.bin") == bytes(range(256)) * 1000
+        assert z.read("d/a.txt") == b"hello"

@@ -13,6 +13,7 @@ of ``filesURL``:
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -68,6 +69,18 @@ class FileDomains:
         os.chmod(self.local_path(UPLOADS), 0o700)
         if username:
             self.local_path(PRIVATE, username).mkdir(parents=True, exist_ok=True)
+
+    def delete_private(self, username: str) -> bool:
+        """Delete the private folder of a deleted user; False if there was none.
+        Blocking (a whole tree): call it in an executor."""
+        folder = self.local_path(PRIVATE, username)
+        # a user name is one path component; refuse anything that is not
+        if folder.parent != self.root / PRIVATE or folder.name != username or folder.is_symlink():
+            raise ValueError(f"refusing to delete {folder}")
+        if not folder.exists():
+            return False
+        shutil.rmtree(folder)
+        return True
 
     # --- folders, as nodes see them ------------------------------------------------
 

@@ -16,11 +16,17 @@ from __future__ import annotations
 
 import copy
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import jsonschema
 import yaml
+
+# The option of GPU profiles that says how many GPUs (choice keys are counts).
+GPU_OPTION = "gpus"
+# The port of a user server (KubeSpawner's default); an app must listen on another.
+SERVER_PORT = 8888
 
 SLUG = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 UNLISTED_SUFFIX = "--unlisted-choice"
@@ -143,6 +149,7 @@ class Profile:
             raise ProfileError(f"{path}: the file name {slug!r} is not a valid profile slug; set 'slug'")
         profile = cls(slug=slug, source=str(path), **data)
         profile._check_options()
+        profile._default_local_command()
         return profile
 
     def _check_options(self) -> None:
@@ -159,6 +166,26 @@ class Profile:
                     re.compile(regex)
                 except re.error as e:
                     raise ProfileError(f"{self.source}: option {name!r}: bad validation_regex: {e}") from None
+        gpus = self.profile_options.get(GPU_OPTION)
+        if gpus is not None:
+            if not self.gpu:
+                raise ProfileError(f"{self.source}: option {GPU_OPTION!r} needs 'gpu: true'")
+            if gpus.get("unlisted_choice", {}).get("enabled"):
+                raise ProfileError(f"{self.source}: option {GPU_OPTION!r} takes listed GPU counts only")
+            bad = [key for key in gpus.get("choices", {}) if not key.isdigit() or int(key) < 1]
+            if bad:
+                raise ProfileError(f"{self.source}: option {GPU_OPTION!r}: choices {bad} are not GPU counts (1, 2, ...)")
+        if self.app and self.app["port"] == SERVER_PORT:
+            raise ProfileError(
+                f"{self.source}: app port {SERVER_PORT} is the server's own port (the hub's login proxy); use another"
+            )
+
+    def _default_local_command(self) -> None:
+        """An app that can run locally runs behind jupyter-standaloneproxy, as
+        in a pod: the hub's login in front of it, ``{port}`` chosen by the proxy."""
+        if self.app and self.local.get("available") and not self.local.get("cmd"):
+            proxy = Path(sys.executable).parent / "jupyter-standaloneproxy"
+            self.local = {**self.local, "cmd": [str(proxy), "--", *self.app["command"]]}
 
     # --- where it can run ---------------------------------------------------------
 

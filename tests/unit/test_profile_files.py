@@ -90,7 +90,7 @@ def test_select_free_form_image_validated_by_regex():
         ({"profile": "nope"}, "unknown profile 'nope'; available: jupyter"),
         ({"profile": "jupyter", "image": "nope"}, "Image: unknown choice 'nope'; choose from scipy, datascience, pyspark"),
         ({"profile": "jupyter", "cpu": "8"}, "profile 'jupyter' has no option 'cpu'"),
-        ({"profile": "zeppelin", "image--unlisted-choice": "x"}, "has no option 'image--unlisted-choice'"),
+        ({"profile": "zeppelin", "gpus--unlisted-choice": "x"}, "has no option 'gpus--unlisted-choice'"),
         ({"profile": "jupyter", "image--unlisted-choice": 5}, "must be text"),
     ],
 )

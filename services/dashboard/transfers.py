@@ -227,12 +227,26 @@ class UploadHandler(APIHandler):
     fd: int | None = None
     busy = False  # a write is running in the thread pool
     closed = False
+    refusal: Exception | None = None
 
     async def prepare(self):
-        await super().prepare()
-        if self.request.method != "PUT":
-            await self.request_body_fully()
-            return
+        try:
+            await super().prepare()
+            if self.request.method == "PUT":
+                await self.start_chunk()
+            else:
+                self._body = bytearray()
+        except (web.HTTPError, fileops.FileError) as refusal:
+            # answer only once the body is in: a reply before it makes the
+            # proxy see a reset connection (and answer 503 instead of ours)
+            self.refusal = refusal
+            self.request.connection.set_max_body_size(MAX_CHUNK)
+
+    def check_refusal(self) -> None:
+        if self.refusal is not None:
+            raise self.refusal
+
+    async def start_chunk(self):
         self.require_scope("files", "write")
         upload_id = self.path_args[0]
         store = self.context.uploads
@@ -256,16 +270,15 @@ class UploadHandler(APIHandler):
         self.request.connection.set_max_body_size(min(remaining, MAX_CHUNK))
         self.fd = await self.blocking(os.open, upload.data_path, os.O_WRONLY | os.O_NOFOLLOW)
 
-    async def request_body_fully(self):
-        # other methods have small JSON bodies: collect them as usual
-        self._body = bytearray()
-
     async def data_received(self, chunk: bytes):
+        if self.refusal is not None:
+            return  # read and dropped; the answer is the refusal
         if self.upload is None:
-            if hasattr(self, "_body"):
-                if len(self._body) + len(chunk) > 64 * 1024:
-                    raise DashboardError(413, "the body is too large")
-                self._body += chunk
+            # other methods have small JSON bodies
+            if len(self._body) + len(chunk) > 64 * 1024:
+                self.refusal = DashboardError(413, "the body is too large")
+                return
+            self._body += chunk
             return
         if self.position + len(self.pending) + len(chunk) > self.upload.size:
             raise DashboardError(413, "the chunk goes past the end of the upload")
@@ -310,11 +323,13 @@ class UploadHandler(APIHandler):
         return super().json_body()
 
     async def get(self, upload_id: str):
+        self.check_refusal()
         self.require_scope("files", "write")
         upload = await self.blocking(self.context.uploads.get, upload_id, self.username)
         self.write_json(await self.blocking(upload.to_json))
 
     async def patch(self, upload_id: str):
+        self.check_refusal()
         self.require_scope("files", "write")
         body = self.json_body()
         if not isinstance(body.get("overwrite"), bool):
@@ -325,6 +340,7 @@ class UploadHandler(APIHandler):
         self.write_json(await self.blocking(upload.to_json))
 
     async def delete(self, upload_id: str):
+        self.check_refusal()
         self.require_scope("files", "write")
         store = self.context.uploads
         upload = await self.blocking(store.get, upload_id, self.username)
@@ -335,6 +351,7 @@ class UploadHandler(APIHandler):
         self.finish()
 
     async def put(self, upload_id: str):
+        self.check_refusal()
         await self.write_pending()
         upload = self.upload
         if self.position < upload.size:

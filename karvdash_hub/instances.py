@@ -205,11 +205,6 @@ def pod_namespace(default: str = "default") -> str:
         return default
 
 
-def _raw(client, data):
-    # keep the API's JSON as plain dicts
-    return data
-
-
 # --- I/O ------------------------------------------------------------------------------------
 
 
@@ -242,7 +237,15 @@ class InstanceStore:
 
     async def _call(self, method: str, resource, **kwargs):
         dynamic = await self.dynamic()
-        return await getattr(dynamic, method)(resource, serializer=_raw, **kwargs)
+        # the dynamic client reads responses itself and does not raise on
+        # error statuses: check them here
+        response = await getattr(dynamic, method)(resource, serialize=False, **kwargs)
+        body = await response.read()
+        if not 200 <= response.status <= 299:
+            error = ApiException(status=response.status, reason=response.reason)
+            error.body = body
+            raise error
+        return json.loads(body) if body else {}
 
     async def _list(self, api_version: str, kind: str, namespace: str, label_selector: str) -> list[dict]:
         resource = await self.resource(api_version, kind)
@@ -307,7 +310,10 @@ class InstanceStore:
         except BaseException:
             # leave nothing behind, also when the request is cancelled
             kinds = [(o["apiVersion"], o["kind"]) for o in template.objects]
-            await asyncio.shield(self._remove(name, owner, namespace, kinds))
+            try:
+                await asyncio.shield(self._remove(name, owner, namespace, kinds))
+            except Exception:  # noqa: BLE001 - report the first failure, not the clean-up's
+                log.exception("cannot clean up after the failed creation of %s/%s", namespace, name)
             raise
         return _instance_from(record, {})
 
@@ -451,7 +457,10 @@ class InstanceStore:
             )
         except ApiException as error:
             what = f"{obj['kind']} {obj['metadata']['name']}"
-            if error.status in (400, 422):
+            message = api_message(error)
+            # server-side apply answers 500 when the object does not fit the
+            # kind's schema: that is the template's fault, not the server's
+            if error.status in (400, 422) or (error.status == 500 and "failed to create typed patch object" in message):
                 raise InstanceError(400, f"Kubernetes refused {what}: {api_message(error)}") from None
             if error.status == 409:
                 raise InstanceError(409, f"{what} is managed by someone else: {api_message(error)}") from None
@@ -529,6 +538,8 @@ class InstanceStore:
                 resource = await self.resource(api_version, kind)
             except InstanceError:
                 continue  # a kind the cluster does not have holds no objects
+            if not resource.namespaced:
+                continue  # never applied: services have namespaced objects only
             for obj in await self._list(api_version, kind, namespace, objects):
                 await self._delete(resource, obj["metadata"]["name"], namespace, propagation_policy="Background")
         configmaps = await self.resource("v1", "ConfigMap")

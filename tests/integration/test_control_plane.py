@@ -330,3 +330,21 @@ def test_local_process_pod_serves_on_its_pod_ip(kube_api_client, kube_namespace,
     wait_for(gone, timeout=30, what="pod removed")
     assert proc.returncode is not None, "the pod's process still runs after the pod was deleted"
     assert not kube_local_node.errors
+
+
+def test_local_process_exit_is_reported(kube_api_client, kube_namespace, kube_local_node):
+    core = client.CoreV1Api(kube_api_client)
+    core.create_namespaced_pod(kube_namespace, _pod(
+        "job",
+        labels={LOCAL_PROCESS_LABEL: "true"},
+        restartPolicy="Never",
+        container={"command": ["python3", "-c", "import os, sys; print(os.environ['GREETING']); sys.exit(3)"],
+                   "env": [{"name": "GREETING", "value": "hello from $(HOSTNAME_HINT)"},
+                           {"name": "HOSTNAME_HINT", "value": "unused"}]},
+    ))
+    pod = wait_for(lambda: (p := core.read_namespaced_pod("job", kube_namespace)).status.phase == "Failed" and p,
+                   timeout=30, what="pod Failed after its process exited")
+    terminated = pod.status.container_statuses[0].state.terminated
+    assert terminated.exit_code == 3
+    # $(VAR) only refers to variables defined before it, as in Kubernetes.
+    assert kube_local_node.process(kube_namespace, "job").output().strip() == "hello from $(HOSTNAME_HINT)"

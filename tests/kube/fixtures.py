@@ -34,12 +34,13 @@ __all__ = [
     "new_api_client",
     "wait_for",
     "pytest_configure",
+    "pytest_runtest_makereport",
     "pytest_terminal_summary",
 ]
 
 NO_GO_REASON = "Kubernetes control plane not available: Go not found; install Go >= 1.26 and run make test"
 
-_ready_times: list[float] = []
+_started: list[ControlPlane] = []
 
 
 def pytest_configure(config):
@@ -48,9 +49,22 @@ def pytest_configure(config):
     )
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test that used the cluster shows the end of its components' logs."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and _started and "kube_cluster" in getattr(item, "fixturenames", ()):
+        cp = _started[-1]
+        for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"):
+            tail = cp.log_tail(name, 25)
+            if tail:
+                report.sections.append((f"{name} log, last lines ({cp.log_dir / (name + '.log')})", tail))
+
+
 def pytest_terminal_summary(terminalreporter):
-    for seconds in _ready_times:
-        terminalreporter.write_line(f"kube control plane: ready in {seconds:.1f} s")
+    for cp in _started:
+        terminalreporter.write_line(f"kube control plane: ready in {cp.ready_seconds:.1f} s (logs in {cp.log_dir})")
 
 
 def _unavailable_reason() -> str | None:
@@ -100,7 +114,7 @@ def kube_cluster(tmp_path_factory):
         cp.start()
     except ControlPlaneError as exc:
         pytest.fail(f"Kubernetes control plane did not start: {exc}")
-    _ready_times.append(cp.ready_seconds)
+    _started.append(cp)
     yield cp
     cp.stop()
 

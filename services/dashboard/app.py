@@ -38,6 +38,8 @@ from .uploads import UploadStore
 
 FEATURE_MODULES = [
     "karvdash_dashboard.files",
+    "karvdash_dashboard.servicepages",
+    "karvdash_dashboard.templatepages",
     "karvdash_dashboard.docs",
     "karvdash_dashboard.apiindex",
 ]

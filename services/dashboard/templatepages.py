@@ -1,0 +1,121 @@
+"""Templates: list, download, add (upload or a ``*.template.yaml`` from
+Files) and delete users' own templates (pages and REST API). Shipped and
+admin templates are read-only (403 on delete)."""
+
+from __future__ import annotations
+
+import logging
+
+from karvdash_hub import servicetemplates as st
+from karvdash_hub.files import DomainFolder, clean_relative_path
+from karvdash_hub.instances import InstanceError
+
+from .context import DashboardContext
+from .handlers import APIHandler, DashboardError, PageHandler
+from .servicepages import ServicesMixin, instance_error
+
+log = logging.getLogger("karvdash.dashboard.templates")
+
+# a template is a text file of a few kilobytes; refuse anything much larger
+MAX_TEMPLATE_BYTES = 256 * 1024
+TEMPLATE_ID = r"([a-z0-9][-a-z0-9]{0,62})"
+
+
+def read_template_file(domains, domain: str, path: str, user: str) -> str:
+    """The text of ``path`` in the user's file domain (blocking)."""
+    if not path.endswith(st.TEMPLATE_SUFFIX):
+        raise DashboardError(400, f"template files end with {st.TEMPLATE_SUFFIX}")
+    folder = DomainFolder.for_user(domains, domain, user)
+    location = folder.resolve(clean_relative_path(path))
+    if not location.is_file():
+        raise DashboardError(404, f"no file {path}")
+    with open(location, "rb") as f:
+        data = f.read(MAX_TEMPLATE_BYTES + 1)
+    if len(data) > MAX_TEMPLATE_BYTES:
+        raise DashboardError(400, f"a template is at most {MAX_TEMPLATE_BYTES // 1024} KiB")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise DashboardError(400, "the template is not UTF-8 text") from None
+
+
+class TemplatesAPIHandler(ServicesMixin, APIHandler):
+    async def get(self):
+        self.require_scope("templates", "read")
+        user = await self.acting_user()
+        templates = await self.feature.templates(self, user)
+        self.write_json([t.summary() for t in templates.values()])
+
+    async def post(self):
+        """Add a template: ``{"data": "<yaml>"}`` or ``{"domain": "private", "path": "x.template.yaml"}``."""
+        self.require_scope("templates", "write")
+        user = await self.acting_user()
+        body = self.json_body()
+        if isinstance(body.get("data"), str):
+            text = body["data"]
+            if len(text.encode()) > MAX_TEMPLATE_BYTES:
+                raise DashboardError(400, f"a template is at most {MAX_TEMPLATE_BYTES // 1024} KiB")
+        elif isinstance(body.get("path"), str):
+            text = await self.blocking(
+                read_template_file, self.context.domains, body.get("domain", "private"), body["path"], user
+            )
+        else:
+            raise DashboardError(400, 'send {"data": "<template YAML>"} or {"domain": ..., "path": ...}')
+        taken = await self.feature.templates(self, user)
+        await self.feature.store()
+        try:
+            template = await self.feature.user_templates.add(user, self.feature.namespace(user), text, taken)
+        except InstanceError as error:
+            raise instance_error(error) from None
+        log.info("%s added template %s", user, template.id)
+        self.set_header("Location", self.context.url("api/templates", template.id))
+        self.write_json(template.summary(), status=201)
+
+
+class TemplateAPIHandler(ServicesMixin, APIHandler):
+    async def get(self, template_id: str):
+        self.require_scope("templates", "read")
+        template = await self.template(await self.acting_user(), template_id)
+        if self.get_query_argument("download", ""):
+            self.set_header("Content-Type", "application/yaml; charset=UTF-8")
+            self.set_header("Content-Disposition", f'attachment; filename="{template.id}{st.TEMPLATE_SUFFIX}"')
+            self.finish(template.text)
+            return
+        self.write_json({**template.summary(), "data": template.text})
+
+    async def delete(self, template_id: str):
+        self.require_scope("templates", "write")
+        user = await self.acting_user()
+        template = await self.template(user, template_id)
+        if not template.deletable:
+            raise DashboardError(403, f"{template.name} comes with the deployment and cannot be deleted")
+        await self.feature.store()
+        try:
+            await self.feature.user_templates.delete(user, self.feature.namespace(user), template_id)
+        except InstanceError as error:
+            raise instance_error(error) from None
+        log.info("%s deleted template %s", user, template_id)
+        self.set_status(204)
+        self.finish()
+
+
+class TemplatesPageHandler(ServicesMixin, PageHandler):
+    async def get(self):
+        self.require_scope("templates", "read")
+        user = await self.acting_user()
+        templates = await self.feature.templates(self, user)
+        self.render_page(
+            "templates.html",
+            karvdash_active="templates",
+            templates=list(templates.values()),
+            can_add=self.feature.on_kubernetes and self.has_scope("templates", "write"),
+        )
+
+
+def handlers(context: DashboardContext) -> list:
+    routes = [
+        (r"templates/?", TemplatesPageHandler),
+        (r"api/templates/?", TemplatesAPIHandler),
+        (rf"api/templates/{TEMPLATE_ID}/?", TemplateAPIHandler),
+    ]
+    return [(pattern, handler, {"context": context}) for pattern, handler in routes]

@@ -1,0 +1,143 @@
+"""Services and templates through a real hub and dashboard (local mode):
+the templates pages and API, the services API's answer without
+Kubernetes, and the ingress-auth endpoint's answers for the owner, another
+user, an anonymous request and a deactivated or deleted account.
+
+Instances themselves need Kubernetes: tests/integration/test_instances_kube.py
+covers them on the real control plane.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import requests
+
+from karvdash_hub.ingressauth import COOKIE_NAME, DEACTIVATED_GROUP, HubUserLookup
+from tests.hubprocess import start_hub
+from tests.integration.dashboardsession import PASSWORD, DashboardAPI, browser_session, dashboard_url, ensure_user
+
+pytestmark = [pytest.mark.integration]
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    # the ingress domain only names hosts here; nothing is sent to it
+    running = start_hub(tmp_path_factory.mktemp("hub"), env={"KARVDASH_INGRESS_URL": "http://example.test"})
+    yield running
+    running.stop()
+
+
+def service_cookie(hub, username: str) -> str:
+    """The domain cookie the sign-in page gives ``username``."""
+    session = browser_session(hub, username, PASSWORD)
+    response = session.get(
+        dashboard_url(hub, "ingress-auth/signin"),
+        params={"rd": "http://web-alice.example.test/page"},
+        allow_redirects=False,
+        timeout=60,
+    )
+    assert response.status_code == 302
+    assert response.headers["Location"] == "http://web-alice.example.test/page"
+    header = response.headers["Set-Cookie"]
+    assert "Domain=example.test" in header and "HttpOnly" in header and "SameSite=Lax" in header
+    return re.search(rf"{COOKIE_NAME}=\"?([^;\"]+)", header).group(1)
+
+
+def check(hub, owner: str, cookie: str | None) -> requests.Response:
+    headers = {"Cookie": f"{COOKIE_NAME}={cookie}"} if cookie else {}
+    return requests.get(dashboard_url(hub, f"ingress-auth/check/{owner}/web"), headers=headers, timeout=60)
+
+
+def test_ingress_auth_answers(hub):
+    for name in ("alice", "bob", "carol"):
+        ensure_user(hub, name)
+    alice, bob, carol = (service_cookie(hub, n) for n in ("alice", "bob", "carol"))
+
+    owner = check(hub, "alice", alice)
+    assert (owner.status_code, owner.text, owner.headers["X-Auth-Request-User"]) == (200, "owner", "alice")
+    other = check(hub, "alice", bob)
+    assert (other.status_code, other.text) == (403, "this service belongs to another user")
+    anonymous = check(hub, "alice", None)
+    assert (anonymous.status_code, anonymous.text) == (401, "not signed in")
+    forged = check(hub, "alice", alice[:-4] + "AAAA")
+    assert forged.status_code == 401
+    # the sign-in page never sends a browser off the ingress domain
+    session = browser_session(hub, "bob", PASSWORD)
+    away = session.get(dashboard_url(hub, "ingress-auth/signin"), params={"rd": "https://evil.example.org/"},
+                       allow_redirects=False, timeout=60)
+    assert away.status_code == 302 and away.headers["Location"] == "/services/karvdash/services"
+
+    # a deleted account loses access at once (after the lookup's 2 s cache at most)
+    assert check(hub, "carol", carol).status_code == 200
+    admin = hub.admin_session()
+    assert admin.delete(f"{hub.hub_api}/users/carol", timeout=30).status_code == 204
+    import time
+
+    time.sleep(2.1)
+    gone = check(hub, "carol", carol)
+    assert (gone.status_code, gone.text) == (401, "no account carol")
+
+
+async def test_deactivated_accounts_are_refused_by_the_hub_lookup(hub):
+    """Deactivation is membership of the hub group the dashboard checks; the
+    lookup reads it from the hub's REST API (needs read:users:groups)."""
+    ensure_user(hub, "dave")
+    token = hub.token_for(hub.admin, scopes=["read:users:name", "read:users:groups"])
+    admin = hub.admin_session()
+    admin.post(f"{hub.hub_api}/groups/{DEACTIVATED_GROUP}", timeout=30)
+    lookup = HubUserLookup(hub.hub_api, token, ttl=0)
+    assert (await lookup("dave")).deactivated is False
+    response = admin.post(f"{hub.hub_api}/groups/{DEACTIVATED_GROUP}/users", json={"users": ["dave"]}, timeout=30)
+    assert response.status_code == 200
+    assert (await lookup("dave")).deactivated is True
+    assert (await lookup("admin")).admin is True
+    assert await lookup("nobody") is None
+
+
+def test_templates_api_and_services_without_kubernetes(hub):
+    ensure_user(hub, "erin")
+    token = hub.token_for("erin")
+    api = DashboardAPI(hub, token=token)
+    listed = api("GET", "templates")
+    assert listed.status_code == 200
+    ids = [t["id"] for t in listed.json()]
+    assert {"jupyter", "zeppelin", "hello-kubernetes", "minio"} <= set(ids)
+    minio = next(t for t in listed.json() if t["id"] == "minio")
+    assert minio["custom"] is False and minio["auth"] is True
+    secret = next(v for v in minio["variables"] if v["name"] == "ROOT_PASSWORD")
+    assert secret == {"name": "ROOT_PASSWORD", "default": "", "help": secret["help"], "label": "Secret key",
+                      "secret": True}
+    one = api("GET", "templates/hello-kubernetes")
+    assert one.status_code == 200 and one.json()["data"].startswith("kind: Template")
+    download = api("GET", "templates/hello-kubernetes", params={"download": "1"})
+    assert download.headers["Content-Disposition"] == 'attachment; filename="hello-kubernetes.template.yaml"'
+    assert api("GET", "templates/nothing-here").status_code == 404
+    assert api("DELETE", "templates/jupyter").status_code == 403
+    assert api("GET", "services").status_code == 503
+    created = api("POST", "services", json={"id": "hello-kubernetes", "NAME": "x"})
+    assert created.status_code == 503
+    assert api("POST", "services", json={"id": "nothing-here"}).status_code == 404
+    assert api("POST", "services", json={"NAME": "x"}).status_code == 400
+
+
+def test_templates_page_in_the_browser(page, hub):
+    ensure_user(hub, "frank")
+    page.goto(hub.url + "/hub/login")
+    page.fill("#username_input", "frank")
+    page.fill("#password_input", PASSWORD)
+    page.click("#login_submit")
+    page.goto(dashboard_url(hub, "templates"))
+    row = page.locator("tr[data-template=minio]")
+    row.wait_for()
+    assert row.locator("td").nth(0).inner_text() == "MinIO"
+    assert page.locator("tr[data-template=redis] td").nth(3).inner_text() == "—"
+    assert page.locator("#nav-templates").get_attribute("aria-current") == "page"
+    # no delete button for shipped templates
+    assert page.locator("[data-action=delete]").count() == 0
+    page.goto(dashboard_url(hub, "services/new/minio"))
+    assert page.locator("#var-NAME").input_value() == "minio"
+    assert len(page.locator("#var-ROOT_PASSWORD").input_value()) >= 20
+    page.goto(dashboard_url(hub, "services"))
+    assert "need Kubernetes" in page.locator("#services-local-mode").inner_text()

@@ -13,6 +13,7 @@ in a private auth file, never on its command line.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import logging
@@ -155,8 +156,12 @@ class RegistryAccess:
             context.load_verify_locations(cadata=self.ca_pem)
         return context
 
-    def auth(self) -> aiohttp.BasicAuth | None:
-        return aiohttp.BasicAuth(self.username, self.password) if self.username else None
+    def headers(self) -> dict[str, str]:
+        """Basic auth, sent with every request (the registry answers 401 otherwise)."""
+        if not self.username:
+            return {}
+        token = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+        return {"Authorization": f"Basic {token}"}
 
     def image(self, repository: str, tag: str) -> str:
         """The reference pods pull: ``host[:port]/repository:tag``."""
@@ -316,8 +321,6 @@ def auth_file_content(access: RegistryAccess) -> str:
     """The containers auth file (same layout as Docker's config.json)."""
     if not access.username:
         return json.dumps({"auths": {}})
-    import base64
-
     token = base64.b64encode(f"{access.username}:{access.password}".encode()).decode()
     return json.dumps({"auths": {access.host: {"auth": token}}})
 
@@ -360,7 +363,7 @@ class RegistryClient:
 
     async def _request(self, method: str, url: str, *, expect=(200,), headers=None, data=None) -> tuple[int, dict, bytes]:
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self.timeout, auth=self.access.auth())
+            self._session = aiohttp.ClientSession(timeout=self.timeout, headers=self.access.headers())
         try:
             async with self._session.request(method, url, headers=headers, data=data, ssl=self._ssl,
                                              allow_redirects=True) as response:

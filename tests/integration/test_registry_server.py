@@ -1,0 +1,129 @@
+"""The registry client against a real Docker registry (Debian's
+docker-registry 2.8) over TLS with a test CA and htpasswd basic auth: list,
+tags grouped by digest with sizes, push of a ``docker save`` archive built
+here (with Debian's skopeo), refusal of an existing name:tag, tag deletion."""
+
+import os
+
+import pytest
+
+from karvdash_hub.registry import RegistryAccess, RegistryClient, RegistryError, inspect_archive, registry_image_choices
+from karvdash_hub.settings import load_settings
+from tests.registry.fixtures import docker_registry  # noqa: F401 - fixture
+from tests.registry.images import docker_save_archive
+
+pytestmark = pytest.mark.integration
+
+
+def registry_settings(registry, url=None, cert=None):
+    return load_settings(environ={
+        "KARVDASH_DOCKER_REGISTRY_URL": url or registry.url_with_credentials,
+        "KARVDASH_DOCKER_REGISTRY_CERT": registry.ca_pem if cert is None else cert,
+    })
+
+
+async def push(client, path, name, tag):
+    """Push as the dashboard does: from a descriptor it opened itself."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return await client.push_archive(f"/proc/self/fd/{fd}", inspect_archive(path), name, tag)
+    finally:
+        os.close(fd)
+
+
+async def test_push_list_group_and_delete(docker_registry, tmp_path):
+    registry = docker_registry
+    archive = tmp_path / "hello.tar"
+    docker_save_archive(archive, ["example.org/demo/hello:1.0"], {"hello.txt": b"hello\n"})
+    other = tmp_path / "other.tar"
+    docker_save_archive(other, ["demo/hello:2.0"], {"other.txt": b"another image\n"})
+    access = RegistryAccess.from_settings(registry_settings(registry))
+    async with RegistryClient(access) as client:
+        await client.check()
+        pushed = await push(client, archive, "demo/hello", "1.0")
+        assert pushed["image"] == f"{registry.host}/demo/hello:1.0"
+        assert pushed["digest"].startswith("sha256:")
+
+        # the size is the sum of the blobs the registry holds for the manifest
+        session = registry.session()
+        manifest = session.get(
+            f"{registry.url}/v2/demo/hello/manifests/1.0",
+            headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+        ).json()
+        blobs = [manifest["config"], *manifest["layers"]]
+        stored = sum(int(session.head(f"{registry.url}/v2/demo/hello/blobs/{b['digest']}").headers["Content-Length"])
+                     for b in blobs)
+        assert pushed["size"] == stored
+
+        with pytest.raises(RegistryError) as refused:
+            await push(client, other, "demo/hello", "1.0")
+        assert (refused.value.status, refused.value.message) == (
+            409, "demo/hello:1.0 exists already in the registry; choose another tag")
+        # the refusal left the existing image as it was
+        assert (await client.tag_details("demo/hello", "1.0"))[0] == pushed["digest"]
+
+        await push(client, archive, "demo/hello", "stable")
+        second = await push(client, other, "demo/hello", "2.0")
+        assert await client.repositories() == ["demo/hello"]
+        assert await client.tags("demo/hello") == ["1.0", "2.0", "stable"]
+        image = await client.image("demo/hello")
+        assert image["name"] == "demo/hello"
+        assert [(g["digest"], g["tags"], g["size"]) for g in image["digests"]] == [
+            (pushed["digest"], ["1.0", "stable"], pushed["size"]),
+            (second["digest"], ["2.0"], second["size"]),
+        ]
+        assert sorted(await registry_image_choices(registry_settings(registry))) == [
+            f"{registry.host}/demo/hello:1.0", f"{registry.host}/demo/hello:2.0", f"{registry.host}/demo/hello:stable",
+        ]
+
+        # deleting a tag that shares its digest keeps the other tag
+        await client.delete_tag("demo/hello", "1.0")
+        image = await client.image("demo/hello")
+        assert [(g["digest"], g["tags"]) for g in image["digests"]] == [
+            (second["digest"], ["2.0"]), (pushed["digest"], ["stable"])]
+        # deleting the last tag of a digest removes the manifest
+        await client.delete_tag("demo/hello", "stable")
+        assert await client.tags("demo/hello") == ["2.0"]
+        status = session.get(f"{registry.url}/v2/demo/hello/manifests/{pushed['digest']}",
+                             headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"}).status_code
+        assert status == 404
+
+        with pytest.raises(RegistryError) as missing:
+            await client.delete_tag("demo/hello", "1.0")
+        assert (missing.value.status, missing.value.message) == (404, "no image demo/hello:1.0 in the registry")
+        with pytest.raises(RegistryError) as missing:
+            await client.tags("demo/none")
+        assert (missing.value.status, missing.value.message) == (404, "no image demo/none in the registry")
+
+
+async def test_wrong_password_and_untrusted_certificate_are_explained(docker_registry):
+    registry = docker_registry
+    wrong = RegistryAccess.from_settings(
+        registry_settings(registry, url=f"https://{registry.username}:wrong@{registry.host}"))
+    async with RegistryClient(wrong) as client:
+        with pytest.raises(RegistryError) as error:
+            await client.repositories()
+    assert error.value.status == 502
+    assert error.value.message == (
+        "the registry refused karvdash's credentials (UNAUTHORIZED: authentication required); check dockerRegistryURL")
+
+    untrusted = RegistryAccess.from_settings(registry_settings(registry, cert=""))
+    async with RegistryClient(untrusted) as client:
+        with pytest.raises(RegistryError) as error:
+            await client.check()
+    assert error.value.status == 502
+    assert error.value.message.startswith("the registry's certificate is not trusted (")
+    assert error.value.message.endswith("set dockerRegistryCert to its CA")
+
+
+async def test_push_of_something_else_is_refused_before_the_registry(docker_registry, tmp_path):
+    notes = tmp_path / "notes.tar"
+    notes.write_bytes(b"not a tar at all")
+    with pytest.raises(RegistryError) as error:
+        inspect_archive(notes)
+    assert error.value.status == 400
+    access = RegistryAccess.from_settings(registry_settings(docker_registry))
+    async with RegistryClient(access) as client:
+        with pytest.raises(RegistryError) as error:
+            await client.push_archive(str(notes), None, "Bad Name", "1")
+    assert error.value.message.startswith("'Bad Name' is not an image name")

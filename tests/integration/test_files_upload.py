@@ -1,0 +1,191 @@
+"""Big and broken uploads on a real hub: a file over 1 GiB goes up and
+comes back with the dashboard's peak memory (VmHWM) not growing with the
+file; an upload cut off midway shows nothing and resumes; abandoned
+uploads are cleaned up by the service on its own."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import struct
+import time
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.hubprocess import start_hub
+from tests.integration.dashboardsession import (
+    SERVICE,
+    DashboardAPI,
+    ensure_user,
+    files_root,
+    peak_rss_kib,
+    private_folder,
+    service_pid,
+)
+
+pytestmark = pytest.mark.integration
+
+GIB = 1024**3
+MIB = 1024**2
+LARGE = GIB + 3 * MIB + 7
+CHUNK = 64 * MIB
+# A service that buffered a chunk (or the file) would grow by at least CHUNK.
+MEMORY_ALLOWANCE_KIB = 32 * 1024
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    # a short expiry, so the service's own clean-up can be watched (every 15 s)
+    running = start_hub(tmp_path_factory.mktemp("hub"), env={"KARVDASH_UPLOAD_EXPIRY": "60"})
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def alice(hub):
+    ensure_user(hub, "alice")
+    return DashboardAPI(hub, hub.token_for("alice"))
+
+
+def write_source(path, size: int) -> str:
+    """A file of ``size`` bytes where every MiB differs; returns its sha256."""
+    block = bytearray(os.urandom(MIB))
+    digest = hashlib.sha256()
+    with open(path, "wb") as f:
+        written = 0
+        index = 0
+        while written < size:
+            struct.pack_into("<Q", block, 0, index)
+            piece = bytes(block[: min(MIB, size - written)])
+            f.write(piece)
+            digest.update(piece)
+            written += len(piece)
+            index += 1
+    return digest.hexdigest()
+
+
+def sha256_of(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while piece := f.read(8 * MIB):
+            digest.update(piece)
+    return digest.hexdigest()
+
+
+def upload(api: DashboardAPI, source, target: str, chunk: int = CHUNK, on_chunk=None) -> dict:
+    size = os.path.getsize(source)
+    started = api("POST", "uploads", json={"domain": "private", "path": target, "size": size})
+    assert started.status_code == 201, started.text
+    upload_id, offset = started.json()["id"], 0
+    with open(source, "rb") as f:
+        while True:
+            data = f.read(chunk)
+            answer = api("PUT", f"uploads/{upload_id}", data=data, headers={"Upload-Offset": str(offset)})
+            assert answer.status_code in (200, 201), answer.text
+            offset = answer.json()["offset"]
+            if answer.json()["complete"]:
+                return answer.json()
+            if on_chunk:
+                on_chunk(offset)
+
+
+def test_a_file_over_a_gib_goes_up_and_down_in_constant_memory(hub, alice, tmp_path):
+    pid = service_pid(hub)
+    # warm up: the first requests import and allocate what every request needs
+    small = tmp_path / "small.bin"
+    write_source(small, 3 * MIB)
+    upload(alice, small, "warm-up.bin", chunk=MIB)
+    with alice("GET", "download/private/warm-up.bin", stream=True) as response:
+        for _ in response.iter_content(MIB):
+            pass
+    baseline = peak_rss_kib(pid)
+
+    source = tmp_path / "large.bin"
+    expected = write_source(source, LARGE)
+    target = private_folder(hub, "alice") / "large.bin"
+
+    def nothing_visible_yet(offset):
+        assert not target.exists()
+        names = [e["name"] for e in alice("GET", "files/private/").json()["entries"]]
+        assert "large.bin" not in names
+
+    done = upload(alice, source, "large.bin", on_chunk=nothing_visible_yet)
+    assert done["entry"]["size"] == LARGE
+    after_upload = peak_rss_kib(pid)
+    source.unlink()  # room for the download
+    assert sha256_of(target) == expected
+
+    digest = hashlib.sha256()
+    received = 0
+    with alice("GET", "download/private/large.bin", stream=True) as response:
+        assert int(response.headers["Content-Length"]) == LARGE
+        for piece in response.iter_content(MIB):
+            digest.update(piece)
+            received += len(piece)
+    assert (received, digest.hexdigest()) == (LARGE, expected)
+    after_download = peak_rss_kib(pid)
+
+    print(f"dashboard VmHWM: {baseline} KiB before, {after_upload} after upload, {after_download} after download")
+    assert after_upload - baseline < MEMORY_ALLOWANCE_KIB
+    assert after_download - baseline < MEMORY_ALLOWANCE_KIB
+    target.unlink()
+
+
+def send_partial_chunk(hub, upload_id: str, token: str, offset: int, claimed: int, data: bytes) -> None:
+    """A PUT that announces ``claimed`` bytes, sends ``data`` and hangs up."""
+    parts = urlsplit(hub.url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=30) as s:
+        head = (
+            f"PUT {SERVICE}api/uploads/{upload_id} HTTP/1.1\r\n"
+            f"Host: {parts.netloc}\r\nAuthorization: token {token}\r\n"
+            f"Upload-Offset: {offset}\r\nContent-Length: {claimed}\r\n"
+            "Content-Type: application/octet-stream\r\n\r\n"
+        )
+        s.sendall(head.encode() + data)
+        time.sleep(1)
+
+
+def test_an_interrupted_upload_shows_nothing_and_resumes(hub, alice, tmp_path):
+    source = tmp_path / "cut.bin"
+    size = 10 * MIB
+    expected = write_source(source, size)
+    content = source.read_bytes()
+    started = alice("POST", "uploads", json={"domain": "private", "path": "cut.bin", "size": size}).json()
+    token = alice.session.headers["Authorization"].split()[1]
+    send_partial_chunk(hub, started["id"], token, 0, size, content[: 3 * MIB + 12345])
+
+    # what reached the disk stays staged; nothing is at the target
+    deadline = time.monotonic() + 20
+    while True:
+        offset = alice("GET", f"uploads/{started['id']}").json()["offset"]
+        if offset >= 2 * MIB or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert 2 * MIB <= offset <= 3 * MIB + 12345
+    assert not (private_folder(hub, "alice") / "cut.bin").exists()
+    assert "cut.bin" not in [e["name"] for e in alice("GET", "files/private/").json()["entries"]]
+    staged = files_root(hub) / "uploads" / "staged" / f"{started['id']}.part"
+    assert staged.stat().st_size == offset
+
+    rest = alice("PUT", f"uploads/{started['id']}", data=content[offset:], headers={"Upload-Offset": str(offset)})
+    assert rest.status_code == 201 and rest.json()["complete"] is True
+    assert sha256_of(private_folder(hub, "alice") / "cut.bin") == expected
+    assert not staged.exists()
+
+
+def test_abandoned_uploads_are_removed_by_the_service(hub, alice):
+    started = alice("POST", "uploads", json={"domain": "private", "path": "gone.bin", "size": 100}).json()
+    assert alice("PUT", f"uploads/{started['id']}", data=b"x" * 10, headers={"Upload-Offset": "0"}).status_code == 200
+    staged = files_root(hub) / "uploads" / "staged"
+    old = time.time() - 3600
+    for suffix in ("part", "json"):
+        os.utime(staged / f"{started['id']}.{suffix}", (old, old))
+    deadline = time.monotonic() + 40
+    while (staged / f"{started['id']}.part").exists() and time.monotonic() < deadline:
+        time.sleep(1)
+    assert not (staged / f"{started['id']}.part").exists()
+    assert not (staged / f"{started['id']}.json").exists()
+    assert alice("GET", f"uploads/{started['id']}").status_code == 404
+    assert not (private_folder(hub, "alice") / "gone.bin").exists()

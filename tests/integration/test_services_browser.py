@@ -141,3 +141,31 @@ def test_templates_page_in_the_browser(page, hub):
     assert len(page.locator("#var-ROOT_PASSWORD").input_value()) >= 20
     page.goto(dashboard_url(hub, "services"))
     assert "need Kubernetes" in page.locator("#services-local-mode").inner_text()
+
+
+def test_karvdashctl_template_and_service_commands(hub, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    ensure_user(hub, "gina")
+    token = hub.token_for("gina")
+    command = [str(Path(sys.executable).parent / "karvdashctl"), "--url", dashboard_url(hub), "--token", token]
+
+    def ctl(*args):
+        return subprocess.run([*command, *args], capture_output=True, text=True, timeout=120,
+                              env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+
+    listed = ctl("list_templates")
+    assert listed.returncode == 0, listed.stderr
+    assert any(line.split()[:3] == ["argo", "yes", "no"] for line in listed.stdout.splitlines())
+    shown = ctl("get_template", "hello-kubernetes")
+    assert shown.returncode == 0 and shown.stdout.startswith("kind: Template\nname: Hello Kubernetes\n")
+    refused = ctl("remove_template", "jupyter")
+    assert refused.returncode == 4 and "cannot be deleted (403)" in refused.stderr
+    missing = ctl("get_template", "nothing-here")
+    assert missing.returncode == 5
+    usage = ctl("create_service", "hello-kubernetes", "NAME")
+    assert usage.returncode == 2 and "give variables as NAME=value" in usage.stderr
+    local = ctl("create_service", "hello-kubernetes", "NAME=web")
+    assert local.returncode == 1 and "services need Kubernetes" in local.stderr

@@ -52,19 +52,34 @@ class ClusterLookup:
         self.owner_ttl = owner_ttl
         self._owners: dict[str, tuple[float, str | None]] = {}
 
+    async def _request(self, what: str, call):
+        """``await call()``, again after a 429/503 (the API server sheds load
+        or has just started serving a resource) until ``timeout`` is spent.
+        404 goes to the caller; anything else is ClusterUnavailable."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                return await asyncio.wait_for(call(), max(deadline - time.monotonic(), 0.1))
+            except ApiException as e:
+                if e.status == 404:
+                    raise
+                retry_after = _retry_after(e)
+                if e.status not in (429, 503) or time.monotonic() + retry_after >= deadline:
+                    raise ClusterUnavailable(f"cannot {what}: {e.status} {e.reason}") from None
+                log.info("%s: %s %s, trying again in %.1f s", what, e.status, e.reason, retry_after)
+                await asyncio.sleep(retry_after)
+            except (asyncio.TimeoutError, OSError, aiohttp.ClientError) as e:
+                raise ClusterUnavailable(f"cannot {what}: {e or 'timed out'}") from None
+
     async def owner(self, namespace: str) -> str | None:
         """The namespace's owner, or None if it has no owner label (or is gone)."""
         cached = self._owners.get(namespace)
         if cached and cached[0] > time.monotonic():
             return cached[1]
         try:
-            ns = await asyncio.wait_for(self.core.read_namespace(namespace), self.timeout)
-        except ApiException as e:
-            if e.status == 404:
-                return None
-            raise ClusterUnavailable(f"cannot read namespace {namespace}: {e.status} {e.reason}") from None
-        except (asyncio.TimeoutError, OSError, aiohttp.ClientError) as e:
-            raise ClusterUnavailable(f"cannot read namespace {namespace}: {e or 'timed out'}") from None
+            ns = await self._request(f"read namespace {namespace}", lambda: self.core.read_namespace(namespace))
+        except ApiException:  # 404
+            return None
         owner = (ns.metadata.labels or {}).get(OWNER_LABEL) or None
         # only a positive answer is kept: a namespace may get its label a moment later
         if owner:
@@ -74,17 +89,20 @@ class ClusterLookup:
     async def datasets(self, namespace: str) -> list[str]:
         """Names of the namespace's Datashim Datasets ([] without Datashim)."""
         try:
-            listing = await asyncio.wait_for(
-                self.custom.list_namespaced_custom_object(
-                    self.datasets_group, DATASETS_VERSION, namespace, DATASETS_PLURAL),
-                self.timeout,
-            )
-        except ApiException as e:
-            if e.status == 404:
-                log.warning("no %s/%s datasets in the cluster (is Datashim installed?)",
-                            self.datasets_group, DATASETS_VERSION)
-                return []
-            raise ClusterUnavailable(f"cannot list datasets in {namespace}: {e.status} {e.reason}") from None
-        except (asyncio.TimeoutError, OSError, aiohttp.ClientError) as e:
-            raise ClusterUnavailable(f"cannot list datasets in {namespace}: {e or 'timed out'}") from None
+            listing = await self._request(
+                f"list datasets in {namespace}",
+                lambda: self.custom.list_namespaced_custom_object(
+                    self.datasets_group, DATASETS_VERSION, namespace, DATASETS_PLURAL))
+        except ApiException:  # 404
+            log.warning("no %s/%s datasets in the cluster (is Datashim installed?)",
+                        self.datasets_group, DATASETS_VERSION)
+            return []
         return sorted(item["metadata"]["name"] for item in listing.get("items", []))
+
+
+def _retry_after(error: ApiException) -> float:
+    try:
+        seconds = float((error.headers or {}).get("Retry-After", 0.2))
+    except (TypeError, ValueError):
+        seconds = 0.2
+    return min(max(seconds, 0.05), 1.0)

@@ -1,7 +1,8 @@
 """The admission webhook called by a real kube-apiserver.
 
 ``karvdash-webhook`` runs as its own process on 127.0.0.1 with a test CA
-(IP SAN), looking namespaces and datasets up in the test cluster. The webhook
+(IP SAN), looking namespaces and datasets up in the test cluster as the
+chart's webhook service account, with only the chart's ClusterRole. The webhook
 configurations are the chart's own (``helm template``), with ``clientConfig``
 pointed at that URL, so their selectors and rules are what is tested.
 """
@@ -91,13 +92,43 @@ class WebhookProcess:
                 self.proc.wait()
 
 
+def service_account_kubeconfig(cluster, api_client, objects, directory: Path) -> Path:
+    """A kubeconfig for the chart's webhook service account, bound by the
+    chart's own ClusterRole: the webhook gets only what the chart grants."""
+    core = client.CoreV1Api(api_client)
+    rbac = client.RbacAuthorizationV1Api(api_client)
+    account = next(o for o in objects if o["kind"] == "ServiceAccount" and o["metadata"]["name"].endswith("-webhook"))
+    core.create_namespaced_service_account(CHART_NAMESPACE, account)
+    role = next(o for o in objects if o["kind"] == "ClusterRole" and o["metadata"]["name"].endswith("-webhook"))
+    binding = next(o for o in objects if o["kind"] == "ClusterRoleBinding" and o["metadata"]["name"].endswith("-webhook"))
+    rbac.create_cluster_role(role)
+    rbac.create_cluster_role_binding(binding)
+    token = core.create_namespaced_service_account_token(
+        account["metadata"]["name"], CHART_NAMESPACE, {"spec": {"expirationSeconds": 3600}}).status.token
+    path = directory / "webhook.kubeconfig"
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "test", "cluster": {"server": cluster.server, "certificate-authority": str(cluster.ca)}}],
+        "users": [{"name": "webhook", "user": {"token": token}}],
+        "contexts": [{"name": "webhook", "context": {"cluster": "test", "user": "webhook"}}],
+        "current-context": "webhook",
+    }))
+    return path, [("cluster_role", role["metadata"]["name"]), ("cluster_role_binding", binding["metadata"]["name"])]
+
+
 @pytest.fixture(scope="module")
 def webhook(kube_cluster, kube_api_client, tmp_path_factory):
     install_crds(kube_cluster, kube_api_client)
-    process = WebhookProcess(tmp_path_factory.mktemp("webhook"), kube_cluster.kubeconfig)
+    core = client.CoreV1Api(kube_api_client)
+    rbac = client.RbacAuthorizationV1Api(kube_api_client)
+    # the chart's namespace, labelled for karvdash by mistake: still never matched
+    namespace(core, CHART_NAMESPACE, {labels.NAMESPACE_LABEL: labels.NAMESPACE_LABEL_VALUE, labels.OWNER_LABEL: "alice"})
+    objects = render_chart(kube_cluster, tmp_path_factory.mktemp("chart"), {}, namespace=CHART_NAMESPACE)
+    directory = tmp_path_factory.mktemp("webhook")
+    kubeconfig, rbac_objects = service_account_kubeconfig(kube_cluster, kube_api_client, objects, directory)
+    process = WebhookProcess(directory, kubeconfig)
     process.start()
     admission = client.AdmissionregistrationV1Api(kube_api_client)
-    objects = render_chart(kube_cluster, tmp_path_factory.mktemp("chart"), {}, namespace=CHART_NAMESPACE)
     created = []
     suffix = uuid.uuid4().hex[:6]
     for obj in objects:
@@ -121,6 +152,9 @@ def webhook(kube_cluster, kube_api_client, tmp_path_factory):
         else:
             admission.delete_validating_webhook_configuration(obj["metadata"]["name"])
     process.stop()
+    for kind, name in rbac_objects:
+        getattr(rbac, f"delete_{kind}")(name)
+    core.delete_namespace(CHART_NAMESPACE)
 
 
 def namespace(core, name: str, labels_: dict) -> str:
@@ -284,10 +318,8 @@ def test_other_namespaces_are_untouched(webhook, kube_api_client, user_namespace
     wait_until_mutating(core, user_namespace)
     hostile = [{"name": "etc", "hostPath": {"path": "/etc"}}]
     plain = namespaces(f"plain-{uuid.uuid4().hex[:6]}", {})
-    # even labelled for karvdash, the chart's own namespace is never matched
-    chart_ns = namespaces(CHART_NAMESPACE, {labels.NAMESPACE_LABEL: labels.NAMESPACE_LABEL_VALUE,
-                                            labels.OWNER_LABEL: "alice"})
-    for ns in (plain, chart_ns, "default"):
+    # the chart's own namespace is labelled for karvdash (see the fixture): never matched
+    for ns in (plain, CHART_NAMESPACE, "default"):
         name = f"sys-{uuid.uuid4().hex[:6]}"
         created = core.create_namespaced_pod(ns, pod(name, volumes=hostile))
         assert [v.name for v in created.spec.volumes if not v.name.startswith("kube-api-access")] == ["etc"]

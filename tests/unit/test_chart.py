@@ -414,3 +414,12 @@ def test_template_crd():
     assert (crd["spec"]["group"], crd["spec"]["scope"], crd["spec"]["names"]["kind"]) == ("karvdash.io", "Namespaced", "Template")
     [version] = crd["spec"]["versions"]
     assert version["schema"]["openAPIV3Schema"]["properties"]["spec"]["required"] == ["data"]
+
+
+def test_hub_cluster_role_is_the_documented_one(tmp_path):
+    # docs/kubernetes-permissions.md lists (and its tests check) what the hub needs
+    text = (ROOT / "docs" / "kubernetes-permissions.md").read_text()
+    block = text.split("## The ClusterRole", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]
+    documented = yaml.safe_load(block)["rules"]
+    objects = render(tmp_path, VALUE_SETS["file"])
+    assert find(objects, "ClusterRole", "karvdash-kd-karvdash-hub-hub")["rules"] == documented

@@ -186,10 +186,13 @@ def api_message(error: ApiException) -> str:
     return f"{error.status} {error.reason}"
 
 
-async def api_client_from_environment() -> k8s.ApiClient:
-    """An API client with the pod's service account, else ``$KUBECONFIG``."""
+async def api_client_from_environment(kubeconfig: str = "") -> k8s.ApiClient:
+    """An API client from ``kubeconfig`` if given, else with the pod's
+    service account, else from ``$KUBECONFIG``."""
     configuration = k8s.Configuration()
-    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+    if kubeconfig:
+        await k8s_config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    elif os.environ.get("KUBERNETES_SERVICE_HOST"):
         k8s_config.load_incluster_config(client_configuration=configuration)
     else:
         await k8s_config.load_kube_config(client_configuration=configuration)

@@ -286,6 +286,14 @@ class KarvdashConfig(Configurable):
         default only the owner may).""",
     )
 
+    kubeconfig = Unicode(
+        "",
+        config=True,
+        help="""Kubeconfig file with which the dashboard reaches Kubernetes
+        (services, templates) when it runs outside a pod. Empty means the
+        pod's service account, else ``$KUBECONFIG``.""",
+    )
+
     hubNamespace = Unicode(
         "",
         config=True,
@@ -495,6 +503,10 @@ class KarvdashConfig(Configurable):
     @validate("serviceAuthURL")
     def _valid_service_auth_url(self, proposal):
         return proposal["value"] and _check_http_url("serviceAuthURL", proposal["value"])
+
+    @validate("kubeconfig")
+    def _valid_kubeconfig(self, proposal):
+        return proposal["value"] and _check_absolute_path(proposal["value"])
 
     @validate("ingressClassName")
     def _valid_ingress_class(self, proposal):

@@ -65,7 +65,7 @@ class ServicesFeature:
         if not self.on_kubernetes:
             raise DashboardError(503, "services need Kubernetes: this deployment runs in local mode")
         if self.instances is None:
-            api = await api_client_from_environment()
+            api = await api_client_from_environment(self.settings.kubeconfig)
             namespace = self.settings.hubNamespace or pod_namespace()
             self.instances = InstanceStore(api, namespace)
             self.user_templates = UserTemplateStore(self.instances)

@@ -19,6 +19,7 @@ import hashlib
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -52,6 +53,9 @@ DEFAULT_NODE_RESOURCES = {"cpu": "16", "memory": "64Gi", "pods": "110", "nvidia.
 LOCAL_PROCESS_LABEL = "karvdash-hub.test/local-process"
 
 
+_SETTING = re.compile(rb"^[A-Za-z_][A-Za-z0-9_]*=")
+
+
 class ControlPlaneError(RuntimeError):
     pass
 
@@ -81,7 +85,9 @@ def default_bin_dir() -> Path:
     """Where tools/kube/build.sh puts the binaries (KARVDASH_KUBE_BIN_DIR overrides)."""
     if os.environ.get("KARVDASH_KUBE_BIN_DIR"):
         return Path(os.environ["KARVDASH_KUBE_BIN_DIR"])
-    key = hashlib.sha256(VERSIONS_FILE.read_bytes()).hexdigest()[:12]
+    # Same key as tools/kube/build.sh: a hash of the KEY=value lines only.
+    settings = [line for line in VERSIONS_FILE.read_bytes().split(b"\n") if _SETTING.match(line)]
+    key = hashlib.sha256(b"".join(line + b"\n" for line in settings)).hexdigest()[:12]
     return cache_root() / f"kube-{key}" / "bin"
 
 

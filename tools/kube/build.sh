@@ -7,8 +7,8 @@
 #   tools/kube/build.sh --print-bin-dir print where the binaries are (or go)
 #   tools/kube/build.sh --check         exit 0 if built, 1 if not
 #
-# Binaries live outside the repository, keyed by a hash of versions.env, so a
-# fresh clone on the same machine reuses them:
+# Binaries live outside the repository, keyed by a hash of the settings in
+# versions.env, so a fresh clone on the same machine reuses them:
 #   ${KARVDASH_KUBE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/karvdash-hub}/kube-<hash>/bin
 # Exit 3 when no usable Go toolchain is found.
 set -euo pipefail
@@ -21,7 +21,8 @@ versions_file="$here/versions.env"
 binaries=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm)
 
 cache_root=${KARVDASH_KUBE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/karvdash-hub}
-key=$(sha256sum "$versions_file" | cut -c1-12)
+# Keyed by the settings only, so editing a comment does not rebuild.
+key=$(grep -E '^[A-Za-z_][A-Za-z0-9_]*=' "$versions_file" | sha256sum | cut -c1-12)
 dest="$cache_root/kube-$key"
 bin_dir="$dest/bin"
 
@@ -64,12 +65,15 @@ export CGO_ENABLED=0
 export GOTOOLCHAIN=local
 # Wrapper modules get their requirements filled in by the build itself.
 export GOFLAGS="-mod=mod -buildvcs=false"
-# The checksum database (sum.golang.org) does not resolve from the project's
-# machines, and go would fail with "verifying module: ... lookup
-# sum.golang.org". Go.sum files recorded on the first build are kept in
-# tools/kube/gosum/ and copied into each wrapper module, so modules already
-# recorded there are still verified against the recorded hashes.
-export GOSUMDB=${GOSUMDB:-off}
+# Checksums: sum.golang.org does not resolve from the project's machines, but
+# the go command reads the checksum database through the module proxy
+# (<GOPROXY>/sumdb/sum.golang.org/...), so verification stays on (GOSUMDB as
+# the environment has it). That database answers 404 for
+# k8s.io/kubernetes@v1.34.12 (it knows v1.34.4 and every other module here),
+# so the hashes of the first build are kept in tools/kube/gosum/ and copied
+# into each wrapper: modules recorded there are checked against those hashes
+# and not looked up. After a version bump that hits such a 404, build once
+# with GONOSUMDB=<that module> and commit the updated tools/kube/gosum/.
 # Two compile jobs: the machines have two cores and should stay usable.
 jobs=${KARVDASH_KUBE_BUILD_JOBS:-2}
 
@@ -156,7 +160,7 @@ build() {
     cp "$work/$name/go.sum" "$work/$name.go.sum"
 }
 
-log "Go $go_version, GOSUMDB=$GOSUMDB, building into $work"
+log "Go $go_version, GOSUMDB=$("$go_bin" env GOSUMDB), building into $work"
 
 # etcd: go install fails on server/v3's own local replace lines; a wrapper
 # module uses the published api/client modules instead.
@@ -199,6 +203,14 @@ build kubernetes "$out/" "$kube_ldflags" \
     k8s.io/kubernetes/cmd/kube-controller-manager \
     k8s.io/kubernetes/cmd/kube-scheduler \
     k8s.io/kubernetes/cmd/kubectl
+
+# Record new module hashes (after a version bump) for the next builds.
+for sum in "$work"/*.go.sum; do
+    recorded="$here/gosum/$(basename "$sum" .go.sum).sum"
+    if ! cmp -s "$sum" "$recorded"; then
+        mkdir -p "$here/gosum" && cp "$sum" "$recorded" && log "updated $recorded: commit it"
+    fi
+done
 
 mkdir -p "$dest"
 cp "$work"/*.go.sum "$out/"

@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import ssl
 import statistics
 import subprocess
@@ -53,7 +52,7 @@ class TableLookup:
 
 
 def serve(port: int, cert: str, key: str) -> None:
-    from tornado import httpserver, web
+    from tornado import httpserver
     from traitlets.config import Config
 
     from karvdash_hub.admission import review_response
@@ -131,12 +130,6 @@ def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def make_certificates(directory: Path) -> tuple[Path, Path, Path]:
     from tests.kube.pki import CertificateAuthority
 
@@ -161,6 +154,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         cert, key, ca_file = make_certificates(Path(tmp))
+        from tests.kube.cluster import free_port
+
         port = free_port()
         child = subprocess.Popen([sys.executable, __file__, "--serve", str(port), str(cert), str(key)],
                                  stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})

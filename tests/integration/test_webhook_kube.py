@@ -12,10 +12,8 @@ from __future__ import annotations
 import base64
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -26,18 +24,13 @@ from kubernetes.client.rest import ApiException
 
 from karvdash_hub import labels
 from tests.integration.test_chart_kube import install_crds, render_chart
+from tests.kube.cluster import free_port
 from tests.kube.fixtures import wait_for
 from tests.kube.pki import CertificateAuthority
 
 pytestmark = [pytest.mark.kube, pytest.mark.integration]
 
 CHART_NAMESPACE = "karvdash-webhook-test"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class WebhookProcess:

@@ -26,14 +26,7 @@ from karvdash_webhook.clusterlookup import ClusterUnavailable
 from karvdash_webhook.reviews import Reviewer
 from karvdash_webhook.server import ServingCertificate, check_tls_settings, make_app
 from tests.kube.pki import CertificateAuthority
-
-FIXTURES = Path(__file__).parent / "admission"
-WORKLOADS = ["deployment", "statefulset", "daemonset", "replicaset", "job", "cronjob"]
-
-
-def review(kind: str) -> dict:
-    return json.loads((FIXTURES / f"{kind}-create.json").read_text())
-
+from tests.unit.test_admission import WORKLOADS, review, with_volumes
 
 class TableLookup:
     """Owners and datasets from dicts; counts calls; can play an unreachable API."""
@@ -193,18 +186,6 @@ async def test_mutate_when_the_api_is_down(webhook):
     assert response == {"uid": body["request"]["uid"], "allowed": False, "status": {
         "code": 503,
         "message": "karvdash webhook: cannot read namespace karvdash-alice: 500 Internal Server Error; try again"}}
-
-
-def with_volumes(kind: str, volumes: list[dict]) -> dict:
-    body = review(kind)
-    obj = body["request"]["object"]
-    spec = {"pod": obj["spec"], "cronjob": None}.get(kind)
-    if kind == "cronjob":
-        spec = obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-    elif spec is None:
-        spec = obj["spec"]["template"]["spec"]
-    spec["volumes"] = volumes
-    return body
 
 
 @pytest.mark.parametrize("kind", ["pod", *WORKLOADS])

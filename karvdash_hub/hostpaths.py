@@ -4,8 +4,12 @@ Users can create any pod in their own namespace, so a ``hostPath`` volume (or
 an NFS volume into the files export) is a way to read other users' files or
 the node itself. The admission webhook refuses every such volume except:
 
-- the user's own private folder and the shared folder (or folders inside
-  them), as :class:`~karvdash_hub.filedomains.FileDomains` places them;
+- the user's own private folder and the shared folder themselves, as
+  :class:`~karvdash_hub.filedomains.FileDomains` places them. Not a folder
+  inside them: the node resolves a host path, symlinks included, and users
+  write into those folders, so ``shared/link -> ../private/bob`` would hand
+  out another user's files. A pod mounts the folder and picks a subfolder
+  with ``subPath``, which the kubelet keeps inside the volume;
 - folders inside ``allowedHostPathDirs`` (host paths only), but never a
   folder that reaches into the files tree: there only the file-domain rules
   count, so a broad entry such as ``/mnt`` cannot expose ``/mnt/files``.
@@ -98,8 +102,11 @@ class HostPathPolicy:
             # the files tree follows the file-domain rules only, whatever
             # allowedHostPathDirs says, so a broad entry cannot expose it
             folders = self._user_folders(username)
-            if any(is_path_within(path, folder) for folder in folders):
+            if path in folders:
                 return None
+            if any(is_path_within(path, folder) for folder in folders):
+                return (f"mounts host path {path}, inside one of your folders: mount the folder itself "
+                        f"({', '.join(folders)}) and choose the subfolder with subPath")
             return (f"mounts host path {path}, which reaches into the files folder "
                     f"{self.domains.export_path} outside your folders ({', '.join(folders)})")
         if any(is_path_within(path, folder) for folder in self.extra_dirs):
@@ -117,7 +124,10 @@ class HostPathPolicy:
         if not self._overlaps_files(path):
             return None
         folders = self._user_folders(username)
-        if any(is_path_within(path, folder) for folder in folders):
+        if path in folders:
             return None
+        if any(is_path_within(path, folder) for folder in folders):
+            return (f"mounts {server}:{path}, inside one of your folders: mount the folder itself "
+                    f"({', '.join(folders)}) and choose the subfolder with subPath")
         return (f"mounts {server}:{path}, which reaches into the files export "
                 f"{self.domains.export_path} outside your folders ({', '.join(folders)})")

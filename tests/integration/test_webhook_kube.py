@@ -252,11 +252,10 @@ def test_pod_in_a_user_namespace_gets_file_domains_api_settings_and_datasets(web
         "karvdash-api", "karvdash-private", "karvdash-shared"]
 
     # a pod that already has the file domains (as spawned servers do) keeps its own
-    own = pod("spawned", volumes=[{"name": "karvdash-private", "hostPath": {"path": "/data/karvdash/private/alice/work"}}],
-              mounts=[{"name": "karvdash-private", "mountPath": "/home/jovyan"}])
+    own = pod("spawned", volumes=[{"name": "karvdash-private", "hostPath": {"path": "/data/karvdash/private/alice"}}],
+              mounts=[{"name": "karvdash-private", "mountPath": "/home/jovyan", "subPath": "work"}])
     spawned = core.create_namespaced_pod(user_namespace, own)
-    assert [v.host_path.path for v in spawned.spec.volumes if v.name == "karvdash-private"] == \
-        ["/data/karvdash/private/alice/work"]
+    assert [v.host_path.type for v in spawned.spec.volumes if v.name == "karvdash-private"] == [None]
     assert {m.mount_path for m in spawned.spec.containers[0].volume_mounts} >= {"/home/jovyan", "/shared"}
 
 
@@ -290,9 +289,14 @@ def test_forbidden_host_paths_are_refused_with_the_reason(webhook, kube_api_clie
     assert status == 403
     assert "volume 'bobs' of CronJob nightly (in spec.jobTemplate.spec.template)" in message
 
+    # a subfolder of the owner's own folder is not (symlinks): subPath is the way
+    status, message = refusal(lambda: core.create_namespaced_pod(user_namespace, pod("sub", volumes=[
+        {"name": "mine", "hostPath": {"path": "/data/karvdash/shared/link"}}])))
+    assert status == 403 and "mount the folder itself" in message
+
     # the owner's own folder and the allowed folders are fine
     allowed = core.create_namespaced_pod(user_namespace, pod("good", volumes=[
-        {"name": "mine", "hostPath": {"path": "/data/karvdash/private/alice/project"}},
+        {"name": "mine", "hostPath": {"path": "/data/karvdash/private/alice"}},
         {"name": "data", "hostPath": {"path": "/opt/datasets/imagenet"}}]))
     assert allowed.metadata.name == "good"
     # an update that adds a forbidden path to a workload is refused too

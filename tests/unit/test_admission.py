@@ -68,9 +68,8 @@ def host_path(path: str, name: str = "v") -> dict:
 @pytest.mark.parametrize("path", [
     "/data/karvdash/private/alice",
     "/data/karvdash/private/alice/",
-    "/data/karvdash/private/alice/projects/x",
+    "/data/karvdash/private/./alice",
     "/data/karvdash/shared",
-    "/data/karvdash/shared/team",
     "/opt/datasets",
     "/opt/datasets/imagenet",
     "//opt/datasets/imagenet",
@@ -97,6 +96,15 @@ def test_refused_paths_in_the_files_tree(policy, path, shown):
     )
 
 
+@pytest.mark.parametrize("path", ["/data/karvdash/private/alice/projects", "/data/karvdash/shared/team/x"])
+def test_subfolders_of_own_folders_are_refused(policy, path):
+    # the node would follow symlinks users can make there (shared/x -> ../private/bob)
+    assert policy.volume_refusal(host_path(path), "alice") == (
+        f"mounts host path {path}, inside one of your folders: mount the folder itself "
+        "(/data/karvdash/private/alice, /data/karvdash/shared) and choose the subfolder with subPath"
+    )
+
+
 @pytest.mark.parametrize("path", ["/etc", "/opt/datasets2", "/opt", "/var/run/docker.sock", "/opt/datasets-old/x"])
 def test_refused_paths_elsewhere(policy, path):
     assert policy.volume_refusal(host_path(path), "alice") == (
@@ -112,7 +120,7 @@ def test_malformed_host_paths_are_refused(policy, source):
 
 
 def test_unknown_owner_gets_only_shared_and_extra_folders(policy):
-    assert policy.volume_refusal(host_path("/data/karvdash/shared/x"), None) is None
+    assert policy.volume_refusal(host_path("/data/karvdash/shared"), None) is None
     assert policy.volume_refusal(host_path("/opt/datasets"), None) is None
     assert policy.volume_refusal(host_path("/data/karvdash/private/alice"), None) == (
         "mounts host path /data/karvdash/private/alice, which reaches into the files folder /data/karvdash "
@@ -142,7 +150,9 @@ def test_nfs_volumes_into_the_export(nfs_policy):
         return {"name": "n", "nfs": {"server": server, "path": path}}
 
     assert nfs_policy.volume_refusal(nfs("files.example.test", "/export/karvdash/private/alice"), "alice") is None
-    assert nfs_policy.volume_refusal(nfs("files.example.test", "/export/karvdash/shared/x"), "alice") is None
+    assert nfs_policy.volume_refusal(nfs("files.example.test", "/export/karvdash/shared"), "alice") is None
+    assert "choose the subfolder with subPath" in nfs_policy.volume_refusal(
+        nfs("files.example.test", "/export/karvdash/shared/x"), "alice")
     assert nfs_policy.volume_refusal(nfs("files.example.test", "/export/other"), "alice") is None
     assert nfs_policy.volume_refusal(nfs("nas.example.test", "/export/karvdash/private/bob"), "alice") is None
     expected = ("mounts FILES.example.test.:/export/karvdash/private/bob, which reaches into the files export "

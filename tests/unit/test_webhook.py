@@ -206,7 +206,7 @@ async def test_validate_refuses_forbidden_host_paths(webhook, kind):
 @pytest.mark.parametrize("kind", ["pod", *WORKLOADS])
 async def test_validate_allows_own_folders(webhook, kind):
     hook = await webhook()
-    body = with_volumes(kind, [{"name": "mine", "hostPath": {"path": "/data/karvdash/private/alice/x"}},
+    body = with_volumes(kind, [{"name": "mine", "hostPath": {"path": "/data/karvdash/private/alice/"}},
                                {"name": "data", "hostPath": {"path": "/opt/datasets/mnist"}}])
     assert await hook.review("/validate", body) == {"uid": body["request"]["uid"], "allowed": True}
     # the owner was needed for the private folder, and asked once

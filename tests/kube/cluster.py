@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import base64
+import ctypes
 import hashlib
 import http.client
 import json
@@ -105,6 +106,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def die_with_parent() -> None:
+    """preexec_fn: SIGTERM this child when the process that started it dies.
+
+    Keeps a killed test run (CI time-out, SIGKILL) from leaving servers behind.
+    """
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
@@ -145,6 +155,7 @@ class ControlPlane:
         self._processes: list[_Process] = []
         self._ports: dict[str, int] = {}
         self._ssl: ssl.SSLContext | None = None
+        self._detach = False
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -155,6 +166,7 @@ class ControlPlane:
             raise BinariesMissing(f"missing in {self.bin_dir}: {', '.join(missing)} (run tools/kube/build.sh)")
         started = time.monotonic()
         deadline = started + timeout
+        self._detach = detach
         if not detach:
             atexit.register(self.stop)
         try:
@@ -295,7 +307,7 @@ class ControlPlane:
             popen = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 cwd=self.run_dir, start_new_session=True,  # own process group, killed as one
-                env=self._component_env(),
+                env=self._component_env(), preexec_fn=None if self._detach else die_with_parent,
             )
         proc = _Process(name, argv, log, popen, popen.pid)
         self._processes.append(proc)

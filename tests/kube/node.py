@@ -44,7 +44,7 @@ from pathlib import Path
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
-from tests.kube.cluster import DEFAULT_NODE_NAME, LOCAL_PROCESS_LABEL
+from tests.kube.cluster import DEFAULT_NODE_NAME, LOCAL_PROCESS_LABEL, die_with_parent
 
 _VAR_REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 
@@ -233,6 +233,7 @@ class LocalProcessNode:
             popen = subprocess.Popen(
                 [executable, *argv[1:]], env=full_env, cwd=pod_dir, stdin=subprocess.DEVNULL,
                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                preexec_fn=die_with_parent,
             )
         proc = LocalProcess(meta["namespace"], meta["name"], meta["uid"], pod_ip, argv, env, log, popen)
         with self._lock:

@@ -4,7 +4,7 @@
 # proxy, at the versions pinned in versions.env.
 #
 #   tools/kube/build.sh                 build if needed, print the bin dir
-#   tools/kube/build.sh --print-bin-dir print where the binaries are (or go)
+#   tools/kube/build.sh --print-bin-dir print where the binaries are (or will be)
 #   tools/kube/build.sh --check         exit 0 if built, 1 if not
 #
 # Binaries live outside the repository, keyed by a hash of the settings in

@@ -31,6 +31,9 @@ def split_remote(remote: str) -> tuple[str, str]:
     parts = [p for p in remote.split("/") if p]
     if not parts or parts[0] not in DOMAINS:
         raise UsageProblem(f"{remote!r}: a remote path starts with a domain, e.g. private/data or shared/")
+    if "." in parts or ".." in parts:
+        # HTTP clients fold these away before the dashboard could refuse them
+        raise UsageProblem(f"{remote!r}: remote paths cannot contain . or .. parts")
     return parts[0], "/".join(parts[1:])
 
 

@@ -92,7 +92,7 @@ def test_split_remote(remote, expected):
     assert split_remote(remote) == expected
 
 
-@pytest.mark.parametrize("remote", ["", "/", "home/x", "privat/x"])
+@pytest.mark.parametrize("remote", ["", "/", "home/x", "privat/x", "private/../bob", "shared/./x"])
 def test_remote_paths_need_a_domain(remote):
     with pytest.raises(UsageProblem):
         split_remote(remote)

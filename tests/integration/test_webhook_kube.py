@@ -255,7 +255,9 @@ def test_pod_in_a_user_namespace_gets_file_domains_api_settings_and_datasets(web
     own = pod("spawned", volumes=[{"name": "karvdash-private", "hostPath": {"path": "/data/karvdash/private/alice"}}],
               mounts=[{"name": "karvdash-private", "mountPath": "/home/jovyan", "subPath": "work"}])
     spawned = core.create_namespaced_pod(user_namespace, own)
-    assert [v.host_path.type for v in spawned.spec.volumes if v.name == "karvdash-private"] == [None]
+    # its own volume (no type, the API's default ""), not the webhook's DirectoryOrCreate
+    assert [v.host_path.type for v in spawned.spec.volumes if v.name == "karvdash-private"] == [""]
+    assert [m.sub_path for m in spawned.spec.containers[0].volume_mounts if m.mount_path == "/home/jovyan"] == ["work"]
     assert {m.mount_path for m in spawned.spec.containers[0].volume_mounts} >= {"/home/jovyan", "/shared"}
 
 

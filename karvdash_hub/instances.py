@@ -670,6 +670,9 @@ class UserTemplateStore:
         """The user's templates, and a message for each one that no longer parses."""
         try:
             items = await self.instances._list(TEMPLATE_API_VERSION, TEMPLATE_KIND, namespace, "")
+        except InstanceError as error:
+            # without the CRD there are no user templates; the rest still works
+            return [], [error.message]
         except ApiException as error:
             if error.status == 404:
                 return [], []

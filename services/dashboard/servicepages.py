@@ -65,7 +65,11 @@ class ServicesFeature:
         if not self.on_kubernetes:
             raise DashboardError(503, "services need Kubernetes: this deployment runs in local mode")
         if self.instances is None:
-            api = await api_client_from_environment(self.settings.kubeconfig)
+            try:
+                api = await api_client_from_environment(self.settings.kubeconfig)
+            except Exception as error:  # noqa: BLE001 - kubeconfig and in-cluster loaders raise several kinds
+                log.error("cannot reach Kubernetes: %s", error)
+                raise DashboardError(503, f"the dashboard cannot reach Kubernetes: {error}") from None
             namespace = self.settings.hubNamespace or pod_namespace()
             self.instances = InstanceStore(api, namespace)
             self.user_templates = UserTemplateStore(self.instances)
@@ -87,7 +91,10 @@ class ServicesFeature:
         user_templates = []
         if self.on_kubernetes:
             await self.store()
-            user_templates, problems = await self.user_templates.list(username, self.namespace(username))
+            try:
+                user_templates, problems = await self.user_templates.list(username, self.namespace(username))
+            except InstanceError as error:
+                raise instance_error(error) from None
             for problem in problems:
                 log.warning("template of %s skipped: %s", username, problem)
         return st.combine(folder_templates, user_templates)

@@ -10,6 +10,7 @@ covers them on the real control plane.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 import requests
@@ -169,3 +170,99 @@ def test_karvdashctl_template_and_service_commands(hub, tmp_path):
     assert usage.returncode == 2 and "give variables as NAME=value" in usage.stderr
     local = ctl("create_service", "hello-kubernetes", "NAME=web")
     assert local.returncode == 1 and "services need Kubernetes" in local.stderr
+
+
+# --- the New service flow on the real control plane -------------------------------------------
+
+KUBE_HUB_NAMESPACE = "karvdash-browser-test"
+
+
+@pytest.fixture(scope="module")
+def kube_hub(kube_cluster, tmp_path_factory):
+    from kubernetes import client as sync_client
+    from kubernetes.client.rest import ApiException
+
+    from tests.kube.fixtures import new_api_client
+
+    api = new_api_client(kube_cluster.kubeconfig)
+    try:
+        sync_client.CoreV1Api(api).create_namespace({"metadata": {"name": KUBE_HUB_NAMESPACE}})
+    except ApiException as error:
+        if error.status != 409:
+            raise
+    # the chart installs the Template CRD
+    crd = Path(__file__).resolve().parents[2] / "chart" / "karvdash-hub" / "crds" / "template-crd.yaml"
+    kube_cluster.kubectl("apply", "-f", str(crd))
+    kubeconfig = str(kube_cluster.kubeconfig)
+    running = start_hub(
+        tmp_path_factory.mktemp("kube-hub"),
+        env={
+            "KARVDASH_MODE": "kubernetes",
+            "KARVDASH_INGRESS_URL": "https://example.test",
+            "KARVDASH_HUB_NAMESPACE": KUBE_HUB_NAMESPACE,
+            "KARVDASH_KUBECONFIG": kubeconfig,
+            "KUBECONFIG": kubeconfig,
+        },
+    )
+    yield running, api
+    running.stop()
+    api.close()
+
+
+@pytest.mark.kube
+@pytest.mark.browser
+def test_new_service_flow_in_the_browser(page, kube_hub):
+    from kubernetes import client as sync_client
+
+    from karvdash_hub import objects
+    from karvdash_hub.settings import load_settings
+
+    hub, api = kube_hub
+    ensure_user(hub, "hank")
+    # the namespace the spawner makes at the first server start
+    settings = load_settings(environ={"KARVDASH_MODE": "kubernetes", "KARVDASH_INGRESS_URL": "https://example.test"})
+    core = sync_client.CoreV1Api(api)
+    core.create_namespace(objects.namespace(settings, "hank"))
+    try:
+        page.goto(hub.url + "/hub/login")
+        page.fill("#username_input", "hank")
+        page.fill("#password_input", PASSWORD)
+        page.click("#login_submit")
+        page.goto(dashboard_url(hub, "services"))
+        page.locator("#services-empty").wait_for()
+        page.click("#new-service-button")
+        page.click("#new-service-menu [data-template=hello-kubernetes]")
+        page.wait_for_url("**/services/new/hello-kubernetes")
+        assert page.locator("#var-NAME").input_value() == "hello"
+        assert page.locator("#help-MESSAGE").inner_text() == "Text shown on the page"
+        # a bad name is refused with the engine's message, and nothing is made
+        page.fill("#var-NAME", "Bad Name")
+        page.click("#create-service")
+        page.locator("#karvdash-flash").get_by_text("NAME: must be lowercase letters").wait_for()
+        page.fill("#var-NAME", "greeter")
+        page.fill("#var-MESSAGE", "Hello: {from: the browser}")
+        page.click("#create-service")
+        page.wait_for_url("**/services?created=greeter")
+        row = page.locator("tr[data-name=greeter]")
+        row.wait_for()
+        link = row.locator("td").nth(0).locator("a")
+        assert link.get_attribute("href") == "https://greeter-hank.example.test"
+        assert row.locator("td").nth(1).inner_text() == "Hello Kubernetes"
+        deployment = sync_client.AppsV1Api(api).read_namespaced_deployment("greeter", "karvdash-hank")
+        assert deployment.spec.template.spec.containers[0].env[0].value == "Hello: {from: the browser}"
+
+        # the status turns ready once kwok has run the pod (the page refreshes itself)
+        row.locator(".badge", has_text="ready").wait_for(timeout=60_000)
+
+        api_client = DashboardAPI(hub, token=hub.token_for("hank"))
+        again = api_client("POST", "services", json={"id": "hello-kubernetes", "NAME": "greeter"})
+        assert again.status_code == 201 and again.json()["name"].startswith("greeter-")
+        assert api_client("DELETE", "services/" + again.json()["name"]).status_code == 204
+
+        row.locator("[data-action=remove]").click()
+        page.locator(".karvdash-dialog-confirm").click()
+        page.locator("#karvdash-flash").get_by_text("Removed greeter.").wait_for()
+        page.locator("#services-empty").wait_for()
+        assert api_client("GET", "services").json() == []
+    finally:
+        core.delete_namespace("karvdash-hank")

@@ -274,8 +274,10 @@ def inspect_archive(path: str | os.PathLike) -> ArchiveInfo:
                     if member.size > MAX_ARCHIVE_MANIFEST:
                         raise RegistryError(400, f"the archive's {name} is too large to be an image index")
                     members[name] = archive.extractfile(member).read()
-    except (tarfile.TarError, EOFError, OSError) as error:
-        raise RegistryError(400, f"not an image archive (a tar file from docker save or an OCI layout): {error}") from None
+    except (tarfile.TarError, EOFError):
+        raise RegistryError(400, "not an image archive (a tar file from docker save or an OCI layout)") from None
+    except OSError as error:
+        raise RegistryError(400, f"cannot read the archive: {error.strerror or error}") from None
     if "manifest.json" in members:
         # docker save, including Docker 25+, whose archives are OCI layouts as well
         try:

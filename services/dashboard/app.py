@@ -40,6 +40,8 @@ FEATURE_MODULES = [
     "karvdash_dashboard.files",
     "karvdash_dashboard.servicepages",
     "karvdash_dashboard.templatepages",
+    "karvdash_dashboard.datasetpages",
+    "karvdash_dashboard.imagepages",
     "karvdash_dashboard.docs",
     "karvdash_dashboard.apiindex",
 ]

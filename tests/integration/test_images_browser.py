@@ -1,0 +1,117 @@
+"""The Images pages and API through a real hub (local mode), dashboard and
+Debian's chromium, against a real Docker registry with TLS (test CA) and
+basic auth: a user pushes an archive from their files and sees its tags;
+an existing name:tag is refused; only an administrator deletes a tag.
+"""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.hubprocess import start_hub
+from tests.integration.dashboardsession import PASSWORD, DashboardAPI, dashboard_url, ensure_user, private_folder
+from tests.integration.test_hub_flows import log_in
+from tests.registry.fixtures import docker_registry  # noqa: F401 - fixture
+from tests.registry.images import docker_save_archive
+
+pytestmark = [pytest.mark.integration, pytest.mark.browser]
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory, docker_registry):  # noqa: F811
+    running = start_hub(tmp_path_factory.mktemp("hub"), env={
+        "KARVDASH_DOCKER_REGISTRY_URL": docker_registry.url_with_credentials,
+        "KARVDASH_DOCKER_REGISTRY_CERT": str(docker_registry.ca_path),
+    })
+    yield running
+    running.stop()
+
+
+def archive_in_files(hub, user: str, relative: str, repo_tags: list[str], content: bytes) -> None:
+    path = private_folder(hub, user) / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    docker_save_archive(path, repo_tags, {"data.txt": content})
+
+
+def test_push_from_files_list_tags_and_refuse_an_existing_tag(page, hub, docker_registry):  # noqa: F811
+    ensure_user(hub, "alice")
+    archive_in_files(hub, "alice", "images/hello.tar", ["registry.example.org/demo/hello:1.0"], b"hello\n")
+    log_in(page, hub, "alice", PASSWORD)
+    page.goto(dashboard_url(hub, "images"))
+    expect(page.locator("#registry-host")).to_have_text(docker_registry.host)
+    expect(page.locator("#images-empty")).to_be_visible()
+
+    # the Files page's "Add image" link: name and tag come from the archive
+    page.goto(dashboard_url(hub, "images/add?file=private/images/hello.tar"))
+    expect(page.locator("#image-file")).to_have_value("images/hello.tar")
+    expect(page.locator("#image-name")).to_have_value("demo/hello")
+    expect(page.locator("#image-tag")).to_have_value("1.0")
+    page.click("#push-image")
+    expect(page.locator(".karvdash-flash-message")).to_contain_text("Pushed demo/hello:1.0.")
+    row = page.locator("#images-table tbody tr[data-name='demo/hello']")
+    expect(row.locator("td").nth(1)).to_have_text("1")
+
+    # pushing the same name:tag again is refused and changes nothing
+    page.goto(dashboard_url(hub, "images/add"))
+    page.fill("#image-file", "images/hello.tar")
+    page.fill("#image-name", "demo/hello")
+    page.fill("#image-tag", "1.0")
+    page.click("#push-image")
+    expect(page.locator(".karvdash-flash-message.alert-danger")).to_have_text(
+        "demo/hello:1.0 exists already in the registry; choose another tag")
+
+    # a path outside the user's folder is refused
+    page.fill("#image-file", "../admin/x.tar")
+    page.click("#push-image")
+    expect(page.locator(".karvdash-flash-message.alert-danger").last).to_have_text("a path cannot contain . or .. parts")
+
+    page.click("text=Cancel")
+    page.click("#images-table a:text('demo/hello')")
+    expect(page.locator("#image-name")).to_have_text("demo/hello")
+    group = page.locator("#digests-table tbody tr")
+    expect(group).to_have_count(1)
+    expect(group.locator(".image-tag")).to_have_text(["1.0"])
+    # a user who is not an administrator gets no delete buttons
+    expect(page.locator("#digests-table [data-action='delete']")).to_have_count(0)
+
+    api = DashboardAPI(hub, token=hub.token_for("alice"))
+    refused = api("DELETE", "images/demo/hello:1.0")
+    assert (refused.status_code, refused.json()) == (403, {"status": 403, "message": "only administrators may delete images"})
+    listed = api("GET", "images")
+    assert listed.json() == {"registry": docker_registry.host, "images": [{"name": "demo/hello", "tags": ["1.0"]}]}
+    one = api("GET", "images/demo/hello:1.0").json()
+    assert one["image"] == f"{docker_registry.host}/demo/hello:1.0" and one["size"] > 0
+    assert api("GET", "images/demo/nothing").status_code == 404
+    bad = api("POST", "images", json={"domain": "private", "path": "images/missing.tar"})
+    assert (bad.status_code, bad.json()["message"]) == (404, "private/images/missing.tar does not exist")
+    # a link out of the user's folder is not followed
+    (private_folder(hub, "alice") / "escape.tar").symlink_to(private_folder(hub, "admin") / "app.tar")
+    escape = api("POST", "images", json={"domain": "private", "path": "escape.tar", "name": "x/y", "tag": "1"})
+    assert (escape.status_code, escape.json()["message"]) == (403, "private/escape.tar leads outside the private domain")
+    not_image = private_folder(hub, "alice") / "notes.tar"
+    not_image.write_text("just text")
+    refused = api("POST", "images", json={"domain": "private", "path": "notes.tar", "name": "x/y", "tag": "1"})
+    assert (refused.status_code, refused.json()["message"]) == (
+        400, "private/notes.tar: not an image archive (a tar file from docker save or an OCI layout)")
+    assert api("GET", "images").json()["images"] == [{"name": "demo/hello", "tags": ["1.0"]}]
+
+
+def test_an_administrator_deletes_one_tag_of_a_shared_digest(page, hub, docker_registry):  # noqa: F811
+    archive_in_files(hub, "admin", "app.tar", ["demo/app:2.0"], b"app\n")
+    api = DashboardAPI(hub, token=hub.token_for(hub.admin))
+    for tag in ("2.0", "stable"):
+        pushed = api("POST", "images", json={"domain": "private", "path": "app.tar", "name": "demo/app", "tag": tag})
+        assert pushed.status_code == 201, pushed.text
+    log_in(page, hub, hub.admin, hub.admin_password)
+    page.goto(dashboard_url(hub, "images/view/demo/app"))
+    expect(page.locator("#digests-table tbody tr .image-tag")).to_have_text(["2.0", "stable"])
+    page.click("#digests-table .image-tag[data-tag='stable'] [data-action='delete']")
+    # the dialog takes the click only once its fade-in is over (it focuses the button then)
+    expect(page.locator(".karvdash-dialog-confirm")).to_be_focused()
+    page.click(".karvdash-dialog-confirm")
+    expect(page.locator(".karvdash-flash-message")).to_contain_text("Deleted demo/app:stable.")
+    expect(page.locator("#digests-table tbody tr .image-tag")).to_have_text(["2.0"])
+    # the other tag still pulls the same image from the registry
+    session = docker_registry.session()
+    assert session.get(f"{docker_registry.url}/v2/demo/app/tags/list").json() == {"name": "demo/app", "tags": ["2.0"]}

@@ -53,7 +53,11 @@ class DatasetsFeature:
         self.check_available()
         if self.datasets is None:
             if KUBE_CLIENT not in self.context.extras:
-                self.context.extras[KUBE_CLIENT] = await api_client_from_environment()
+                try:
+                    self.context.extras[KUBE_CLIENT] = await api_client_from_environment(self.settings.kubeconfig)
+                except Exception as error:  # noqa: BLE001 - kubeconfig and in-cluster loaders raise several kinds
+                    log.error("cannot reach Kubernetes: %s", error)
+                    raise DashboardError(503, f"the dashboard cannot reach Kubernetes: {error}") from None
             self.datasets = DatasetStore(self.settings, self.context.extras[KUBE_CLIENT])
         return self.datasets
 

@@ -83,6 +83,9 @@ def test_push_from_files_list_tags_and_refuse_an_existing_tag(page, hub, docker_
     one = api("GET", "images/demo/hello:1.0").json()
     assert one["image"] == f"{docker_registry.host}/demo/hello:1.0" and one["size"] > 0
     assert api("GET", "images/demo/nothing").status_code == 404
+    # this deployment has no datasets: one answer, in the API's error shape
+    assert api("GET", "datasets").json() == {
+        "status": 404, "message": "datasets are not enabled on this deployment (datasetsAvailable)"}
     bad = api("POST", "images", json={"domain": "private", "path": "images/missing.tar"})
     assert (bad.status_code, bad.json()["message"]) == (404, "private/images/missing.tar does not exist")
     # a link out of the user's folder is not followed

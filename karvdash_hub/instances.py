@@ -320,12 +320,32 @@ class InstanceStore:
             raise
         return _instance_from(record, {})
 
+    async def create_under_free_name(self, resource, namespace: str, first: str, body_for, next_name, what: str):
+        """Create ``body_for(name)`` with create-only semantics, trying
+        ``next_name(taken)`` while the name is taken: the API server decides
+        races. Returns (name, created object)."""
+        taken: set[str] = set()
+        name = first
+        for _ in range(8):
+            try:
+                return name, await self._call("create", resource, body=body_for(name), namespace=namespace)
+            except ApiException as error:
+                if error.status == 404:
+                    raise InstanceError(409, f"namespace {namespace} does not exist yet; start your server once") from None
+                if error.status != 409:
+                    raise InstanceError(502, f"cannot store the {what}: {api_message(error)}") from None
+            taken.add(name)
+            try:
+                name = next_name(taken)
+            except st.ValuesError as error:
+                raise InstanceError(409, str(error)) from None
+        raise InstanceError(409, f"no free name for the {what}")
+
     async def _claim_record(self, template: st.ServiceTemplate, wanted: str, owner: str, namespace: str) -> dict:
         resource = await self.resource("v1", "ConfigMap")
-        taken: set[str] = set()
-        name = wanted
-        for _ in range(8):
-            body = {
+
+        def record(name: str) -> dict:
+            return {
                 "apiVersion": "v1",
                 "kind": "ConfigMap",
                 "metadata": {
@@ -336,19 +356,11 @@ class InstanceStore:
                 "data": {"template": template.id, "template-name": template.name, "state": "creating",
                          "auth": json.dumps(template.auth and template.has_ingress)},
             }
-            try:
-                return await self._call("create", resource, body=body, namespace=namespace)
-            except ApiException as error:
-                if error.status == 404:
-                    raise InstanceError(409, f"namespace {namespace} does not exist yet; start your server once") from None
-                if error.status != 409:
-                    raise InstanceError(502, f"cannot record the service: {api_message(error)}") from None
-            taken.add(name)
-            try:
-                name = st.free_name(wanted, taken)
-            except st.ValuesError as error:
-                raise InstanceError(409, str(error)) from None
-        raise InstanceError(409, f"no free name like {wanted!r}")
+
+        _, created = await self.create_under_free_name(
+            resource, namespace, wanted, record, lambda taken: st.free_name(wanted, taken), "service"
+        )
+        return created
 
     async def _claim_singleton(self, template, name, owner, namespace, record) -> None:
         resource = await self.resource("v1", "ConfigMap")
@@ -694,10 +706,11 @@ class UserTemplateStore:
         except st.TemplateError as error:
             raise InstanceError(400, f"not a valid template: {error}") from None
         resource = await self._resource()
-        taken = set(taken_ids)
-        template_id = st.free_id(st.slug(probe.name), taken)
-        for _ in range(8):
-            body = {
+        wanted = st.slug(probe.name)
+        taken_before = set(taken_ids)
+
+        def stored(template_id: str) -> dict:
+            return {
                 "apiVersion": TEMPLATE_API_VERSION,
                 "kind": TEMPLATE_KIND,
                 "metadata": {
@@ -707,17 +720,12 @@ class UserTemplateStore:
                 },
                 "spec": {"data": text},
             }
-            try:
-                await self.instances._call("create", resource, body=body, namespace=namespace)
-                return st.parse_template(text, template_id, "user")
-            except ApiException as error:
-                if error.status == 404:
-                    raise InstanceError(409, f"namespace {namespace} does not exist yet; start your server once") from None
-                if error.status != 409:
-                    raise InstanceError(502, f"cannot store the template: {api_message(error)}") from None
-            taken.add(template_id)
-            template_id = st.free_id(st.slug(probe.name), taken)
-        raise InstanceError(409, "no free template id")
+
+        template_id, _ = await self.instances.create_under_free_name(
+            resource, namespace, st.free_id(wanted, taken_before), stored,
+            lambda taken: st.free_id(wanted, taken | taken_before), "template",
+        )
+        return st.parse_template(text, template_id, "user")
 
     async def delete(self, owner: str, namespace: str, template_id: str) -> None:
         resource = await self._resource()

@@ -315,6 +315,19 @@ async def test_prefix_claims_of_deleted_namespaces_are_released(store, sync_api,
     assert instance.url == f"https://{prefix}.example.com"
 
 
+async def refused(store, user, namespace, objects_yaml: str, name: str) -> InstanceError:
+    """Create a one-off template made of ``objects_yaml``; return the 400 it gets."""
+    template = st.parse_template(
+        f"kind: Template\nname: T\nvariables:\n- name: NAME\n  default: {name}\n---\n" + objects_yaml,
+        f"t{name}", "user",
+    )
+    with pytest.raises(InstanceError) as error:
+        await store.create(template, {"NAME": name}, owner=user, namespace=namespace, context=base_context(),
+                           domain="example.com")
+    assert error.value.status == 400
+    return error.value
+
+
 # --- bad input leaves nothing behind ----------------------------------------------------------
 
 
@@ -327,39 +340,20 @@ async def test_bad_values_and_templates_leave_nothing(store, sync_api, new_user)
         await create(store, user, namespace, "minio", NAME="m", ROOT_PASSWORD="")
     assert error.value.status == 400
 
-    unknown_kind = st.parse_template(
-        "kind: Template\nname: U\nvariables:\n- name: NAME\n  default: u\n---\n"
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: $NAME-first}\n---\n"
-        "apiVersion: example.org/v1\nkind: Gadget\nmetadata: {name: $NAME}\n",
-        "unknown", "user",
-    )
-    with pytest.raises(InstanceError) as error:
-        await store.create(unknown_kind, {"NAME": "u"}, owner=user, namespace=namespace, context=base_context(),
-                           domain="example.com")
-    assert error.value.status == 400 and "no kind Gadget in example.org/v1" in error.value.message
-
+    error = await refused(store, user, namespace,
+                          "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: $NAME-first}\n---\n"
+                          "apiVersion: example.org/v1\nkind: Gadget\nmetadata: {name: $NAME}\n", "u")
+    assert "no kind Gadget in example.org/v1" in error.message
     # the API server refuses a field it does not know (strict validation)
-    bad_field = st.parse_template(
-        "kind: Template\nname: B\nvariables:\n- name: NAME\n  default: b\n---\n"
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: $NAME-ok}\n---\n"
-        "apiVersion: v1\nkind: Service\nmetadata: {name: $NAME}\nspec: {ports: [{port: 80}], bogus: 1}\n",
-        "badfield", "user",
-    )
-    with pytest.raises(InstanceError) as error:
-        await store.create(bad_field, {"NAME": "b"}, owner=user, namespace=namespace, context=base_context(),
-                           domain="example.com")
-    assert error.value.status == 400 and "Kubernetes refused Service b" in error.value.message
-    assert "bogus" in error.value.message
+    error = await refused(store, user, namespace,
+                          "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: $NAME-ok}\n---\n"
+                          "apiVersion: v1\nkind: Service\nmetadata: {name: $NAME}\n"
+                          "spec: {ports: [{port: 80}], bogus: 1}\n", "b")
+    assert "Kubernetes refused Service b" in error.message and "bogus" in error.message
     # a cluster-scoped custom kind is refused by what discovery says
-    cluster_scoped = st.parse_template(
-        "kind: Template\nname: C\nvariables:\n- name: NAME\n  default: c\n---\n"
-        "apiVersion: karvdash-test.example.org/v1\nkind: Widget\nmetadata: {name: $NAME}\n",
-        "clusterscoped", "user",
-    )
-    with pytest.raises(InstanceError) as error:
-        await store.create(cluster_scoped, {"NAME": "c"}, owner=user, namespace=namespace, context=base_context(),
-                           domain="example.com")
-    assert error.value.status == 400 and "Widget c is cluster-scoped" in error.value.message
+    error = await refused(store, user, namespace,
+                          "apiVersion: karvdash-test.example.org/v1\nkind: Widget\nmetadata: {name: $NAME}\n", "c")
+    assert "Widget c is cluster-scoped" in error.message
     assert objects_of(sync_api, namespace) == []
     assert await store.list(user, namespace) == []
 

@@ -146,6 +146,7 @@ class KarvdashSpawner(ProfileSpawnerMixin, KubeSpawner):
         app proxy, which depend on what the profile chose."""
         settings = self.karvdash_settings
         profile = selection.profile
+        self._setup_events.clear()  # this start's messages only
         self.apply_overrides(objects.server_base_overrides(settings, self.user.name, profile.datasets))
         for override in selection.overrides():
             self.apply_overrides(override)

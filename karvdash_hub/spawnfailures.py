@@ -71,6 +71,14 @@ def pod_failure(pod: dict | None, events: list[dict] = ()) -> str:
             if reason in CONFIG_REASONS:
                 return f"The container {container.get('name')} cannot be created ({reason}{detail})."
         if status.get("phase") == "Failed":
+            for container in status.get("containerStatuses") or []:
+                ended = (container.get("state") or {}).get("terminated")
+                if ended:
+                    why = ended.get("message") or ended.get("reason") or "no reason given"
+                    return (
+                        f"The server stopped as it started: container {container.get('name')} "
+                        f"exited with code {ended.get('exitCode')} ({why})."
+                    )
             why = status.get("message") or status.get("reason") or "no reason given"
             return f"The server's pod failed: {why}."
     for event in events:

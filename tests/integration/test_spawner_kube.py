@@ -14,6 +14,7 @@ import base64
 import configparser
 import json
 import re
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -283,3 +284,329 @@ async def test_deleting_a_user_removes_namespace_and_their_volumes(tmp_path, hub
     wait_for(lambda: not _exists(core_admin.read_persistent_volume, f"files-{user}"), what="volume deletion")
     assert _exists(core_admin.read_persistent_volume, f"files-{other}")
     core_admin.delete_persistent_volume(f"files-{other}")
+
+
+# --- a real karvdash-hub in kubernetes mode ----------------------------------------------
+
+PASSWORD = "kube-test-password"
+# a test profile whose pods no node accepts: they stay Pending, as behind a missing image
+UNSCHEDULABLE_PROFILE = """\
+display_name: Unschedulable
+kubespawner_override:
+  node_selector: {karvdash-hub.test/no-such-node: "true"}
+"""
+
+
+@pytest.fixture(scope="module")
+def kube_hub(tmp_path_factory, hub_kubeconfig, kube_local_node):
+    state = tmp_path_factory.mktemp("kube-hub")
+    (state / "profiles").mkdir()
+    (state / "profiles" / "unschedulable.yaml").write_text(UNSCHEDULABLE_PROFILE)
+    hub = start_hub(
+        state,
+        env={
+            "KARVDASH_MODE": "kubernetes",
+            "KARVDASH_INGRESS_URL": "https://example.test",
+            "KARVDASH_DATASETS_AVAILABLE": "true",
+            "KUBECONFIG": str(hub_kubeconfig),
+        },
+        args=[
+            "--JupyterHub.ip=127.0.0.1",
+            # tests/kube/node.py runs pods with this label as local processes
+            f"--KubeSpawner.extra_labels={LOCAL_PROCESS_LABEL}=true",
+            # ... as root, the user of these machines (a real image runs as jovyan)
+            "--KubeSpawner.args=--ServerApp.allow_root=True",
+            "--Spawner.http_timeout=60",
+            "--Spawner.start_timeout=90",
+        ],
+    )
+    yield hub
+    hub.stop()
+
+
+@pytest.fixture(scope="module")
+def users(kube_hub):
+    tokens = {}
+    for name in ("alice", "bob", "carol", "dave", "erin"):
+        kube_hub.create_user(name, PASSWORD)
+        tokens[name] = kube_hub.token_for(name, PASSWORD)
+    return tokens
+
+
+def _pod(core, namespace, name):
+    try:
+        return core.read_namespaced_pod(name, namespace)
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+
+
+def _server(hub, user, token, name=""):
+    return hub.api("GET", f"/users/{user}", token).json()["servers"].get(name)
+
+
+def _progress_messages(hub, user, token, until, give_up=lambda: False) -> list[str]:
+    """Messages of the spawn progress stream until an event ``until(event)`` is true."""
+    messages = []
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not give_up():
+        response = hub.api("GET", f"/users/{user}/server/progress", token, stream=True)
+        if response.status_code != 200:
+            time.sleep(0.1)
+            continue
+        for line in response.iter_lines(decode_unicode=True):
+            if line.startswith("data:"):
+                event = json.loads(line[5:])
+                messages.append(event.get("message", ""))
+                if until(event):
+                    return messages
+        return messages
+    return messages
+
+
+def _start_with_progress(hub, user, token, options, until, while_pending=None):
+    """Start ``user``'s server and read its progress stream while it starts
+    (``while_pending`` runs meanwhile): the start request's response and the
+    progress messages."""
+    result = {}
+
+    def start():
+        result["response"] = hub.api("POST", f"/users/{user}/server", token, json={"user_options": options})
+
+    def pending():
+        try:
+            while_pending()
+        except BaseException as e:  # reported below, in the test's thread
+            result["error"] = e
+
+    threads = [threading.Thread(target=start)]
+    if while_pending is not None:
+        threads.append(threading.Thread(target=pending))
+    for thread in threads:
+        thread.start()
+    try:
+        refused = lambda: "response" in result and result["response"].status_code >= 400  # noqa: E731
+        messages = _progress_messages(hub, user, token, until, give_up=refused)
+    finally:
+        for thread in threads:
+            thread.join(120)
+    if "error" in result:
+        raise result["error"]
+    return result["response"], messages
+
+
+def _spawn_failure(hub, user, token, options, while_pending=None) -> str:
+    """Start a server expected to fail; return the message the person sees."""
+    response, messages = _start_with_progress(
+        hub, user, token, options, until=lambda e: e.get("failed"), while_pending=while_pending
+    )
+    if response.status_code >= 400:
+        return response.json()["message"]
+    return messages[-1]
+
+
+def test_spawn_prepares_the_namespace_and_runs_jupyterlab(kube_hub, users, admin):
+    core = client.CoreV1Api(admin)
+    token = users["alice"]
+    response, messages = _start_with_progress(
+        kube_hub,
+        "alice",
+        token,
+        {"profile": "jupyter", "resources": "medium"},
+        until=lambda e: e.get("ready") or e.get("failed"),
+    )
+    assert response.status_code in (201, 202), response.text
+    assert "Preparing your namespace karvdash-alice" in messages
+    assert "Creating your server's pod in karvdash-alice" in messages
+    assert any("Successfully assigned karvdash-alice/jupyter-alice" in m for m in messages), messages
+    assert messages[-1].startswith("Server ready at /user/alice/"), messages
+    wait_for(lambda: (_server(kube_hub, "alice", token) or {}).get("ready"), timeout=60, what="alice's server")
+
+    namespace = core.read_namespace("karvdash-alice")
+    assert namespace.metadata.labels["karvdash.io/user-namespace"] == "enabled"
+    assert namespace.metadata.labels["karvdash.io/owner"] == "alice"
+    binding = client.RbacAuthorizationV1Api(admin).read_namespaced_role_binding("karvdash-user", "karvdash-alice")
+    assert binding.role_ref.name == "edit"
+    pod = core.read_namespaced_pod("jupyter-alice", "karvdash-alice")
+    assert pod.status.phase == "Running"
+    assert pod.spec.service_account_name == "default"
+    volumes = {v.name: v for v in pod.spec.volumes}
+    files = kube_hub.state_dir / "files"
+    assert volumes["karvdash-private"].host_path.path == str(files / "private" / "alice")
+    assert volumes["karvdash-shared"].host_path.path == str(files / "shared")
+    mounts = {m.mount_path: m.name for m in pod.spec.containers[0].volume_mounts}
+    assert mounts["/private"] == "karvdash-private" and mounts["/shared"] == "karvdash-shared"
+    assert mounts["/var/lib/karvdash"] == "karvdash-api"
+    resources = pod.spec.containers[0].resources
+    assert (resources.limits["cpu"], resources.limits["memory"]) == ("2", str(8 * 1024**3))
+
+    # the API settings hold a token of alice limited to the dashboard's scopes
+    secret = core.read_namespaced_secret("karvdash-api", "karvdash-alice")
+    ini = configparser.ConfigParser(interpolation=None)
+    ini.read_string(base64.b64decode(secret.data["config.ini"]).decode())
+    assert ini["Karvdash"]["base_url"] == "https://example.test/services/karvdash/api/"
+    identity = kube_hub.api("GET", "/user", ini["Karvdash"]["token"]).json()
+    assert identity["name"] == "alice"
+    assert identity["scopes"], "the namespace token carries the dashboard's scopes"
+    outside = {
+        s for s in identity["scopes"] if not s.startswith("custom:karvdash:") and not s.endswith("!service=karvdash")
+    }
+    # beyond the dashboard's scopes only JupyterHub's own "who am I" scopes
+    assert outside <= {"read:users:name!user=alice", "read:users:groups!user=alice"}, outside
+    assert "custom:karvdash:files:write" in identity["scopes"]
+
+    # JupyterLab (jupyterhub-singleuser run by the node on the pod's IP) through the hub's proxy
+    status = requests.get(
+        f"{kube_hub.url}/user/alice/api/status", headers={"Authorization": f"token {token}"}, timeout=30
+    )
+    assert status.status_code == 200 and "started" in status.json()
+    lab = kube_hub.login("alice", PASSWORD).get(f"{kube_hub.url}/user/alice/lab", timeout=60)
+    assert lab.status_code == 200 and "JupyterLab" in lab.text
+    anonymous = requests.get(f"{kube_hub.url}/user/alice/lab", allow_redirects=False, timeout=30)
+    assert anonymous.status_code == 302
+    other = requests.get(
+        f"{kube_hub.url}/user/alice/api/status", headers={"Authorization": f"token {users['bob']}"}, timeout=30
+    )
+    assert other.status_code in (403, 404)
+
+    assert "unhandled user_options" not in kube_hub.log()
+
+
+def test_stop_deletes_the_pod(kube_hub, users, admin):
+    core = client.CoreV1Api(admin)
+    assert _pod(core, "karvdash-alice", "jupyter-alice") is not None
+    response = kube_hub.api("DELETE", "/users/alice/server", users["alice"])
+    assert response.status_code in (202, 204)
+    wait_for(lambda: _pod(core, "karvdash-alice", "jupyter-alice") is None, timeout=60, what="pod deletion")
+    wait_for(lambda: _server(kube_hub, "alice", users["alice"]) is None, timeout=30, what="server stopped")
+    assert core.read_namespace("karvdash-alice").status.phase == "Active"  # stopping keeps the namespace
+
+
+def test_image_outside_the_allowed_pattern_is_refused(kube_hub, users, admin):
+    response = kube_hub.api(
+        "POST",
+        "/users/alice/servers/lab2",
+        users["alice"],
+        json={"user_options": {"profile": "jupyter", "image--unlisted-choice": "evil image;reboot"}},
+    )
+    assert response.status_code == 400
+    assert response.json()["message"] == (
+        "Invalid server options: Image: 'evil image;reboot' is not allowed: "
+        "an image reference such as registry.example.com/team/image:tag"
+    )
+    assert client.CoreV1Api(admin).list_namespaced_pod("karvdash-alice").items == []
+
+
+def test_a_user_cannot_spawn_into_another_users_namespace(kube_hub, users, admin):
+    response = kube_hub.api(
+        "POST",
+        "/users/bob/server",
+        users["bob"],
+        json={"user_options": {"profile": "jupyter", "namespace": "karvdash-alice"}},
+    )
+    assert response.status_code == 400
+    assert "has no option 'namespace'" in response.json()["message"]
+    # bob may not start alice's server either
+    response = kube_hub.api("POST", "/users/alice/server", users["bob"], json={"user_options": {}})
+    assert response.status_code in (403, 404)
+    # and bob's namespace account has no rights in alice's namespace
+    authz = client.AuthorizationV1Api(admin)
+
+    def allowed(namespace):
+        review = authz.create_subject_access_review(
+            {
+                "spec": {
+                    "user": "system:serviceaccount:karvdash-alice:default",
+                    "groups": ["system:serviceaccounts", "system:serviceaccounts:karvdash-alice"],
+                    "resourceAttributes": {"namespace": namespace, "verb": "create", "resource": "pods"},
+                }
+            }
+        )
+        return review.status.allowed
+
+    assert allowed("karvdash-alice") is True
+    assert allowed("karvdash-bob") is False
+    assert allowed("default") is False
+
+
+def test_exceeded_quota_is_explained(kube_hub, users, admin):
+    core = client.CoreV1Api(admin)
+    # an administrator made carol's namespace, with a quota that allows no server
+    core.create_namespace({"metadata": {"name": "karvdash-carol", "labels": {"karvdash.io/owner": "carol"}}})
+    core.create_namespaced_resource_quota("karvdash-carol", {"metadata": {"name": "none"}, "spec": {"hard": {"pods": "0"}}})
+    wait_for(
+        lambda: (core.read_namespaced_resource_quota("none", "karvdash-carol").status or client.V1ResourceQuotaStatus()).hard,
+        what="the quota controller",
+    )
+    message = _spawn_failure(kube_hub, "carol", users["carol"], {"profile": "jupyter"})
+    assert "The resource quota of your namespace does not allow this server" in message, message
+    assert "exceeded quota: none" in message
+    # the namespace was adopted (labelled) and still holds the hub's objects
+    assert core.read_namespace("karvdash-carol").metadata.labels["karvdash.io/user-namespace"] == "enabled"
+
+
+def test_missing_image_is_explained(kube_hub, users, admin):
+    core = client.CoreV1Api(admin)
+
+    def kubelet_reports_pull_failure():
+        pod = wait_for(lambda: _pod(core, "karvdash-dave", "jupyter-dave"), timeout=60, what="dave's pod")
+        # no kubelet here: report what one reports for an image that does not exist
+        core.patch_namespaced_pod_status(
+            "jupyter-dave",
+            "karvdash-dave",
+            {
+                "status": {
+                    "containerStatuses": [
+                        {
+                            "name": "notebook",
+                            "image": pod.spec.containers[0].image,
+                            "imageID": "",
+                            "ready": False,
+                            "restartCount": 0,
+                            "state": {
+                                "waiting": {
+                                    "reason": "ErrImagePull",
+                                    "message": "manifest for registry.example.test/no/such:1 not found",
+                                }
+                            },
+                        }
+                    ]
+                }
+            },
+        )
+
+    options = {"profile": "unschedulable"}
+    message = _spawn_failure(kube_hub, "dave", users["dave"], options, while_pending=kubelet_reports_pull_failure)
+    assert "The image quay.io/jupyterhub/singleuser:latest cannot be pulled (ErrImagePull: manifest for" in message
+    wait_for(lambda: _pod(core, "karvdash-dave", "jupyter-dave") is None, timeout=60, what="the failed pod's removal")
+
+
+def test_a_namespace_that_is_not_the_users_is_refused(kube_hub, users, admin):
+    core = client.CoreV1Api(admin)
+    core.create_namespace({"metadata": {"name": "karvdash-erin", "labels": {"team": "ops"}}})
+    message = _spawn_failure(kube_hub, "erin", users["erin"], {"profile": "jupyter"})
+    assert message.endswith(
+        "The namespace karvdash-erin exists but is not labelled as yours (karvdash.io/owner=erin). "
+        "An administrator must label it or remove it."
+    ), message
+    assert core.list_namespaced_pod("karvdash-erin").items == []
+
+
+def test_deleting_a_user_removes_their_namespace(kube_hub, users, admin):
+    core = client.CoreV1Api(admin)
+    assert core.read_namespace("karvdash-alice").status.phase == "Active"
+    core.create_persistent_volume(
+        {
+            "metadata": {"name": "alice-data", "labels": {"karvdash.io/owner": "alice"}},
+            "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "hostPath": {"path": "/tmp/x"}},
+        }
+    )
+    admin_token = kube_hub.token_for("admin")
+    response = kube_hub.api("DELETE", "/users/alice", admin_token)
+    assert response.status_code == 204, response.text
+    wait_for(lambda: _gone_or_terminating(core, "karvdash-alice"), timeout=30, what="namespace deletion")
+    wait_for(lambda: not _exists(core.read_persistent_volume, "alice-data"), timeout=30, what="volume deletion")
+    # erin's foreign namespace is not touched by deleting erin
+    assert kube_hub.api("DELETE", "/users/erin", admin_token).status_code == 204
+    assert core.read_namespace("karvdash-erin").status.phase == "Active"

@@ -68,3 +68,15 @@ def test_api_error_bodies():
 
 def test_failure_message_is_what_jupyterhub_shows():
     assert SpawnFailure("why").jupyterhub_message == "why"
+
+
+def test_a_server_that_exits_says_how():
+    pod = {
+        "status": {
+            "phase": "Failed",
+            "containerStatuses": [
+                {"name": "notebook", "state": {"terminated": {"exitCode": 1, "reason": "Error"}}},
+            ],
+        }
+    }
+    assert pod_failure(pod) == "The server stopped as it started: container notebook exited with code 1 (Error)."

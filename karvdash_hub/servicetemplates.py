@@ -505,13 +505,13 @@ def check_values(template: ServiceTemplate, values: dict) -> dict[str, str]:
             value = str(value)
         elif not isinstance(value, str):
             raise ValuesError(name, "must be text")
+        if any(unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in value):
+            raise ValuesError(name, "must not contain control characters or line breaks")
         value = value.strip()
         if not value:
             raise ValuesError(name, "must not be empty")
         if len(value) > MAX_VALUE_LENGTH:
             raise ValuesError(name, f"is longer than {MAX_VALUE_LENGTH} characters")
-        if any(unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in value):
-            raise ValuesError(name, "must not contain control characters or line breaks")
         checked[name] = value
     check_name(checked["NAME"])
     return checked
@@ -609,7 +609,7 @@ def _typed(text: str):
         value = yaml.safe_load(text)
     except yaml.YAMLError:
         return text
-    if isinstance(value, (bool, int, float)) and not isinstance(value, type(None)):
+    if isinstance(value, (bool, int, float)):
         return value
     return text
 

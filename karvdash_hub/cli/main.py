@@ -17,13 +17,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import filecommands, servicecommands
+from . import datasetcommands, filecommands, imagecommands, servicecommands
 from .client import APIProblem, DashboardClient
 from .connection import ConnectionProblem, find_connection
 from .filecommands import UsageProblem
 from .output import Output
 
-COMMAND_MODULES = [filecommands, servicecommands]
+COMMAND_MODULES = [filecommands, servicecommands, datasetcommands, imagecommands]
 
 EXIT_ERROR, EXIT_USAGE, EXIT_CONNECTION, EXIT_FORBIDDEN, EXIT_NOT_FOUND, EXIT_CONFLICT, EXIT_REFUSED = 1, 2, 3, 4, 5, 6, 7
 

@@ -25,6 +25,7 @@ from tests.hubprocess import start_hub
 from tests.integration.dashboardsession import PASSWORD, DashboardAPI, dashboard_url, ensure_user
 from tests.integration.test_chart_kube import install_crds
 from tests.integration.test_hub_flows import log_in
+from tests.integration.test_images_browser import karvdashctl
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.kube]
 
@@ -152,3 +153,29 @@ def test_api_types_and_scopes(hub, people):
     assert one["yaml"].startswith("apiVersion: datashim.io/v1alpha1\nkind: Dataset\n")
     assert api("DELETE", "datasets/fast").status_code == 204
     assert api("GET", "datasets/fast").status_code == 404
+
+
+def test_karvdashctl_dataset_commands(hub, people):
+    alice, _ = people
+    ensure_user(hub, alice)
+    token = hub.token_for(alice)
+    missing = karvdashctl(hub, token, "add_dataset", "s3-remote", "name=cli", "endpoint=https://s3.example.org",
+                          "bucket=cli-data")
+    # no terminal to ask for the keys: the dashboard names what is missing
+    assert (missing.returncode, missing.stderr) == (7, "karvdashctl: accessKeyID: is required (400)\n")
+    added = karvdashctl(hub, token, "add_dataset", "s3-remote", "name=cli", "endpoint=https://s3.example.org",
+                        "bucket=cli-data", "accessKeyID=AKIACLI", "secretAccessKey=cli-secret", "readonly=true")
+    assert (added.returncode, added.stdout) == (0, "added dataset cli (mounted at /mnt/datasets/cli)\n")
+    listed = karvdashctl(hub, token, "list_datasets")
+    assert [line.split() for line in listed.stdout.splitlines()][:2] == [
+        ["name", "type", "bucket", "endpoint"], ["cli", "s3-remote", "cli-data", "https://s3.example.org"]]
+    shown = karvdashctl(hub, token, "get_dataset", "cli")
+    assert yaml.safe_load(shown.stdout)["spec"]["local"] == {
+        "type": "COS", "endpoint": "https://s3.example.org", "bucket": "cli-data", "readonly": "true",
+        "secret-name": "karvdash-dataset-cli"}
+    assert "cli-secret" not in shown.stdout and "AKIACLI" not in shown.stdout
+    assert karvdashctl(hub, token, "add_dataset", "s3-remote", "type=x").returncode == 2
+    removed = karvdashctl(hub, token, "remove_dataset", "cli")
+    assert (removed.returncode, removed.stdout) == (0, "removed dataset cli\n")
+    gone = karvdashctl(hub, token, "get_dataset", "cli")
+    assert (gone.returncode, gone.stderr) == (5, "karvdashctl: no dataset named cli (404)\n")

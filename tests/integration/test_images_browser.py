@@ -6,6 +6,12 @@ an existing name:tag is refused; only an administrator deletes a tag.
 
 from __future__ import annotations
 
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from playwright.sync_api import expect
 
@@ -16,6 +22,8 @@ from tests.registry.fixtures import docker_registry  # noqa: F401 - fixture
 from tests.registry.images import docker_save_archive
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
+
+KARVDASHCTL = str(Path(sys.executable).parent / "karvdashctl")
 
 
 @pytest.fixture(scope="module")
@@ -118,3 +126,33 @@ def test_an_administrator_deletes_one_tag_of_a_shared_digest(page, hub, docker_r
     # the other tag still pulls the same image from the registry
     session = docker_registry.session()
     assert session.get(f"{docker_registry.url}/v2/demo/app/tags/list").json() == {"name": "demo/app", "tags": ["2.0"]}
+
+
+def karvdashctl(hub, token: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([KARVDASHCTL, "--url", dashboard_url(hub), "--token", token, *args],
+                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+
+
+def test_karvdashctl_image_commands(hub, docker_registry):  # noqa: F811
+    ensure_user(hub, "alice")
+    archive_in_files(hub, "alice", "cli/tool.tar", ["tool:0.1"], b"tool\n")
+    token = hub.token_for("alice")
+    added = karvdashctl(hub, token, "add_image", "private/cli/tool.tar")
+    assert added.returncode == 0, added.stderr
+    assert re.fullmatch(rf"pushed {re.escape(docker_registry.host)}/tool:0\.1 \(sha256:[0-9a-f]{{64}}\)\n", added.stdout)
+    again = karvdashctl(hub, token, "add_image", "private/cli/tool.tar")
+    assert (again.returncode, again.stderr) == (
+        6, "karvdashctl: tool:0.1 exists already in the registry; choose another tag (409)\n")
+    renamed = karvdashctl(hub, token, "--json", "add_image", "private/cli/tool.tar", "tools/tool:0.2")
+    assert renamed.returncode == 0 and json.loads(renamed.stdout)["image"] == f"{docker_registry.host}/tools/tool:0.2"
+    listed = json.loads(karvdashctl(hub, token, "--json", "list_images").stdout)
+    assert {"name": "tool", "tags": ["0.1"]} in listed["images"] and {"name": "tools/tool", "tags": ["0.2"]} in listed["images"]
+    shown = karvdashctl(hub, token, "get_image", "tools/tool")
+    assert shown.returncode == 0 and shown.stdout.splitlines()[0].split() == ["digest", "size", "tags"]
+    assert shown.stdout.splitlines()[1].split()[2] == "0.2"
+    refused = karvdashctl(hub, token, "remove_image", "tool:0.1")
+    assert (refused.returncode, refused.stderr) == (4, "karvdashctl: only administrators may delete images (403)\n")
+    assert karvdashctl(hub, token, "remove_image", "tool").returncode == 2
+    removed = karvdashctl(hub, hub.token_for(hub.admin), "remove_image", "tool:0.1")
+    assert (removed.returncode, removed.stdout) == (0, "removed tool:0.1\n")
+    assert karvdashctl(hub, token, "get_image", "tool").stdout.splitlines() == ["digest  size  tags"]

@@ -268,3 +268,24 @@ def test_type_descriptions_for_the_form():
         "name", "service", "bucket", "accessKeyID", "secretAccessKey", "region", "readonly"
     ]
     assert "services" not in ds.TYPES["archive"].to_json()
+
+
+class Terminal:
+    def __init__(self, tty: bool):
+        self.tty = tty
+
+    def isatty(self):
+        return self.tty
+
+
+def test_karvdashctl_asks_for_missing_s3_keys_only_on_a_terminal(monkeypatch):
+    from karvdash_hub.cli import datasetcommands
+
+    asked = []
+    monkeypatch.setattr(datasetcommands.getpass, "getpass", lambda prompt: asked.append(prompt) or "typed")
+    fields = datasetcommands.ask_secrets("s3-remote", {"name": "x", "accessKeyID": "given"}, stdin=Terminal(True))
+    assert fields == {"name": "x", "accessKeyID": "given", "secretAccessKey": "typed"}
+    assert asked == ["secretAccessKey: "]
+    assert datasetcommands.ask_secrets("s3-remote", {"name": "x"}, stdin=Terminal(False)) == {"name": "x"}
+    assert datasetcommands.ask_secrets("archive", {"name": "x"}, stdin=Terminal(True)) == {"name": "x"}
+    assert asked == ["secretAccessKey: "]

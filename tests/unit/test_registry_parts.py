@@ -190,3 +190,16 @@ def test_skopeo_message_takes_the_reason():
 
 async def test_no_registry_means_no_image_choices():
     assert await reg.registry_image_choices(settings()) == []
+
+
+def test_karvdashctl_image_names():
+    from karvdash_hub.cli.filecommands import UsageProblem
+    from karvdash_hub.cli.imagecommands import image_path, split_image
+
+    assert split_image("team/app:1.0", need_tag=True) == ("team/app", "1.0")
+    assert split_image("team/app", need_tag=False) == ("team/app", "")
+    assert split_image("registry:5000/app", need_tag=False) == ("registry:5000/app", "")
+    for bad in ("team/app", ":1.0", "team/app:"):
+        with pytest.raises(UsageProblem):
+            split_image(bad, need_tag=True)
+    assert image_path("team/my app") == "team/my%20app"

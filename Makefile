@@ -14,7 +14,7 @@ PROXY := node_modules/.bin/configurable-http-proxy
 CHROMIUM ?= /usr/bin/chromium
 PYTEST_ARGS ?=
 
-.PHONY: run setup test test-unit test-integration chromium clean help chart-schema
+.PHONY: run setup test test-unit test-integration chromium registry clean help chart-schema
 
 help:
 	@echo "make run      set up and run the hub in local mode on http://127.0.0.1:8000"
@@ -46,19 +46,28 @@ chromium:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
 	fi
 
+# Debian's docker-registry (a real registry for the image tests) and skopeo
+# (which the dashboard runs to push image archives).
+registry:
+	@if [ ! -x /usr/bin/docker-registry ] || [ ! -x /usr/bin/skopeo ]; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  echo "Installing Debian's docker-registry and skopeo for the image tests"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends docker-registry skopeo >/dev/null; \
+	fi
+
 include tools/kube/kube.mk
 
 # Where Go is, the control plane gets built, so a Kubernetes test that finds
 # no binaries is a failure, not a skip.
 HAVE_GO := $(shell command -v go >/dev/null 2>&1 || test -x /usr/local/go/bin/go && echo 1)
 
-test: setup chromium kube-binaries
+test: setup chromium registry kube-binaries
 	KARVDASH_KUBE_REQUIRED=$(HAVE_GO) $(PYTHON) -m pytest $(PYTEST_ARGS)
 
 test-unit: setup
 	$(PYTHON) -m pytest -m "not integration" $(PYTEST_ARGS)
 
-test-integration: setup chromium kube-binaries
+test-integration: setup chromium registry kube-binaries
 	KARVDASH_KUBE_REQUIRED=$(HAVE_GO) $(PYTHON) -m pytest -m integration $(PYTEST_ARGS)
 
 # The chart's values.schema.json from values.schema.yaml and the settings model.

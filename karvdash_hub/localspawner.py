@@ -33,6 +33,9 @@ class KarvdashLocalSpawner(ProfileSpawnerMixin, SimpleLocalProcessSpawner):
         return [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
 
     def get_args(self):
+        if self.selection is not None and self.selection.profile.app:
+            # the app's own command line, behind jupyter-standaloneproxy: no Jupyter options
+            return []
         args = super().get_args()
         if os.geteuid() == 0:
             # containers and CI often run everything as root; Jupyter refuses that by default

@@ -102,25 +102,17 @@ class UserNamespaces:
 
     async def _ensure_role_binding(self, username: str) -> None:
         wanted = objects.role_binding(self.settings, username)
-        namespace, name = wanted["metadata"]["namespace"], wanted["metadata"]["name"]
-        action = f"give the service account of {namespace} the {self.settings.namespaceRole} role"
-        try:
-            await self.rbac.create_namespaced_role_binding(namespace, wanted)
-            return
-        except ApiException as e:
-            if e.status != 409:
-                raise _refused(action, e) from None
-        try:
-            existing = await self.rbac.read_namespaced_role_binding(name, namespace)
-            if existing.role_ref.name != wanted["roleRef"]["name"] or existing.role_ref.kind != "ClusterRole":
-                # roleRef cannot change in place
-                await self.rbac.delete_namespaced_role_binding(name, namespace)
-                await self.rbac.create_namespaced_role_binding(namespace, wanted)
-            else:
-                wanted["metadata"]["resourceVersion"] = existing.metadata.resource_version
-                await self.rbac.replace_namespaced_role_binding(name, namespace, wanted)
-        except ApiException as e:
-            raise _refused(action, e) from None
+        role = wanted["roleRef"]["name"]
+        await self._apply(
+            wanted,
+            create=self.rbac.create_namespaced_role_binding,
+            read=self.rbac.read_namespaced_role_binding,
+            replace=self.rbac.replace_namespaced_role_binding,
+            delete=self.rbac.delete_namespaced_role_binding,
+            # roleRef cannot change in place
+            recreate_if=lambda existing: (existing.role_ref.kind, existing.role_ref.name) != ("ClusterRole", role),
+            action=f"give the service account of {wanted['metadata']['namespace']} the {role} role",
+        )
 
     async def _current_token(self, namespace: str) -> str:
         try:
@@ -136,25 +128,38 @@ class UserNamespaces:
             return ""
 
     async def _apply_secret(self, wanted: dict) -> None:
+        await self._apply(
+            wanted,
+            create=self.core.create_namespaced_secret,
+            read=self.core.read_namespaced_secret,
+            replace=self.core.replace_namespaced_secret,
+            delete=self.core.delete_namespaced_secret,
+            # a Secret's type cannot change in place
+            recreate_if=lambda existing: existing.type != wanted["type"],
+            unchanged_if=lambda existing: (existing.data or {}) == wanted["data"] and existing.type == wanted["type"],
+            action=f"write the Secret {wanted['metadata']['name']} in {wanted['metadata']['namespace']}",
+        )
+
+    async def _apply(self, wanted: dict, *, create, read, replace, delete, recreate_if, action, unchanged_if=None):
+        """Create ``wanted``; if it exists, leave it (``unchanged_if``), make
+        it again (``recreate_if``: a field that cannot change) or replace it."""
         namespace, name = wanted["metadata"]["namespace"], wanted["metadata"]["name"]
-        action = f"write the Secret {name} in {namespace}"
         try:
-            await self.core.create_namespaced_secret(namespace, wanted)
+            await create(namespace, wanted)
             return
         except ApiException as e:
             if e.status != 409:
                 raise _refused(action, e) from None
         try:
-            existing = await self.core.read_namespaced_secret(name, namespace)
-            if (existing.data or {}) == wanted["data"] and existing.type == wanted["type"]:
+            existing = await read(name, namespace)
+            if unchanged_if is not None and unchanged_if(existing):
                 return
-            if existing.type != wanted["type"]:
-                # a Secret's type cannot change in place
-                await self.core.delete_namespaced_secret(name, namespace)
-                await self.core.create_namespaced_secret(namespace, wanted)
+            if recreate_if(existing):
+                await delete(name, namespace)
+                await create(namespace, wanted)
                 return
             wanted["metadata"]["resourceVersion"] = existing.metadata.resource_version
-            await self.core.replace_namespaced_secret(name, namespace, wanted)
+            await replace(name, namespace, wanted)
         except ApiException as e:
             raise _refused(action, e) from None
 

@@ -98,9 +98,9 @@ class DatasetStore:
         """Check ``body`` and add the dataset (and its Secret); return its summary.
         A taken name gets a random suffix."""
         namespace = self.namespace(username)
-        services = await self.local_services(username) if isinstance(body, dict) and body.get("type") in (
-            t.id for t in ds.TYPES.values() if t.local_template
-        ) else {}
+        kind = ds.TYPES.get(body.get("type")) if isinstance(body, dict) and isinstance(body.get("type"), str) else None
+        # only types served by the user's own services need them looked up
+        services = await self.local_services(username) if kind and kind.local_template else {}
         request = ds.check_request(body, disabled=self.settings.disabledDatasetTemplates, local_services=services)
         taken = {item["metadata"]["name"] for item in await self._objects(namespace)}
         for _ in range(ATTEMPTS):

@@ -583,7 +583,8 @@ def _inherited_fd(path: str) -> tuple[int, ...]:
 async def registry_image_choices(settings: KarvdashConfig) -> list[str]:
     """Every ``host[:port]/repository:tag`` of the registry, sorted ([] without
     a registry). For the image option of the spawn profiles."""
-    access = RegistryAccess.from_settings(settings)
+    # reads dockerRegistryCert's file: off the event loop
+    access = await asyncio.to_thread(RegistryAccess.from_settings, settings)
     if access is None:
         return []
     async with RegistryClient(access) as client:

@@ -5,11 +5,9 @@ on a free loopback port."""
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -19,17 +17,12 @@ import bcrypt
 import requests
 import yaml
 
+from tests.hubprocess import free_port
 from tests.kube.pki import CertificateAuthority
 
 REGISTRY_BINARY = shutil.which("docker-registry") or "/usr/bin/docker-registry"
 SKOPEO_BINARY = shutil.which("skopeo") or "/usr/bin/skopeo"
 USERNAME = "pusher"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

@@ -8,6 +8,7 @@ a time, uploads write each received piece to the staged file as it arrives
 
 from __future__ import annotations
 
+import asyncio
 import mimetypes
 import os
 import re
@@ -129,20 +130,36 @@ class DownloadHandler(APIHandler):
             self.set_header("Last-Modified", formatdate(info.st_mtime, usegmt=True))
             self.set_header("Content-Length", str(end - start))
             self.set_header("Cache-Control", "private, no-cache")
-            position = start
-            while send_body and position < end:
-                data = await self.blocking(os.pread, fd, min(CHUNK, end - position), position)
-                if not data:
-                    break  # the file shrank while we sent it
-                self.write(data)
-                position += len(data)
-                try:
-                    await self.flush()
-                except StreamClosedError:
-                    return
+            if send_body and not await self.stream_range(fd, start, end):
+                return  # the client went away
         finally:
             os.close(fd)
         self.finish()
+
+    async def stream_range(self, fd: int, start: int, end: int) -> bool:
+        """Send bytes [start, end) of ``fd``, reading the next piece from disk
+        while the previous one goes out; False if the client went away."""
+        loop = asyncio.get_running_loop()
+
+        def read(position):
+            return loop.run_in_executor(None, os.pread, fd, min(CHUNK, end - position), position)
+
+        position = start
+        reading = read(position) if position < end else None
+        while reading is not None:
+            data = await reading
+            if not data:
+                break  # the file shrank while we sent it
+            position += len(data)
+            reading = read(position) if position < end else None
+            self.write(data)
+            try:
+                await self.flush()
+            except StreamClosedError:
+                if reading is not None:
+                    await reading  # never close the file under a running read
+                return False
+        return True
 
     async def send_folder(self, folder: DomainFolder, real, name: str, send_body: bool) -> None:
         archive = await self.blocking(build_zip, folder, real, name)

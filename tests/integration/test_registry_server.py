@@ -127,3 +127,24 @@ async def test_push_of_something_else_is_refused_before_the_registry(docker_regi
         with pytest.raises(RegistryError) as error:
             await client.push_archive(str(notes), None, "Bad Name", "1")
     assert error.value.message.startswith("'Bad Name' is not an image name")
+
+
+async def test_push_of_an_oci_layout_archive(docker_registry, tmp_path):
+    """An OCI-layout tar (what ``docker save`` of Docker 25+ and podman
+    write), made here by skopeo from a docker-save archive."""
+    import subprocess
+
+    source = tmp_path / "docker.tar"
+    docker_save_archive(source, ["demo/oci:1.0"], {"oci.txt": b"oci layout\n"})
+    oci = tmp_path / "oci.tar"
+    subprocess.run(["skopeo", "copy", "--insecure-policy", f"docker-archive:{source}", f"oci-archive:{oci}:1.0"],
+                   check=True, capture_output=True, timeout=120)
+    info = inspect_archive(oci)
+    assert (info.transport, info.images, info.repo_tags) == ("oci-archive", 1, ("1.0",))
+    access = RegistryAccess.from_settings(registry_settings(docker_registry))
+    async with RegistryClient(access) as client:
+        pushed = await push(client, oci, "demo/oci", "1.0")
+        assert await client.tags("demo/oci") == ["1.0"]
+        digest, size, media_type = await client.tag_details("demo/oci", "1.0")
+    assert (digest, size) == (pushed["digest"], pushed["size"])
+    assert media_type == "application/vnd.oci.image.manifest.v1+json"

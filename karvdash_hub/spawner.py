@@ -283,7 +283,10 @@ class KarvdashSpawner(ProfileSpawnerMixin, KubeSpawner):
                 raise SpawnFailure(watch.result())
             return await start
         finally:
-            watch.cancel()
+            # also when JupyterHub gives up on this start (its timeout cancels us)
+            for task in (start, watch):
+                if not task.done():
+                    task.cancel()
 
     async def _watch_for_failure(self, since: str) -> str:
         while True:

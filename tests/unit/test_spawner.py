@@ -502,3 +502,23 @@ async def test_deleting_the_user_removes_the_namespace_and_maybe_files(tmp_path,
     assert fake.deleted == ["alice"]
     assert private.exists() is not delete_files
     assert (tmp_path / "files" / "private" / "bob").exists()
+
+
+async def test_a_start_the_hub_gives_up_on_stops_kubespawners_start():
+    spawner = make_spawner()
+    inner_cancelled = asyncio.Event()
+
+    async def endless_start(self):
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            inner_cancelled.set()
+            raise
+
+    with (
+        mock.patch.object(KubeSpawner, "_start", endless_start),
+        mock.patch.object(KarvdashSpawner, "pod_reflector", new=None),
+    ):
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(spawner._start(), 0.5)  # as JupyterHub's start_timeout does
+        await asyncio.wait_for(inner_cancelled.wait(), 2)

@@ -240,15 +240,20 @@ class InstanceStore:
 
     async def _call(self, method: str, resource, **kwargs):
         dynamic = await self.dynamic()
-        # the dynamic client reads responses itself and does not raise on
-        # error statuses: check them here
-        response = await getattr(dynamic, method)(resource, serialize=False, **kwargs)
-        body = await response.read()
-        if not 200 <= response.status <= 299:
+        for attempt in range(4):
+            # the dynamic client reads responses itself and does not raise on
+            # error statuses: check them here
+            response = await getattr(dynamic, method)(resource, serialize=False, **kwargs)
+            body = await response.read()
+            if 200 <= response.status <= 299:
+                return json.loads(body) if body else {}
+            if response.status == 429 and attempt < 3:
+                # the API server is busy (or a new kind's storage is starting): it says when to retry
+                await asyncio.sleep(min(float(response.headers.get("Retry-After", "1") or 1), 2.0))
+                continue
             error = ApiException(status=response.status, reason=response.reason)
             error.body = body
             raise error
-        return json.loads(body) if body else {}
 
     async def _list(self, api_version: str, kind: str, namespace: str, label_selector: str) -> list[dict]:
         resource = await self.resource(api_version, kind)

@@ -89,6 +89,8 @@ def run_create_service(client: DashboardClient, args, out: Output) -> int:
         raise UsageProblem("id is the template, not a variable")
     service = client.request("POST", "services", json={"id": args.template, **values})
     out.done(service, f"created {service['name']}" + (f" at {service['url']}" if service["url"] else ""))
+    for variable, value in service.get("credentials", {}).items():
+        out.say(f"{variable}={value} (generated; shown only now)")
     return 0
 
 

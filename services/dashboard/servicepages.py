@@ -177,7 +177,9 @@ class ServicesAPIHandler(ServicesMixin, APIHandler):
             raise instance_error(error) from None
         log.info("%s started service %s from template %s", user, instance.name, template.id)
         self.set_header("Location", self.context.url("api/services", instance.name))
-        self.write_json(instance.to_json(), status=201)
+        # credentials generated here are shown this once (they are kept only in a Secret)
+        generated = {v.name: values[v.name] for v in template.form_variables if v.secret and v.name not in body}
+        self.write_json({**instance.to_json(), **({"credentials": generated} if generated else {})}, status=201)
 
 
 class ServiceAPIHandler(ServicesMixin, APIHandler):

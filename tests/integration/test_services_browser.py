@@ -193,6 +193,7 @@ def kube_hub(kube_cluster, tmp_path_factory):
     # the chart installs the Template CRD
     crd = Path(__file__).resolve().parents[2] / "chart" / "karvdash-hub" / "crds" / "template-crd.yaml"
     kube_cluster.kubectl("apply", "-f", str(crd))
+    kube_cluster.kubectl("wait", "--for=condition=established", "--timeout=60s", "crd/templates.karvdash.io")
     kubeconfig = str(kube_cluster.kubeconfig)
     running = start_hub(
         tmp_path_factory.mktemp("kube-hub"),
@@ -257,7 +258,25 @@ def test_new_service_flow_in_the_browser(page, kube_hub):
         api_client = DashboardAPI(hub, token=hub.token_for("hank"))
         again = api_client("POST", "services", json={"id": "hello-kubernetes", "NAME": "greeter"})
         assert again.status_code == 201 and again.json()["name"].startswith("greeter-")
+        assert "credentials" not in again.json()
         assert api_client("DELETE", "services/" + again.json()["name"]).status_code == 204
+        # a credential left out is generated and shown once; the Secret holds it
+        redis = api_client("POST", "services", json={"id": "redis", "NAME": "cache"})
+        assert redis.status_code == 201 and redis.json()["values"] == {"NAME": "cache"}
+        password = redis.json()["credentials"]["PASSWORD"]
+        secret = core.read_namespaced_secret("cache-credentials", "karvdash-hank")
+        import base64
+
+        assert base64.b64decode(secret.data["password"]).decode() == password and len(password) >= 20
+        assert api_client("POST", "services", json={"id": "redis", "NAME": "x", "PASSWORD": ""}).status_code == 400
+        assert api_client("POST", "services", json={"id": "argo", "NAME": "a1"}).status_code == 201
+        conflict = api_client("POST", "services", json={"id": "argo", "NAME": "a2"})
+        assert conflict.status_code == 409 and "allows one service per user" in conflict.json()["message"]
+        ran = api_client("POST", "services/cache", json={"command": "id"})
+        assert ran.status_code == 400
+        for name in ("cache", "a1"):
+            assert api_client("DELETE", "services/" + name).status_code == 204
+        assert api_client("DELETE", "services/cache").status_code == 404
 
         row.locator("[data-action=remove]").click()
         page.locator(".karvdash-dialog-confirm").click()

@@ -132,6 +132,12 @@ class DomainFolder:
         if domain not in BROWSABLE_DOMAINS:
             raise NotFound(f"no file domain {domain!r}; domains are {', '.join(BROWSABLE_DOMAINS)}")
         owner = username if domain == PRIVATE else None
+        if owner is not None:
+            # the name becomes a folder: an OAuth user name must not be a path
+            try:
+                check_name(owner)
+            except BadPath:
+                raise OutsideDomain(f"the user name {owner!r} cannot name a private folder") from None
         root = domains.local_path(domain, owner)
         root.mkdir(parents=True, exist_ok=True)
         return cls(domain=domain, owner=owner, root=Path(os.path.realpath(root)))

@@ -49,6 +49,8 @@ class DashboardHandler(HubOAuthenticated, web.RequestHandler):
     async def prepare(self):
         # the mixin's get_current_user() blocks on a thread: ask the hub asynchronously
         model = await self.hub_auth.get_user(self, sync=False)
+        if model and model.get("kind", "user") != "user":
+            raise DashboardError(403, "the dashboard works for users; services have no files or namespaces here")
         if model:
             try:
                 model = self.check_hub_user(model)

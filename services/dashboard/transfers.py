@@ -183,8 +183,9 @@ class UploadListHandler(APIHandler):
 
     async def get(self):
         self.require_scope("files", "write")
-        uploads = await self.blocking(self.context.uploads.list, self.username)
-        self.write_json({"uploads": [upload.to_json() for upload in uploads]})
+        store = self.context.uploads
+        uploads = await self.blocking(lambda: [upload.to_json() for upload in store.list(self.username)])
+        self.write_json({"uploads": uploads})
 
     async def post(self):
         self.require_scope("files", "write")

@@ -87,9 +87,9 @@ def test_openapi_document_lists_every_files_endpoint_with_the_error_shape(settin
     document = openapi.document(fake_context(settings), modules)
     assert document["openapi"].startswith("3.")
     assert document["servers"] == [{"url": "/services/karvdash/api"}]
-    assert set(document["paths"]) == {
+    assert {
         "/", "/openapi.json", "/files/{domain}/{path}", "/download/{domain}/{path}", "/uploads", "/uploads/{id}"
-    }
+    } <= set(document["paths"])
     assert set(document["paths"]["/files/{domain}/{path}"]) == {"parameters", "get", "post", "patch", "delete"}
     assert document["components"]["schemas"]["Error"]["required"] == ["status", "message"]
     rows = docs.endpoint_rows(document)

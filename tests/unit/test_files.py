@@ -86,6 +86,13 @@ def test_domains_are_the_users_private_folder_and_shared(domains, private, share
     assert private.owner == "alice" and shared.owner is None
 
 
+@pytest.mark.parametrize("username", ["..", ".", "a/b", "a\\b", "x\n", ""])
+def test_a_user_name_that_is_a_path_gets_no_private_folder(domains, username):
+    with pytest.raises(OutsideDomain):
+        DomainFolder.for_user(domains, "private", username)
+    assert sorted(os.listdir(domains.root / "private")) == ["alice"]
+
+
 def test_unknown_and_uploads_domains_are_not_browsable(domains):
     for name in ("uploads", "private/bob", "bob", ""):
         with pytest.raises(NotFound):

@@ -284,9 +284,9 @@ class KarvdashSpawner(ProfileSpawnerMixin, KubeSpawner):
             return await start
         finally:
             # also when JupyterHub gives up on this start (its timeout cancels us)
-            for task in (start, watch):
-                if not task.done():
-                    task.cancel()
+            for running in (start, watch):
+                if not running.done():
+                    running.cancel()
 
     async def _watch_for_failure(self, since: str) -> str:
         while True:

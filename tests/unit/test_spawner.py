@@ -393,14 +393,14 @@ async def test_progress_shows_namespace_messages_between_pod_events():
             async for event in spawner.progress():
                 events.append(event["message"])
 
-        task = asyncio.ensure_future(collect())
+        collecting = asyncio.ensure_future(collect())
         await asyncio.sleep(0.05)
         spawner.report("Preparing your namespace karvdash-alice")
         await asyncio.sleep(0.05)
         assert events == ["Preparing your namespace karvdash-alice"]  # not held back until a pod event
         await asyncio.sleep(0.2)
         spawner.report("Creating your server's pod", progress=15)
-        await task
+        await collecting
     assert events == [
         "Preparing your namespace karvdash-alice",
         "pod scheduled",

@@ -22,7 +22,7 @@ DATASETS_VERSION = "v1alpha1"
 DATASETS_PLURAL = "datasets"
 
 Report = Callable[[str], None]
-TokenSource = Callable[[str], "str | Awaitable[str]"]
+TokenSource = Callable[[str], str | Awaitable[str]]
 
 
 class NamespaceNotOwned(SpawnFailure):

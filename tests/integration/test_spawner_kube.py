@@ -30,7 +30,7 @@ from karvdash_hub.namespaces import NamespaceNotOwned, UserNamespaces
 from karvdash_hub.settings import load_settings
 from tests.hubprocess import start_hub
 from tests.kube.cluster import LOCAL_PROCESS_LABEL
-from tests.kube.fixtures import new_api_client, wait_for
+from tests.kube.fixtures import wait_for
 
 pytestmark = [pytest.mark.kube, pytest.mark.integration]
 

@@ -118,8 +118,14 @@ class RunningHub:
             try:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+                pass
+        # the proxy and managed services share the hub's process group; a hub
+        # that failed to start does not stop them itself
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait()
 
 
 def _xsrf_from(html: str) -> str:
@@ -161,6 +167,7 @@ def start_hub(state_dir: Path, env: dict | None = None, args: list[str] = (), ti
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
+            hub.stop()
             raise RuntimeError(f"karvdash-hub exited with {process.returncode}:\n{hub.log()}")
         try:
             if requests.get(hub.hub_api, timeout=2).status_code == 200:

@@ -16,8 +16,10 @@ from pathlib import Path
 
 import bcrypt
 
+from jupyterhub import orm
 from jupyterhub.handlers.login import LoginHandler
 from jupyterhub.scopes import needs_scope
+from jupyterhub.utils import new_token
 from nativeauthenticator import NativeAuthenticator
 from nativeauthenticator.handlers import LocalBase, SignUpHandler
 from nativeauthenticator.orm import UserInfo
@@ -26,6 +28,7 @@ from tornado import web
 from traitlets import Instance, default
 
 from . import deployment
+from .ingressauth import DEACTIVATED_GROUP
 from .settings import USERNAME_PATTERN, KarvdashConfig
 
 EMAIL = re.compile(r"^[A-Za-z0-9.+_-]+@[A-Za-z0-9._-]+\.[A-Za-z]{2,}$")
@@ -99,15 +102,52 @@ class KarvdashSignUpHandler(SignUpHandler):
 
 
 class ToggleAuthorizationHandler(LocalBase):
-    """Approve or revoke an account: POST only, so a link cannot do it."""
+    """Approve or revoke an account: POST only, so a link cannot do it.
+
+    Revoking deactivates at once, not at the next login: the user's servers
+    stop, their API tokens and login cookies stop working, and they join the
+    hub group that protected services refuse. Approving again undoes the group.
+    """
 
     @needs_scope("admin:users")
     async def post(self, username):
         info = self.authenticator.get_user(username)
         if info is None:
             raise web.HTTPError(404, f"No sign-up named {username}")
-        UserInfo.change_authorization(self.db, username)
+        if info.is_authorized and username == self.current_user.name:
+            raise web.HTTPError(400, "You cannot revoke your own account")
+        info = UserInfo.change_authorization(self.db, username)
+        user = self.users.get(username)
+        if user is not None:
+            if info.is_authorized:
+                self._set_deactivated(user, False)
+            else:
+                await self._deactivate(user)
         self.redirect(self.hub.base_url + "authorize#" + username)
+
+    async def _deactivate(self, user) -> None:
+        self._set_deactivated(user, True)
+        for token in list(user.orm_user.api_tokens):
+            self.db.delete(token)
+        # a new cookie id invalidates every login cookie the user holds
+        user.orm_user.cookie_id = new_token()
+        self.db.commit()
+        for name, spawner in list(user.spawners.items()):
+            if spawner.active:
+                await self.stop_single_user(user, name)
+        self.log.info("Deactivated %s: servers stopped, tokens and cookies revoked", user.name)
+
+    def _set_deactivated(self, user, deactivated: bool) -> None:
+        group = orm.Group.find(self.db, DEACTIVATED_GROUP)
+        if group is None:
+            group = orm.Group(name=DEACTIVATED_GROUP)
+            self.db.add(group)
+        members = group.users
+        if deactivated and user.orm_user not in members:
+            members.append(user.orm_user)
+        elif not deactivated and user.orm_user in members:
+            members.remove(user.orm_user)
+        self.db.commit()
 
 
 class DiscardHandler(LocalBase):

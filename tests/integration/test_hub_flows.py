@@ -237,3 +237,31 @@ def test_single_sign_on_is_selected_by_settings(tmp_path):
         assert requests.get(sso_hub.url + "/hub/signup", timeout=30).status_code == 404
     finally:
         sso_hub.stop()
+
+
+def test_revoking_an_account_deactivates_it_at_once(hub):
+    hub.create_user("gina", "gina-password-1")
+    session = hub._sessions["gina"]
+    token = hub.token_for("gina")
+    assert hub.api("GET", "/user", token=token).status_code == 200
+    admin = hub.admin_session()
+    admin_token = hub.token_for("admin", hub.admin_password)
+
+    def toggle(name):
+        return admin.post(f"{hub.url}/hub/authorize/{name}", data={"_xsrf": admin.cookies.get("_xsrf")}, allow_redirects=False)
+
+    assert toggle("gina").status_code == 302
+    assert hub.api("GET", "/user", token=token).status_code == 403
+    home = session.get(hub.url + "/hub/home", allow_redirects=False, timeout=30)
+    assert home.status_code == 302 and "/hub/login" in home.headers["Location"]
+    assert "karvdash-deactivated" in hub.api("GET", "/users/gina", token=admin_token).json()["groups"]
+    with pytest.raises(AssertionError):
+        hub.login("gina", "gina-password-1")
+
+    assert toggle("gina").status_code == 302
+    assert "karvdash-deactivated" not in hub.api("GET", "/users/gina", token=admin_token).json()["groups"]
+    hub.login("gina", "gina-password-1")
+
+    # the administrator cannot lock themselves out
+    assert toggle("admin").status_code == 400
+    hub.login("admin", hub.admin_password)

@@ -14,7 +14,7 @@ from pathlib import Path
 from traitlets.config import Config
 
 from .paths import SHIPPED_PROFILES_DIR
-from .profiles import Profile, load_profiles
+from .profiles import Profile, ProfileError, load_profiles
 from .settings import KarvdashConfig, load_settings
 
 
@@ -31,7 +31,22 @@ def load(config: Config | None = None) -> Deployment:
     """Load and validate settings and profiles; raise SettingsError or ProfileError."""
     settings = load_settings(config=config)
     folders = [SHIPPED_PROFILES_DIR, Path(settings.stateDir) / "profiles"]
-    return Deployment(settings=settings, profiles=load_profiles(folders, settings.disabledProfiles))
+    profiles = load_profiles(folders, settings.disabledProfiles)
+    if settings.mode == "kubernetes":
+        check_overrides(profiles)
+    return Deployment(settings=settings, profiles=profiles)
+
+
+def check_overrides(profiles: list[Profile]) -> None:
+    """A misspelt KubeSpawner trait in a profile stops start-up, instead of
+    failing the first spawn of that profile."""
+    from kubespawner import KubeSpawner
+
+    traits = set(KubeSpawner.class_trait_names())
+    for profile in profiles:
+        unknown = sorted(profile.override_keys() - traits)
+        if unknown:
+            raise ProfileError(f"{profile.source}: kubespawner_override sets unknown KubeSpawner traits {unknown}")
 
 
 def activate(deployment: Deployment) -> Deployment:

@@ -187,6 +187,15 @@ class Profile:
             proxy = Path(sys.executable).parent / "jupyter-standaloneproxy"
             self.local = {**self.local, "cmd": [str(proxy), "--", *self.app["command"]]}
 
+    def override_keys(self) -> set[str]:
+        """Every spawner trait this profile's overrides may set."""
+        keys = set(self.kubespawner_override)
+        for option in self.profile_options.values():
+            for choice in option.get("choices", {}).values():
+                keys |= set(choice.get("kubespawner_override", {}))
+            keys |= set(option.get("unlisted_choice", {}).get("kubespawner_override", {}))
+        return keys
+
     # --- where it can run ---------------------------------------------------------
 
     def local_unavailable_reason(self) -> str:

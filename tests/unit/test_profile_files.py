@@ -1,6 +1,7 @@
 """Spawn profile files: loading, overriding, validation, and the strict
 check of what a user asks for."""
 
+import os
 from types import SimpleNamespace
 
 import pytest
@@ -153,3 +154,25 @@ async def test_local_spawner_refuses_kubernetes_profiles(local_spawner):
     assert local_spawner.user_options == {"profile": "jupyter", "image": "scipy", "resources": "large"}
     assert local_spawner.default_url == "/lab"
     assert local_spawner.environment["KARVDASH_OPTION_RESOURCES"] == "large"
+
+
+def test_kubernetes_mode_refuses_unknown_override_traits_at_start(tmp_path, monkeypatch):
+    from karvdash_hub.profiles import ProfileError
+
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "typo.yaml").write_text(
+        "display_name: Typo\nprofile_options:\n  size:\n    display_name: Size\n"
+        "    choices: {big: {display_name: Big, kubespawner_override: {mem_limt: 8G}}}\n"
+    )
+    env = {"KARVDASH_STATE_DIR": str(tmp_path), "KARVDASH_MODE": "kubernetes", "KARVDASH_INGRESS_URL": "https://lab.example.org"}
+    for name in list(os.environ):
+        if name.startswith("KARVDASH_"):
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ProfileError, match=r"typo.yaml: kubespawner_override sets unknown KubeSpawner traits \['mem_limt'\]"):
+        deployment.load()
+    (tmp_path / "profiles" / "typo.yaml").write_text(
+        "display_name: Typo\nkubespawner_override: {mem_limit: 8G}\n"
+    )
+    assert "typo" in {p.slug for p in deployment.load().profiles}

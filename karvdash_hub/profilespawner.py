@@ -3,6 +3,8 @@ strict validation of the user's choice before anything starts."""
 
 from __future__ import annotations
 
+import asyncio
+
 import jinja2
 from tornado import web
 from traitlets import HasTraits, Instance, List, default
@@ -10,7 +12,11 @@ from traitlets import HasTraits, Instance, List, default
 from . import deployment
 from .paths import HUB_TEMPLATES_DIR
 from .profiles import Profile, Selection, UserOptionsError, options_from_form, select
+from .registry import registry_image_choices
 from .settings import KarvdashConfig
+
+# the longest the spawn page waits for the registry's image list
+REGISTRY_TIMEOUT = 3
 
 _form_env = jinja2.Environment(
     loader=jinja2.FileSystemLoader(str(HUB_TEMPLATES_DIR)),
@@ -51,7 +57,18 @@ class ProfileSpawnerMixin(HasTraits):
     def _karvdash_options_form(self):
         return self._render_profile_form
 
-    def _render_profile_form(self, spawner) -> str:
+    async def registry_images(self) -> list[str]:
+        """Images of the private registry, offered for free-form image options.
+        The spawn page must render when the registry is slow or down."""
+        if not self.karvdash_settings.dockerRegistryURL:
+            return []
+        try:
+            return await asyncio.wait_for(registry_image_choices(self.karvdash_settings), REGISTRY_TIMEOUT)
+        except Exception as error:  # noqa: BLE001 - any failure only loses the suggestions
+            self.log.warning("Registry images not offered on the spawn page: %s", error or type(error).__name__)
+            return []
+
+    async def _render_profile_form(self, spawner) -> str:
         profiles = self.user_profiles()
         startable = self.startable_profiles()
         try:
@@ -67,7 +84,9 @@ class ProfileSpawnerMixin(HasTraits):
             }
             for p in profiles
         ]
-        return _form_env.get_template("spawn_form.html").render(profiles=entries)
+        return _form_env.get_template("spawn_form.html").render(
+            profiles=entries, registry_images=await self.registry_images()
+        )
 
     @default("options_from_form")
     def _karvdash_options_from_form(self):

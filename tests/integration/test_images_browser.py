@@ -156,3 +156,17 @@ def test_karvdashctl_image_commands(hub, docker_registry):  # noqa: F811
     removed = karvdashctl(hub, hub.token_for(hub.admin), "remove_image", "tool:0.1")
     assert (removed.returncode, removed.stdout) == (0, "removed tool:0.1\n")
     assert karvdashctl(hub, token, "get_image", "tool").stdout.splitlines() == ["digest  size  tags"]
+
+
+def test_registry_images_are_offered_on_the_spawn_page(page, hub, docker_registry):  # noqa: F811
+    ensure_user(hub, "carl")
+    archive_in_files(hub, "carl", "spawn/lab.tar", ["team/lab:2.1"], b"lab\n")
+    token = hub.token_for("carl")
+    assert karvdashctl(hub, token, "add_image", "private/spawn/lab.tar").returncode == 0
+    log_in(page, hub, "carl", PASSWORD)
+    page.goto(hub.url + "/hub/spawn")
+    offered = page.locator("#karvdash-registry-images option")
+    expect(offered.first).to_be_attached()
+    assert f"{docker_registry.host}/team/lab:2.1" in [o.get_attribute("value") for o in offered.all()]
+    free_image = page.locator("input[name='profile-option-jupyter--image--unlisted-choice']")
+    expect(free_image).to_have_attribute("list", "karvdash-registry-images")

@@ -127,8 +127,8 @@ def local_spawner(tmp_path):
     return KarvdashLocalSpawner(user=user, _deprecated_db_session=None)
 
 
-def test_local_form_offers_jupyter_and_explains_the_rest(local_spawner):
-    html = local_spawner._render_profile_form(local_spawner)
+async def test_local_form_offers_jupyter_and_explains_the_rest(local_spawner):
+    html = await local_spawner._render_profile_form(local_spawner)
     assert 'id="profile-jupyter"\n               value="jupyter" checked' in html or 'value="jupyter" checked' in html
     assert 'value="zeppelin" disabled' in html
     assert "Not available here: Zeppelin runs from its container image" in html

@@ -3,8 +3,9 @@
 #
 #   docker build -t karvdash-hub:0.1.0 .
 #
-# Everything comes from package registries (npm, PyPI) through the lock file
-# and setup.cfg; no step downloads anything else.
+# Everything comes from package registries (npm, PyPI, Debian) through the
+# lock file, setup.cfg and the base image's apt sources; no step downloads
+# anything else.
 
 ARG PYTHON_IMAGE=python:3.12-slim-bookworm
 ARG NODE_IMAGE=node:22-bookworm-slim
@@ -31,6 +32,12 @@ RUN /opt/venv/bin/pip install --no-cache-dir --editable .
 
 # --- the image
 FROM ${PYTHON_IMAGE}
+# skopeo pushes image archives to the registry (karvdash_hub/registry.py).
+# Pinned to its upstream version in the base image's Debian release; the
+# Debian revision floats so that security rebuilds come in.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends 'skopeo=1.9.3+ds1-*' \
+    && rm -rf /var/lib/apt/lists/*
 RUN useradd --uid 1000 --user-group --create-home --home-dir /home/karvdash --shell /usr/sbin/nologin karvdash
 COPY --from=proxy /usr/local/bin/node /usr/local/bin/node
 COPY --from=python /opt/venv /opt/venv

@@ -13,6 +13,7 @@ from __future__ import annotations
 import configparser
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -47,8 +48,7 @@ VALUE_SETS = {
                         "webhook.tls.caBundle": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
                         "networkPolicy.enabled": False, "rbac.create": False, "ingress.enabled": False},
     "karvdash2": {"karvdash.datasetsAvailable": "yes", "karvdash.allowedHostPathDirs": "/opt/data:/scratch",
-                  "karvdash.djangoSecret": "x" * 50, "karvdash.djangoDebug": "1", "karvdash.logsHostPath": "/var/log/kd",
-                  "karvdash.htpasswdExportDir": "/etc/htpasswd"},
+                  "karvdash.djangoSecret": "x" * 50, "karvdash.djangoDebug": "1", "karvdash.logsHostPath": "/var/log/kd"},
 }
 
 
@@ -154,6 +154,10 @@ def test_schema_refuses_bad_values(tmp_path, values, message):
     ({"karvdash.ingressURL": ""}, "karvdash.ingressURL is required"),
     ({"karvdash.stateHostPath": ""}, "set karvdash.stateVolumeClaim"),
     ({"webhook.certManager.enabled": False}, "webhook.tls.secretName is required without cert-manager"),
+    # a Karvdash 2 value with no meaning now stops the install instead of being ignored
+    ({"karvdash.htpasswdExportDir": "/etc/htpasswd"},
+     "karvdash.htpasswdExportDir is not supported: karvdash-hub exports no htpasswd file, it protects services "
+     "with the hub's login instead"),
 ])
 def test_missing_required_values_fail_with_a_clear_message(tmp_path, values, message):
     proc = helm("template", "kd", str(CHART), "-f", str(value_file(tmp_path, values)), check=False)
@@ -179,6 +183,12 @@ def test_rendered_values_file_is_what_the_hub_loads(tmp_path, name):
     assert settings.ingressURL == "https://example.test"
     assert settings.dashboardURL == "http://kd-karvdash-hub-dashboard.karvdash.svc:8080"
     assert len(settings.dashboardAPIToken) == 64
+    # what the dashboard needs to know about the deployment
+    assert settings.hubNamespace == "karvdash"
+    assert settings.serviceAuthURL == \
+        "http://kd-karvdash-hub-dashboard.karvdash.svc:8080/services/karvdash/ingress-auth/check"
+    assert settings.ingressClassName == "nginx"
+    assert settings.appProxyImage == "karvdash-hub:0.1.0"
     hub_config = raw["hub"]["config"]
     assert hub_config["ConfigurableHTTPProxy"] == {"should_start": False, "api_url": "http://kd-karvdash-hub-proxy-api:8001"}
     assert hub_config["JupyterHub"]["hub_connect_url"] == "http://kd-karvdash-hub-hub.karvdash.svc:8081"
@@ -345,10 +355,18 @@ def test_service_accounts_have_least_privilege(tmp_path):
             "resourceNames": ["edit", "admin"]} in hub["rules"]
     for role in [o for o in objects if o["kind"] in ("ClusterRole", "Role")]:
         for rule in role["rules"]:
-            assert "*" not in rule["verbs"] and "*" not in rule["resources"], role["metadata"]["name"]
+            assert "*" not in rule["verbs"] and "*" not in rule.get("resources", []), role["metadata"]["name"]
+            assert "*" not in rule.get("nonResourceURLs", []), role["metadata"]["name"]
             assert "escalate" not in rule["verbs"] and "impersonate" not in rule["verbs"]
     dashboard = find(objects, "ClusterRole", "karvdash-kd-karvdash-hub-dashboard")
-    assert not [r for r in dashboard["rules"] if "rbac.authorization.k8s.io" in r["apiGroups"]]
+    granted = permissions(dashboard["rules"])
+    # roles of users' namespaces only: nothing cluster-wide, no way to widen anyone's rights
+    for resource in ("clusterroles", "clusterrolebindings", "namespaces", "nodes", "persistentvolumes",
+                     "mutatingwebhookconfigurations", "validatingwebhookconfigurations",
+                     "customresourcedefinitions", "resourcequotas", "limitranges"):
+        assert not [p for p in granted if p[1] == resource], resource
+    assert not [p for p in granted if p[2] in ("escalate", "bind", "impersonate")]
+    assert not [r for r in objects if r["kind"] == "Role"]
     accounts = {find(objects, "Deployment", f"kd-karvdash-hub-{c}")["spec"]["template"]["spec"].get("serviceAccountName")
                 for c in ("hub", "dashboard", "webhook")}
     assert accounts == {"kd-karvdash-hub-hub", "kd-karvdash-hub-dashboard", "kd-karvdash-hub-webhook"}
@@ -389,6 +407,8 @@ def test_network_policies(tmp_path):
     objects = render(tmp_path, VALUE_SETS["file"])
     policies = {o["metadata"]["name"]: o for o in objects if o["kind"] == "NetworkPolicy"}
     assert set(policies) == {f"kd-karvdash-hub-{c}" for c in ("hub", "proxy", "dashboard", "webhook")}
+    # the ingress controller (any namespace, maybe hostNetwork) asks the dashboard's ingress-auth check
+    assert policies["kd-karvdash-hub-dashboard"]["spec"]["ingress"] == [{"ports": [{"port": "http"}]}]
     hub = policies["kd-karvdash-hub-hub"]["spec"]["ingress"][0]["from"]
     assert {"namespaceSelector": {"matchLabels": {labels.NAMESPACE_LABEL: labels.NAMESPACE_LABEL_VALUE}}} in hub
     api = policies["kd-karvdash-hub-proxy"]["spec"]["ingress"][1]
@@ -423,3 +443,156 @@ def test_hub_cluster_role_is_the_documented_one(tmp_path):
     documented = yaml.safe_load(block)["rules"]
     objects = render(tmp_path, VALUE_SETS["file"])
     assert find(objects, "ClusterRole", "karvdash-kd-karvdash-hub-hub")["rules"] == documented
+
+
+# --- the dashboard's permissions and wiring ------------------------------------------------
+
+
+def permissions(rules: list[dict]) -> set[tuple[str, str, str]]:
+    """Every (API group, resource, verb) a list of RBAC rules grants; non-resource URLs as ("url", path, verb)."""
+    granted = set()
+    for rule in rules:
+        for verb in rule["verbs"]:
+            granted |= {("url", url, verb) for url in rule.get("nonResourceURLs", [])}
+            granted |= {(group, resource, verb) for group in rule.get("apiGroups", []) for resource in rule.get("resources", [])}
+    return granted
+
+
+def documented_dashboard_rules() -> list[dict]:
+    text = (ROOT / "docs" / "kubernetes-permissions.md").read_text()
+    block = text.split("### The dashboard's rules", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]
+    return yaml.safe_load(block)["rules"]
+
+
+def test_dashboard_cluster_role_is_the_documented_one(tmp_path):
+    objects = render(tmp_path, VALUE_SETS["file"])
+    role = find(objects, "ClusterRole", "karvdash-kd-karvdash-hub-dashboard")
+    assert role["rules"] == documented_dashboard_rules()
+    binding = find(objects, "ClusterRoleBinding", "karvdash-kd-karvdash-hub-dashboard")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "kd-karvdash-hub-dashboard", "namespace": "karvdash"}]
+    # datasets of both Datashim API groups, whatever datasetsAPIGroup says
+    for values in (VALUE_SETS["datasets"], {"karvdash.datasetsAPIGroup": "datashim.io"}):
+        granted = permissions(find(render(tmp_path, values), "ClusterRole", role["metadata"]["name"])["rules"])
+        assert {("datashim.io", "datasets", "create"), ("com.ie.ibm.hpsys", "datasets", "create")} <= granted
+
+
+def test_dashboard_holds_what_the_shipped_templates_roles_grant(tmp_path):
+    # Kubernetes lets the dashboard create a Role only if it holds the Role's
+    # permissions (it has no escalate): each shipped template's Roles must be covered
+    from karvdash_hub import servicetemplates as st
+
+    catalogue, problems = st.file_catalogue(ROOT / "service_templates", tmp_path / "no-admin-templates")
+    assert problems == []
+    roles = [o for template in catalogue.values() for o in template.objects if o["kind"] == "Role"]
+    assert {o["metadata"]["name"] for o in roles} == {"$NAME-controller", "$NAME-server", "$NAME-workflow"}
+    granted = permissions(find(render(tmp_path, VALUE_SETS["file"]), "ClusterRole",
+                               "karvdash-kd-karvdash-hub-dashboard")["rules"])
+    for role in roles:
+        missing = permissions(role["rules"]) - granted
+        assert not missing, (role["metadata"]["name"], sorted(missing))
+    # and every kind a shipped template is made of can be applied, listed and deleted
+    plural = {"Ingress": "ingresses"}
+    for template in catalogue.values():
+        for obj in template.objects:
+            group = obj["apiVersion"].rpartition("/")[0]
+            resource = plural.get(obj["kind"], obj["kind"].lower() + "s")
+            for verb in ("get", "list", "create", "patch", "delete"):
+                assert (group, resource, verb) in granted, (template.id, obj["kind"], verb)
+
+
+def test_dashboard_extra_rules(tmp_path):
+    extra = [{"apiGroups": ["sparkoperator.k8s.io"], "resources": ["sparkapplications"],
+              "verbs": ["get", "list", "create", "patch", "delete"]}]
+    objects = render(tmp_path, {"dashboard.extraRules": extra})
+    rules = find(objects, "ClusterRole", "karvdash-kd-karvdash-hub-dashboard")["rules"]
+    assert rules == documented_dashboard_rules() + extra
+    for bad, message in [([{"apiGroups": [""], "resources": ["pods"]}], "verbs"),
+                         ([{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"], "namespace": "x"}],
+                          "additional properties 'namespace' not allowed"),
+                         ([{"verbs": ["get"]}], "extraRules")]:
+        proc = helm("template", "kd", str(CHART), "-f", str(value_file(tmp_path, {"dashboard.extraRules": bad})),
+                    check=False)
+        assert proc.returncode != 0 and message in proc.stderr, (bad, proc.stderr)
+
+
+def test_settings_the_chart_fills_in_and_their_overrides(tmp_path):
+    def settings_for(values):
+        return load_values_secret(tmp_path, find(render(tmp_path, values), "Secret", "kd-karvdash-hub-secrets"))[0]
+
+    # services use the ingress class of the hub's own Ingress, unless told otherwise
+    assert settings_for({"ingress.className": "traefik"}).ingressClassName == "traefik"
+    assert settings_for({"ingress.className": "traefik", "karvdash.ingressClassName": "nginx"}).ingressClassName == "nginx"
+    assert settings_for({"ingress.className": "traefik", "karvdash.ingressClassName": ""}).ingressClassName == ""
+    # the app sidecar is the chart's own image (it runs jupyter-standaloneproxy)
+    assert settings_for({"image": "registry.example.test/kd:1.2"}).appProxyImage == "registry.example.test/kd:1.2"
+    assert settings_for({"image": "registry.example.test/kd:1.2", "hub.image": "registry.example.test/hub:3"}
+                        ).appProxyImage == "registry.example.test/hub:3"
+    assert settings_for({"karvdash.appProxyImage": "proxy:9"}).appProxyImage == "proxy:9"
+    explicit = settings_for({"karvdash.hubNamespace": "elsewhere", "karvdash.serviceAuthURL": "https://auth.example.test/check"})
+    assert (explicit.hubNamespace, explicit.serviceAuthURL) == ("elsewhere", "https://auth.example.test/check")
+    # another namespace, another default
+    objects = render(tmp_path, {}, namespace="lab")
+    assert load_values_secret(tmp_path, find(objects, "Secret", "kd-karvdash-hub-secrets"))[0].hubNamespace == "lab"
+    # an empty Karvdash 2 htpasswdExportDir is no value at all
+    assert settings_for({"karvdash.htpasswdExportDir": ""}).mode == "kubernetes"
+
+
+def resolved_env(container: dict, secret: dict) -> dict[str, str]:
+    """A container's environment with the chart's Secret references filled in."""
+    env = {}
+    for entry in container["env"]:
+        if "value" in entry:
+            env[entry["name"]] = entry["value"]
+        elif "secretKeyRef" in entry.get("valueFrom", {}):
+            ref = entry["valueFrom"]["secretKeyRef"]
+            assert ref["name"] == secret["metadata"]["name"]
+            env[entry["name"]] = secret["stringData"][ref["key"]]
+    return env
+
+
+def test_the_dashboard_is_the_hubs_external_service(tmp_path, monkeypatch):
+    objects = render(tmp_path, VALUE_SETS["file"])
+    secret = find(objects, "Secret", "kd-karvdash-hub-secrets")
+    settings, raw = load_values_secret(tmp_path, secret)
+    # the hub registers the dashboard by URL with the shared token, and does not start it
+    raw["karvdash"].update(stateDir=str(tmp_path / "state"), filesURL=f"file://{tmp_path}/files")
+    path = tmp_path / "hub-values.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    monkeypatch.setenv("KARVDASH_VALUES", str(path))
+    from karvdash_hub.hubconfig import configure
+
+    c = Config()
+    configure(c)
+    [service] = [s for s in c.JupyterHub.services if s["name"] == "karvdash"]
+    assert service["url"] == "http://kd-karvdash-hub-dashboard.karvdash.svc:8080"
+    assert service["api_token"] == secret["stringData"]["dashboard-token"] == settings.dashboardAPIToken
+    assert "command" not in service
+
+    # the dashboard's container: its command-line and the environment the hub gives its own services
+    dashboard = find(objects, "Deployment", "kd-karvdash-hub-dashboard")["spec"]["template"]["spec"]
+    [container] = dashboard["containers"]
+    assert container["command"] == ["python3", "-m", "karvdash_dashboard", "--ip", "0.0.0.0", "--port", "8080"]
+    assert container["ports"] == [{"name": "http", "containerPort": 8080}]
+    service_port = find(objects, "Service", "kd-karvdash-hub-dashboard")["spec"]["ports"]
+    assert service_port == [{"name": "http", "port": 8080, "targetPort": "http"}]
+    env = resolved_env(container, secret)
+    assert env["KARVDASH_VALUES"] == "/etc/karvdash-hub/values.yaml"
+    assert {"name": "values", "mountPath": "/etc/karvdash-hub", "readOnly": True} in container["volumeMounts"]
+    assert env["JUPYTERHUB_API_TOKEN"] == service["api_token"]
+    assert env["JUPYTERHUB_API_URL"] == "http://kd-karvdash-hub-hub:8081/hub/api"
+    assert find(objects, "Service", "kd-karvdash-hub-hub")["spec"]["ports"][0]["port"] == 8081
+    assert env["JUPYTERHUB_SERVICE_NAME"] == service["name"]
+    # JupyterHub's OAuth client of a service is service-<name>, its redirect <prefix>oauth_callback
+    assert env["JUPYTERHUB_CLIENT_ID"] == "service-karvdash"
+    assert env["JUPYTERHUB_SERVICE_PREFIX"] == "/services/karvdash/"
+    assert env["JUPYTERHUB_OAUTH_CALLBACK_URL"] == env["JUPYTERHUB_SERVICE_PREFIX"] + "oauth_callback"
+    assert json.loads(env["JUPYTERHUB_OAUTH_ACCESS_SCOPES"]) == ["access:services!service=karvdash"]
+    from karvdash_dashboard.context import HubEnvironment
+
+    hub = HubEnvironment.from_environ(env)
+    assert (hub.service_prefix, hub.api_url, hub.base_url) == ("/services/karvdash/", env["JUPYTERHUB_API_URL"], "/")
+    # the options the chart passes are the dashboard's own
+    help_text = subprocess.run([sys.executable, "-m", "karvdash_dashboard", "--help"], capture_output=True,
+                               text=True, timeout=60, check=True).stdout
+    assert "--ip IP" in help_text and "--port PORT" in help_text and "--debug" in help_text

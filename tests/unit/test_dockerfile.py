@@ -1,8 +1,9 @@
 """The Dockerfile, without a container engine (none runs here, so the image
 is never built in the tests): hadolint finds nothing, every file it copies
 exists and passes .dockerignore, the commands it and the chart run are
-declared by the project, it runs as a non-root user and fetches nothing
-beyond package registries."""
+declared by the project, it runs as a non-root user, fetches nothing
+beyond package registries, and has the Debian tools the code runs
+(skopeo)."""
 
 from __future__ import annotations
 
@@ -117,8 +118,60 @@ def test_commands_are_declared_by_the_project():
 def test_no_downloads_beyond_package_registries():
     for op, args in instructions():
         if op == "RUN":
-            assert not re.search(r"\b(curl|wget|git clone|apt-get|pip download)\b", args), args
+            assert not re.search(r"\b(curl|wget|git clone|pip download|apt-key|add-apt-repository|gpg)\b", args), args
             assert "http://" not in args and "https://" not in args, args
+            # Debian packages come from the base image's own apt sources only
+            assert "sources.list" not in args and "/etc/apt" not in args, args
+
+
+def final_stage() -> list[tuple[str, str]]:
+    steps = instructions()
+    return steps[max(i for i, (op, _) in enumerate(steps) if op == "FROM"):]
+
+
+def apt_packages(steps: list[tuple[str, str]]) -> dict[str, str]:
+    """Package -> version pattern of every ``apt-get install`` in ``steps``."""
+    packages = {}
+    for op, args in steps:
+        if op != "RUN" or "apt-get install" not in args:
+            continue
+        for command in args.split("&&"):
+            words = shlex.split(command)
+            if words[:2] != ["apt-get", "install"]:
+                continue
+            # small and reproducible: no recommended extras, no prompt, no apt lists left in the layer
+            assert "--no-install-recommends" in words and "-y" in words, command
+            assert "rm -rf /var/lib/apt/lists/*" in args, args
+            for word in words[2:]:
+                if not word.startswith("-"):
+                    name, _, version = word.partition("=")
+                    packages[name] = version
+    return packages
+
+
+def test_skopeo_is_in_the_image_the_registry_code_runs():
+    from karvdash_hub.registry import ArchiveInfo, RegistryAccess, skopeo_command
+
+    packages = apt_packages(final_stage())
+    assert set(packages) == {"skopeo"}
+    # installed as root, before the image switches to its user
+    steps = final_stage()
+    install = next(i for i, (op, args) in enumerate(steps) if op == "RUN" and "apt-get install" in args)
+    assert install < next(i for i, (op, _) in enumerate(steps) if op == "USER")
+    # the program the dashboard runs to push image archives
+    access = RegistryAccess(base_url="https://registry.example.test", host="registry.example.test")
+    command = skopeo_command("/tmp/image.tar", ArchiveInfo("docker-archive", 1), access, "lab/app", "1", "/a", "/c")
+    assert command[0] == "skopeo"
+    # the pin names a version of the base image's Debian release (checked where this machine runs that release)
+    image = next(a.split("=", 1)[1] for op, a in instructions() if op == "ARG" and a.startswith("PYTHON_IMAGE="))
+    release = image.rsplit("-", 1)[-1]
+    os_release = Path("/etc/os-release").read_text() if Path("/etc/os-release").exists() else ""
+    if f"VERSION_CODENAME={release}" not in os_release:
+        pytest.skip(f"this machine does not run Debian {release}: cannot check the pinned version")
+    madison = subprocess.run(["apt-cache", "madison", "skopeo"], capture_output=True, text=True, timeout=60)
+    versions = [line.split("|")[1].strip() for line in madison.stdout.splitlines() if "|" in line]
+    assert versions, madison.stderr
+    assert any(fnmatch.fnmatchcase(v, packages["skopeo"]) for v in versions), (packages["skopeo"], versions)
 
 
 def test_python_of_the_image_meets_python_requires():

@@ -131,6 +131,14 @@ path: {{ $parts.path | quote }}
 {{- list "stateVolumeClaim" "stateHostPath" "logsVolumeClaim" "logsHostPath" "djangoSecret" "djangoDebug" "htpasswdExportDir" | toJson -}}
 {{- end -}}
 
+{{/* Karvdash 2 values that mean nothing now: stop instead of ignoring them,
+so nobody relies on what they used to do. */}}
+{{- define "karvdash.refuseDroppedValues" -}}
+{{- if .Values.karvdash.htpasswdExportDir -}}
+{{- fail "karvdash.htpasswdExportDir is not supported: karvdash-hub exports no htpasswd file, it protects services with the hub's login instead (an ingress-nginx auth-url that asks the dashboard; see README.md, Settings). Remove the value." -}}
+{{- end -}}
+{{- end -}}
+
 {{/* The settings as the hub, the dashboard and the webhook read them. */}}
 {{- define "karvdash.settings" -}}
 {{- $k := .root.Values.karvdash -}}
@@ -155,7 +163,16 @@ path: {{ $parts.path | quote }}
 {{- /* the ingress controller asks the dashboard directly, not through the ingress */ -}}
 {{- $_ := set $settings "serviceAuthURL" (printf "%s/services/karvdash/ingress-auth/check" $dashboard) -}}
 {{- end -}}
+{{- if not $k.hubNamespace -}}
+{{- /* where the dashboard keeps URL-prefix claims: the release's namespace */ -}}
+{{- $_ := set $settings "hubNamespace" .root.Release.Namespace -}}
+{{- end -}}
+{{- if and (not (hasKey $k "ingressClassName")) .root.Values.ingress.className -}}
+{{- /* services behind the same ingress controller as the hub */ -}}
+{{- $_ := set $settings "ingressClassName" .root.Values.ingress.className -}}
+{{- end -}}
 {{- if not $k.appProxyImage -}}
+{{- /* the sidecar runs jupyter-standaloneproxy, which this image has */ -}}
 {{- $_ := set $settings "appProxyImage" (include "karvdash.image" (dict "root" .root "component" "hub")) -}}
 {{- end -}}
 {{- if .withSecrets -}}

@@ -18,7 +18,9 @@ def hub(tmp_path_factory):
     running.stop()
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an event loop
+# running while it is open, and asyncio tests of later modules need none.
+@pytest.fixture(scope="module")
 def browser():
     if not os.path.exists(browser_setup.CHROMIUM):
         pytest.fail(f"chromium not found at {browser_setup.CHROMIUM}; `make test` installs Debian's chromium")

@@ -32,6 +32,7 @@ from typing import Callable, Iterable
 import jsonschema
 import yaml
 
+from .k8snames import DNS_LABEL, DNS_SUBDOMAIN, LABEL_VALUE
 from .labels import (
     DATASETS_LABEL,
     INSTANCE_LABEL,
@@ -54,9 +55,8 @@ VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 NAME_PATTERN = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 MAX_NAME_LENGTH = 40
 MAX_VALUE_LENGTH = 1024
-TEMPLATE_ID = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
-LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+# a template id is the file name without .template.yaml: a label value and object-name part
+TEMPLATE_ID = DNS_LABEL
 
 # Kinds that are not namespaced. The I/O layer asks the API server as well
 # (custom resources can be cluster-scoped); this list gives a clear message

@@ -35,13 +35,12 @@ from traitlets import (
 )
 from traitlets.config import Config, Configurable
 
+from .k8snames import DNS_LABEL
 from .paths import PROJECT_ROOT
 
 VALUES_ENV = "KARVDASH_VALUES"
 ENV_PREFIX = "KARVDASH_"
 
-# Kubernetes names that end up in object names and host names.
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
 USERNAME_PATTERN = r"^[a-z0-9]{1,32}$"
 

@@ -103,12 +103,17 @@ def configure(c: Config) -> KarvdashConfig:
 
     if settings.authenticator == "native":
         from .auth import KarvdashAuthenticator as authenticator_class
+
+        c.Authenticator.admin_users = set(c.Authenticator.get("admin_users", set())) | {settings.adminUsername}
+        # every approved account may log in: approval is the allow list
+        _setdefault(c.Authenticator, "allow_all", True)
     else:
+        # With single sign-on, who may log in and who is an administrator is
+        # the provider's and the deployment's call (allowed_groups,
+        # admin_groups, ...): a local "admin" name or allow_all here would
+        # let anyone with such an account at the provider in.
         from .auth import KarvdashOAuthenticator as authenticator_class
     _setdefault(hub, "authenticator_class", authenticator_class)
-    c.Authenticator.admin_users = set(c.Authenticator.get("admin_users", set())) | {settings.adminUsername}
-    # accounts are approved (native) or vouched for by the provider (OAuth)
-    _setdefault(c.Authenticator, "allow_all", True)
 
     if dashboard_available():
         from karvdash_dashboard.hubservice import configure_service

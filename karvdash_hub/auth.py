@@ -62,7 +62,9 @@ class KarvdashLoginHandler(LoginHandler):
     approval from a wrong password."""
 
     def _render(self, login_error=None, username=None, **kwargs):
-        if login_error and self.request.method == "POST":
+        # only the hub's answer to a failed login; other errors (an expired
+        # form, say) keep their own words
+        if login_error == "Invalid username or password" and self.request.method == "POST":
             info = self.authenticator.get_user(username or "")
             password = self.get_body_argument("password", "", strip=False)
             if info is not None and not info.is_authorized and info.is_valid_password(password):

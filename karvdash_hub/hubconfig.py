@@ -11,6 +11,7 @@ import importlib.util
 import shutil
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import jupyterhub
 from traitlets.config import Config
@@ -55,6 +56,18 @@ def nav_entries(settings: KarvdashConfig) -> list[tuple[str, str]]:
     return entries
 
 
+def argo_link(settings: KarvdashConfig) -> str:
+    """The navigation bar's Workflows entry ('' without ``argoURL``). With
+    ``argoNamespace`` (SSO with namespace delegation) a person may use Argo
+    in their own namespace only, so the entry opens that namespace's
+    workflows; ``page.html`` fills in ``{username}``."""
+    if not settings.argoURL or not settings.argoNamespace:
+        return settings.argoURL
+    parts = urlsplit(settings.argoURL)
+    path = f"{parts.path.rstrip('/')}/workflows/{settings.namespaceTemplate}"
+    return urlunsplit(parts._replace(path=path))
+
+
 def template_vars(settings: KarvdashConfig) -> dict:
     return {
         "karvdash_title": settings.dashboardTitle,
@@ -66,6 +79,7 @@ def template_vars(settings: KarvdashConfig) -> dict:
         "karvdash_nav": nav_entries(settings),
         "karvdash_dashboard_prefix": f"/services/{DASHBOARD_SERVICE}/",
         "karvdash_native_auth": settings.authenticator == "native",
+        "karvdash_argo_url": argo_link(settings),
     }
 
 

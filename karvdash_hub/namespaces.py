@@ -49,14 +49,18 @@ class UserNamespaces:
 
     async def ensure(self, username: str, token_source: TokenSource, report: Report = lambda message: None) -> None:
         """Make the namespace of ``username`` ready for a server: the
-        namespace, the RoleBinding, the API settings Secret (with a token
-        from ``token_source(current_token)``) and the registry pull secret.
+        namespace, the RoleBinding, the user's Argo account (with
+        ``argoNamespace``), the API settings Secret (with a token from
+        ``token_source(current_token)``) and the registry pull secret.
         Raises SpawnFailure with a message for the person."""
         name = self.settings.user_namespace(username)
         report(f"Preparing your namespace {name}")
         await self._ensure_namespace(username)
         report(f"Giving your namespace's service account the {self.settings.namespaceRole} role")
         await self._ensure_role_binding(username)
+        if self.settings.argoNamespace:
+            report(f"Giving you an Argo Workflows account in {name}")
+            await self._ensure_argo_account(username)
         report("Writing the dashboard API settings for karvdashctl")
         current = await self._current_token(name)
         token = token_source(current)
@@ -113,6 +117,65 @@ class UserNamespaces:
             recreate_if=lambda existing: (existing.role_ref.kind, existing.role_ref.name) != ("ClusterRole", role),
             action=f"give the service account of {wanted['metadata']['namespace']} the {role} role",
         )
+
+    async def _ensure_argo_account(self, username: str) -> None:
+        """The user's Argo account (``objects.argo_objects``): its rbac-rule
+        annotations are put back on every start, so the account always
+        matches its owner only."""
+        account, token, role, binding = objects.argo_objects(self.settings, username)
+        where = account["metadata"]["namespace"]
+        await self._apply(
+            account,
+            create=self.core.create_namespaced_service_account,
+            read=self.core.read_namespaced_service_account,
+            replace=self.core.replace_namespaced_service_account,
+            delete=self.core.delete_namespaced_service_account,
+            recreate_if=lambda existing: False,
+            action=f"create the Argo service account of {where}",
+        )
+        await self._ensure_token_secret(token)
+        await self._apply(
+            role,
+            create=self.rbac.create_namespaced_role,
+            read=self.rbac.read_namespaced_role,
+            replace=self.rbac.replace_namespaced_role,
+            delete=self.rbac.delete_namespaced_role,
+            recreate_if=lambda existing: False,
+            action=f"create the Argo role of {where}",
+        )
+        await self._apply(
+            binding,
+            create=self.rbac.create_namespaced_role_binding,
+            read=self.rbac.read_namespaced_role_binding,
+            replace=self.rbac.replace_namespaced_role_binding,
+            delete=self.rbac.delete_namespaced_role_binding,
+            # roleRef cannot change in place
+            recreate_if=lambda existing: existing.role_ref.name != objects.ARGO_ACCOUNT
+            or existing.role_ref.kind != "Role",
+            action=f"give the Argo service account of {where} its role",
+        )
+
+    async def _ensure_token_secret(self, wanted: dict) -> None:
+        """Create the token Secret, or make it again if it is not the
+        account's token; never replace it (the token controller filled it in)."""
+        namespace, name = wanted["metadata"]["namespace"], wanted["metadata"]["name"]
+        account = wanted["metadata"]["annotations"]["kubernetes.io/service-account.name"]
+        action = f"create the Argo token Secret in {namespace}"
+        try:
+            await self.core.create_namespaced_secret(namespace, wanted)
+            return
+        except ApiException as e:
+            if e.status != 409:
+                raise _refused(action, e) from None
+        try:
+            existing = await self.core.read_namespaced_secret(name, namespace)
+            annotations = existing.metadata.annotations or {}
+            if existing.type == wanted["type"] and annotations.get("kubernetes.io/service-account.name") == account:
+                return
+            await self.core.delete_namespaced_secret(name, namespace)
+            await self.core.create_namespaced_secret(namespace, wanted)
+        except ApiException as e:
+            raise _refused(action, e) from None
 
     async def _current_token(self, namespace: str) -> str:
         try:

@@ -12,12 +12,13 @@ import base64
 import configparser
 import io
 import json
+import re
 from urllib.parse import unquote, urlsplit
 
 from . import labels
 from .admission import pod_additions
 from .filedomains import FileDomains
-from .settings import KarvdashConfig
+from .settings import USERNAME_PATTERN, KarvdashConfig
 
 # The namespace's default service account gets settings.namespaceRole by this binding.
 ROLE_BINDING = "karvdash-user"
@@ -138,7 +139,122 @@ def namespace_objects(settings: KarvdashConfig, username: str, token: str) -> li
     pull_secret = registry_pull_secret(settings, username)
     if pull_secret is not None:
         objects.append(pull_secret)
-    return objects
+    return objects + argo_objects(settings, username)
+
+
+# --- the user's identity in a shared Argo Workflows --------------------------------------
+#
+# argo-server with SSO RBAC and namespace delegation (docs/argo.md) serves a
+# request in namespace N with the account of N whose rbac-rule matches the
+# person's claims, if its precedence is above that of the account matched in
+# the installation namespace (argoNamespace). Each user namespace gets one
+# such account, matching only its owner.
+
+ARGO_ACCOUNT = "karvdash-argo"
+# argo-server finds an account's token in the Secret named "<account>.service-account-token"
+ARGO_TOKEN_SECRET = f"{ARGO_ACCOUNT}.service-account-token"
+ARGO_RULE_ANNOTATION = "workflows.argoproj.io/rbac-rule"
+ARGO_PRECEDENCE_ANNOTATION = "workflows.argoproj.io/rbac-rule-precedence"
+ARGO_TOKEN_ANNOTATION = "workflows.argoproj.io/service-account-token.name"
+# above the login account (precedence 0) that docs/argo.md has the administrator make
+ARGO_PRECEDENCE = "1"
+# The SSO claim that holds the hub's username: docs/deployment.md's OAuth
+# example logs in to the hub with username_claim: preferred_username.
+ARGO_USER_CLAIM = "preferred_username"
+# What a person may do with Argo in their own namespace: workflows and their
+# templates, schedules and event bindings; read pods, logs and events (the
+# UI's logs and timelines); delete pods (retrying a workflow removes its
+# failed pods). The hub holds these (docs/kubernetes-permissions.md) to grant them.
+ARGO_RULES = [
+    {
+        "apiGroups": ["argoproj.io"],
+        "resources": ["workflows", "workflowtemplates", "cronworkflows", "workfloweventbindings"],
+        "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"],
+    },
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "delete"]},
+    {"apiGroups": [""], "resources": ["pods/log", "events"], "verbs": ["get", "list", "watch"]},
+]
+
+
+def argo_rbac_rule(username: str) -> str:
+    """The expression (expr-lang) that matches ``username``'s SSO identity only."""
+    # a karvdash username is lowercase letters and digits: nothing to escape in a string literal
+    if not re.fullmatch(USERNAME_PATTERN, username):
+        raise ValueError(f"{username!r} is not a karvdash username")
+    return f"{ARGO_USER_CLAIM} == '{username}'"
+
+
+def argo_service_account(settings: KarvdashConfig, username: str) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {
+            "name": ARGO_ACCOUNT,
+            "namespace": settings.user_namespace(username),
+            "labels": owner_labels(username),
+            "annotations": {
+                ARGO_RULE_ANNOTATION: argo_rbac_rule(username),
+                ARGO_PRECEDENCE_ANNOTATION: ARGO_PRECEDENCE,
+                ARGO_TOKEN_ANNOTATION: ARGO_TOKEN_SECRET,
+            },
+        },
+        # argo-server uses the token Secret, never a pod
+        "automountServiceAccountToken": False,
+    }
+
+
+def argo_token_secret(settings: KarvdashConfig, username: str) -> dict:
+    """The account's long-lived token, which the token controller fills in
+    (since Kubernetes 1.24 no one makes it unasked)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "kubernetes.io/service-account-token",
+        "metadata": {
+            "name": ARGO_TOKEN_SECRET,
+            "namespace": settings.user_namespace(username),
+            "labels": owner_labels(username),
+            "annotations": {"kubernetes.io/service-account.name": ARGO_ACCOUNT},
+        },
+    }
+
+
+def argo_role(settings: KarvdashConfig, username: str) -> dict:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {
+            "name": ARGO_ACCOUNT,
+            "namespace": settings.user_namespace(username),
+            "labels": owner_labels(username),
+        },
+        "rules": [{key: list(values) for key, values in rule.items()} for rule in ARGO_RULES],
+    }
+
+
+def argo_role_binding(settings: KarvdashConfig, username: str) -> dict:
+    name = settings.user_namespace(username)
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": ARGO_ACCOUNT, "namespace": name, "labels": owner_labels(username)},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": ARGO_ACCOUNT},
+        "subjects": [{"kind": "ServiceAccount", "name": ARGO_ACCOUNT, "namespace": name}],
+    }
+
+
+def argo_objects(settings: KarvdashConfig, username: str) -> list[dict]:
+    """The user's Argo account, its token, Role and RoleBinding, in the order
+    they must be made (the token controller drops a token whose account is
+    missing); none without ``argoNamespace``."""
+    if not settings.argoNamespace:
+        return []
+    return [
+        argo_service_account(settings, username),
+        argo_token_secret(settings, username),
+        argo_role(settings, username),
+        argo_role_binding(settings, username),
+    ]
 
 
 # --- the user's server pod -------------------------------------------------------------

@@ -195,3 +195,91 @@ def test_schema_check_refuses_what_kubernetes_would():
     secret["data"]["config.ini"] = 42
     with pytest.raises(kubernetes_validate.ValidationError):
         k8s_valid(secret)
+
+
+# --- the user's Argo Workflows account ------------------------------------------------------
+
+
+def test_argo_account_exact_and_valid():
+    s = settings(KARVDASH_ARGO_NAMESPACE="argo")
+    built = objects.argo_objects(s, "alice")
+    for obj in built:
+        k8s_valid(obj)
+    owner = {"karvdash.io/owner": "alice", "app.kubernetes.io/managed-by": "karvdash-hub"}
+    assert built == [
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {
+                "name": "karvdash-argo",
+                "namespace": "karvdash-alice",
+                "labels": owner,
+                "annotations": {
+                    "workflows.argoproj.io/rbac-rule": "preferred_username == 'alice'",
+                    "workflows.argoproj.io/rbac-rule-precedence": "1",
+                    "workflows.argoproj.io/service-account-token.name": "karvdash-argo.service-account-token",
+                },
+            },
+            "automountServiceAccountToken": False,
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "kubernetes.io/service-account-token",
+            "metadata": {
+                "name": "karvdash-argo.service-account-token",
+                "namespace": "karvdash-alice",
+                "labels": owner,
+                "annotations": {"kubernetes.io/service-account.name": "karvdash-argo"},
+            },
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": "karvdash-argo", "namespace": "karvdash-alice", "labels": owner},
+            "rules": [
+                {
+                    "apiGroups": ["argoproj.io"],
+                    "resources": ["workflows", "workflowtemplates", "cronworkflows", "workfloweventbindings"],
+                    "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"],
+                },
+                {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "delete"]},
+                {"apiGroups": [""], "resources": ["pods/log", "events"], "verbs": ["get", "list", "watch"]},
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "karvdash-argo", "namespace": "karvdash-alice", "labels": owner},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "karvdash-argo"},
+            "subjects": [{"kind": "ServiceAccount", "name": "karvdash-argo", "namespace": "karvdash-alice"}],
+        },
+    ]
+    # the namespace's objects end with them, account before its token
+    kinds = [o["kind"] for o in objects.namespace_objects(s, "alice", "t")]
+    assert kinds == ["Namespace", "RoleBinding", "Secret", "ServiceAccount", "Secret", "Role", "RoleBinding"]
+
+
+def test_no_argo_account_without_argo_namespace():
+    assert objects.argo_objects(settings(KARVDASH_ARGO_URL="https://argo.example.test"), "alice") == []
+
+
+def test_argo_account_follows_the_namespace_template():
+    s = settings(KARVDASH_ARGO_NAMESPACE="argo", KARVDASH_NAMESPACE_TEMPLATE="team-{username}")
+    account, token, role, binding = objects.argo_objects(s, "bob")
+    assert {o["metadata"]["namespace"] for o in (account, token, role, binding)} == {"team-bob"}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "karvdash-argo", "namespace": "team-bob"}]
+    assert account["metadata"]["annotations"]["workflows.argoproj.io/rbac-rule"] == "preferred_username == 'bob'"
+
+
+@pytest.mark.parametrize("username", ["bob' || true || '", "alice\n", "Alice", ""])
+def test_argo_rule_refuses_what_is_not_a_username(username):
+    # the name goes into an expression: nothing but a karvdash username may
+    with pytest.raises(ValueError, match="not a karvdash username"):
+        objects.argo_rbac_rule(username)
+
+
+def test_argo_role_is_a_copy():
+    s = settings(KARVDASH_ARGO_NAMESPACE="argo")
+    objects.argo_role(s, "alice")["rules"][0]["verbs"].append("escalate")
+    assert "escalate" not in objects.argo_role(s, "bob")["rules"][0]["verbs"]

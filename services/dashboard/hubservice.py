@@ -26,8 +26,10 @@ DEFAULT_ROLE_SCOPES = {
     "server": ["users:activity!user", "access:servers!server"],
 }
 DASHBOARD_ROLE = "karvdash-dashboard"
-# The dashboard checks that a user exists before an admin acts as them.
-DASHBOARD_SCOPES = ["read:users:name"]
+# The dashboard checks that a user exists before an admin acts as them
+# (name), and the ingress-auth check refuses members of the deactivated
+# group, which the hub's Sign-ups page sets when an approval is revoked (groups).
+DASHBOARD_SCOPES = ["read:users:name", "read:users:groups"]
 
 
 def free_loopback_port() -> int:

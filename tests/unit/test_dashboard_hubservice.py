@@ -91,7 +91,7 @@ def test_configure_service_merges_with_existing_roles_scopes_and_services():
     assert set(FILE_SCOPES) <= set(roles["server"]["scopes"])
     assert roles["karvdash-dashboard"] == {
         "name": "karvdash-dashboard",
-        "scopes": ["read:users:name"],
+        "scopes": ["read:users:name", "read:users:groups"],
         "services": ["karvdash"],
     }
     assert set(c.JupyterHub.custom_scopes) == {"custom:other:thing", *custom_scopes()}

@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 from .client import APIProblem, DashboardClient, quote_path
+from .commands import Command, UsageProblem, argument
 from .connection import ConnectionProblem
 from .output import Output
 
@@ -20,10 +21,6 @@ DOMAINS = ("private", "shared")
 UPLOAD_CHUNK = 64 * 1024 * 1024
 DOWNLOAD_CHUNK = 1024 * 1024
 RETRIES = 5
-
-
-class UsageProblem(Exception):
-    """The command line asks for something impossible."""
 
 
 def split_remote(remote: str) -> tuple[str, str]:
@@ -35,50 +32,6 @@ def split_remote(remote: str) -> tuple[str, str]:
         # HTTP clients fold these away before the dashboard could refuse them
         raise UsageProblem(f"{remote!r}: remote paths cannot contain . or .. parts")
     return parts[0], "/".join(parts[1:])
-
-
-def register(commands) -> None:
-    ls = commands.add_parser("ls", help="list a folder", description="List a remote folder (or show a file).")
-    ls.add_argument("remote", nargs="?", default="private/", help="e.g. private/data (default: private/)")
-    ls.set_defaults(run=run_ls)
-
-    upload = commands.add_parser(
-        "upload",
-        help="upload files",
-        description="Upload local files, resumably in chunks. With one file, REMOTE may name the new file; "
-        "otherwise it is the folder they go to.",
-    )
-    upload.add_argument("local", nargs="+", help="local files")
-    upload.add_argument("remote", help="remote folder (or file name), e.g. private/data/")
-    upload.add_argument("--overwrite", action="store_true", help="replace files that exist")
-    upload.set_defaults(run=run_upload)
-
-    download = commands.add_parser(
-        "download",
-        help="download a file or a folder (as zip)",
-        description="Download a remote file, or a folder as <name>.zip.",
-    )
-    download.add_argument("remote", help="e.g. private/data/x.csv")
-    download.add_argument("local", nargs="?", help="where to write it (default: its name, here)")
-    download.add_argument("--overwrite", action="store_true", help="replace a local file that exists")
-    download.set_defaults(run=run_download)
-
-    mkdir = commands.add_parser("mkdir", help="create a folder", description="Create a remote folder.")
-    mkdir.add_argument("remote", help="e.g. private/new-folder")
-    mkdir.set_defaults(run=run_mkdir)
-
-    mv = commands.add_parser(
-        "mv", help="rename or move", description="Rename or move a remote file or folder (also across domains)."
-    )
-    mv.add_argument("source", help="e.g. private/old")
-    mv.add_argument("target", help="e.g. shared/new")
-    mv.add_argument("--overwrite", action="store_true", help="replace the target if it exists")
-    mv.set_defaults(run=run_mv)
-
-    rm = commands.add_parser("rm", help="delete", description="Delete a remote file (folders need -r).")
-    rm.add_argument("remote", nargs="+", help="e.g. private/old.csv")
-    rm.add_argument("-r", "--recursive", action="store_true", help="delete folders with everything in them")
-    rm.set_defaults(run=run_rm)
 
 
 def _size(entry: dict) -> str:
@@ -224,4 +177,48 @@ def run_download(client: DashboardClient, args, out: Output) -> int:
     return 0
 
 
+OVERWRITE = "--overwrite"
 
+COMMANDS = [
+    Command("ls", "list a folder", run_ls,
+            (argument("remote", nargs="?", default="private/", help="e.g. private/data (default: private/)"),),
+            description="List a remote folder (or show a file)."),
+    Command(
+        "upload",
+        "upload files",
+        run_upload,
+        (argument("local", nargs="+", help="local files"),
+         argument("remote", help="remote folder (or file name), e.g. private/data/"),
+         argument(OVERWRITE, action="store_true", help="replace files that exist")),
+        description="Upload local files, resumably in chunks. With one file, REMOTE may name the new file; "
+        "otherwise it is the folder they go to.",
+    ),
+    Command(
+        "download",
+        "download a file or a folder (as zip)",
+        run_download,
+        (argument("remote", help="e.g. private/data/x.csv"),
+         argument("local", nargs="?", help="where to write it (default: its name, here)"),
+         argument(OVERWRITE, action="store_true", help="replace a local file that exists")),
+        description="Download a remote file, or a folder as <name>.zip.",
+    ),
+    Command("mkdir", "create a folder", run_mkdir, (argument("remote", help="e.g. private/new-folder"),),
+            description="Create a remote folder."),
+    Command(
+        "mv",
+        "rename or move",
+        run_mv,
+        (argument("source", help="e.g. private/old"),
+         argument("target", help="e.g. shared/new"),
+         argument(OVERWRITE, action="store_true", help="replace the target if it exists")),
+        description="Rename or move a remote file or folder (also across domains).",
+    ),
+    Command(
+        "rm",
+        "delete",
+        run_rm,
+        (argument("remote", nargs="+", help="e.g. private/old.csv"),
+         argument("-r", "--recursive", action="store_true", help="delete folders with everything in them")),
+        description="Delete a remote file (folders need -r).",
+    ),
+]

@@ -1,10 +1,8 @@
 """``karvdashctl``: subcommands over the dashboard's REST API.
 
-Each command module defines ``register(subparsers)``; its parsers set
-``run(client, args, out) -> exit code``. Service and template commands
-(list_services, create_service, exec_service, delete_service,
-list_templates, add_template, get_template, remove_template) join as one
-more module in :data:`COMMAND_MODULES` when their API is there.
+Each command module lists its commands in ``COMMANDS`` (name, help,
+arguments and ``run(client, args, out) -> exit code``, see ``commands.py``):
+files, services and templates, datasets, images.
 
 Exit codes: 0 done; 1 the dashboard failed (5xx) or another error;
 2 bad command line; 3 no configuration or the dashboard is unreachable;
@@ -19,11 +17,11 @@ import sys
 
 from . import datasetcommands, filecommands, imagecommands, servicecommands
 from .client import APIProblem, DashboardClient
+from .commands import UsageProblem, register_commands
 from .connection import ConnectionProblem, find_connection
-from .filecommands import UsageProblem
 from .output import Output
 
-COMMAND_MODULES = [filecommands, servicecommands, datasetcommands, imagecommands]
+COMMANDS = [*filecommands.COMMANDS, *servicecommands.COMMANDS, *datasetcommands.COMMANDS, *imagecommands.COMMANDS]
 
 EXIT_ERROR, EXIT_USAGE, EXIT_CONNECTION, EXIT_FORBIDDEN, EXIT_NOT_FOUND, EXIT_CONFLICT, EXIT_REFUSED = 1, 2, 3, 4, 5, 6, 7
 
@@ -51,8 +49,7 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--token", help="a hub API token (better: a config file, see --help of the docs)")
     top.add_argument("--json", action="store_true", help="print results as JSON")
     commands = top.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in COMMAND_MODULES:
-        module.register(commands)
+    register_commands(commands, COMMANDS)
     return top
 
 

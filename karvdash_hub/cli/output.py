@@ -6,6 +6,9 @@ import json
 import sys
 import time
 
+# columns of numbers, aligned on their last digit
+RIGHT_ALIGNED = {"size"}
+
 
 class Output:
     def __init__(self, as_json: bool = False, stream=None, errors=None):
@@ -30,7 +33,9 @@ class Output:
     def table(self, headers: list[str], rows: list[tuple]) -> None:
         widths = [max([len(h)] + [len(str(r[i])) for r in rows]) for i, h in enumerate(headers)]
         for row in [headers, *rows]:
-            cells = [str(c).rjust(w) if i == 1 else str(c).ljust(w) for i, (c, w) in enumerate(zip(row, widths))]
+            cells = [
+                str(c).rjust(w) if h in RIGHT_ALIGNED else str(c).ljust(w) for h, c, w in zip(headers, row, widths)
+            ]
             print("  ".join(cells).rstrip(), file=self.stream)
 
     def progress(self, name: str, done: int, total: int, started: float) -> None:

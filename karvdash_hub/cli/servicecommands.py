@@ -5,82 +5,19 @@ remove_template (Karvdash's names)."""
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import quote
 
 from .client import DashboardClient
-from .filecommands import UsageProblem
+from .commands import Command, UsageProblem, argument, parse_values, quote_name, remove, show_list, show_text
 from .output import Output
 
 
-def parse_values(pairs: list[str]) -> dict[str, str]:
-    """``NAME=web MESSAGE=hi there`` -> {"NAME": "web", "MESSAGE": "hi there"}."""
-    values = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise UsageProblem(f"{pair!r}: give variables as NAME=value")
-        if name in values:
-            raise UsageProblem(f"{name} is given twice")
-        values[name] = value
-    return values
-
-
-def register(commands) -> None:
-    ls = commands.add_parser("list_services", help="list your services", description="List your services.")
-    ls.set_defaults(run=run_list_services)
-
-    create = commands.add_parser(
-        "create_service",
-        help="start a service from a template",
-        description="Start a service from a template; variables left out take their defaults "
-        "(list_templates shows them).",
-    )
-    create.add_argument("template", help="template id, e.g. jupyter")
-    create.add_argument("variables", nargs="*", metavar="NAME=VALUE", help="e.g. NAME=notebook")
-    create.set_defaults(run=run_create_service)
-
-    run = commands.add_parser(
-        "exec_service",
-        help="run a command in a service's pods",
-        description="Run a command in the first running pod of a service (all of them with -a).",
-    )
-    run.add_argument("-a", "--all", action="store_true", help="run it in every running pod")
-    run.add_argument("name", help="the service")
-    run.add_argument("command", nargs="+", help="the command and its arguments (put -- before options)")
-    run.set_defaults(run=run_exec_service)
-
-    delete = commands.add_parser("delete_service", help="remove a service", description="Remove a service.")
-    delete.add_argument("name", help="the service")
-    delete.set_defaults(run=run_delete_service)
-
-    templates = commands.add_parser("list_templates", help="list templates", description="List service templates.")
-    templates.set_defaults(run=run_list_templates)
-
-    add = commands.add_parser(
-        "add_template", help="add a template", description="Add a template from a local *.template.yaml file."
-    )
-    add.add_argument("file", help="the template file")
-    add.set_defaults(run=run_add_template)
-
-    get = commands.add_parser("get_template", help="print a template's YAML", description="Print a template's YAML.")
-    get.add_argument("id", help="template id")
-    get.set_defaults(run=run_get_template)
-
-    remove = commands.add_parser(
-        "remove_template", help="delete one of your templates", description="Delete a template you added."
-    )
-    remove.add_argument("id", help="template id")
-    remove.set_defaults(run=run_remove_template)
+def yes_no(value: bool) -> str:
+    return "yes" if value else "no"
 
 
 def run_list_services(client: DashboardClient, args, out: Output) -> int:
-    services = client.request("GET", "services")
-    if out.json:
-        out.data(services)
-        return 0
-    out.table(["name", "status", "template", "created", "url"],
-              [(s["name"], s["status"], s["template"], s["created"], s["url"]) for s in services])
-    return 0
+    return show_list(client, out, "services", ["name", "status", "template", "created", "url"],
+                     lambda s: (s["name"], s["status"], s["template"], s["created"], s["url"]))
 
 
 def run_create_service(client: DashboardClient, args, out: Output) -> int:
@@ -95,9 +32,7 @@ def run_create_service(client: DashboardClient, args, out: Output) -> int:
 
 
 def run_exec_service(client: DashboardClient, args, out: Output) -> int:
-    results = client.request(
-        "POST", f"services/{quote(args.name, safe='')}", json={"command": args.command, "all_pods": args.all}
-    )
+    results = client.request("POST", f"services/{quote_name(args.name)}", json={"command": args.command, "all_pods": args.all})
     if out.json:
         out.data(results)
         return 0
@@ -111,20 +46,13 @@ def run_exec_service(client: DashboardClient, args, out: Output) -> int:
 
 
 def run_delete_service(client: DashboardClient, args, out: Output) -> int:
-    client.request("DELETE", f"services/{quote(args.name, safe='')}")
-    out.done({"name": args.name}, f"removed {args.name}")
-    return 0
+    return remove(client, out, f"services/{quote_name(args.name)}", {"name": args.name}, f"removed {args.name}")
 
 
 def run_list_templates(client: DashboardClient, args, out: Output) -> int:
-    templates = client.request("GET", "templates")
-    if out.json:
-        out.data(templates)
-        return 0
-    out.table(["id", "singleton", "custom", "name", "variables"],
-              [(t["id"], "yes" if t["singleton"] else "no", "yes" if t["custom"] else "no", t["name"],
-                " ".join(v["name"] for v in t["variables"])) for t in templates])
-    return 0
+    return show_list(client, out, "templates", ["id", "singleton", "custom", "name", "variables"],
+                     lambda t: (t["id"], yes_no(t["singleton"]), yes_no(t["custom"]), t["name"],
+                                " ".join(v["name"] for v in t["variables"])))
 
 
 def run_add_template(client: DashboardClient, args, out: Output) -> int:
@@ -138,15 +66,41 @@ def run_add_template(client: DashboardClient, args, out: Output) -> int:
 
 
 def run_get_template(client: DashboardClient, args, out: Output) -> int:
-    template = client.request("GET", f"templates/{quote(args.id, safe='')}")
-    if out.json:
-        out.data(template)
-    else:
-        print(template["data"], end="" if template["data"].endswith("\n") else "\n", file=out.stream)
-    return 0
+    return show_text(client, out, f"templates/{quote_name(args.id)}", "data")
 
 
 def run_remove_template(client: DashboardClient, args, out: Output) -> int:
-    client.request("DELETE", f"templates/{quote(args.id, safe='')}")
-    out.done({"id": args.id}, f"removed template {args.id}")
-    return 0
+    return remove(client, out, f"templates/{quote_name(args.id)}", {"id": args.id}, f"removed template {args.id}")
+
+
+SERVICE = argument("name", help="the service")
+TEMPLATE_ID = argument("id", help="template id")
+
+COMMANDS = [
+    Command("list_services", "list your services", run_list_services),
+    Command(
+        "create_service",
+        "start a service from a template",
+        run_create_service,
+        (argument("template", help="template id, e.g. jupyter"),
+         argument("variables", nargs="*", metavar="NAME=VALUE", help="e.g. NAME=notebook")),
+        description="Start a service from a template; variables left out take their defaults "
+        "(list_templates shows them).",
+    ),
+    Command(
+        "exec_service",
+        "run a command in a service's pods",
+        run_exec_service,
+        (argument("-a", "--all", action="store_true", help="run it in every running pod"),
+         SERVICE,
+         argument("command", nargs="+", help="the command and its arguments (put -- before options)")),
+        description="Run a command in the first running pod of a service (all of them with -a).",
+    ),
+    Command("delete_service", "remove a service", run_delete_service, (SERVICE,)),
+    Command("list_templates", "list templates", run_list_templates, description="List service templates."),
+    Command("add_template", "add a template", run_add_template, (argument("file", help="the template file"),),
+            description="Add a template from a local *.template.yaml file."),
+    Command("get_template", "print a template's YAML", run_get_template, (TEMPLATE_ID,)),
+    Command("remove_template", "delete one of your templates", run_remove_template, (TEMPLATE_ID,),
+            description="Delete a template you added."),
+]

@@ -1,4 +1,6 @@
-"""karvdashctl without a dashboard: where it connects, remote paths, exit codes."""
+"""karvdashctl without a dashboard: where it connects, remote paths, exit
+codes, and what every command asks the API and prints (a recording client
+stands in for the dashboard; tests/integration runs them for real)."""
 
 from __future__ import annotations
 
@@ -6,7 +8,9 @@ import pytest
 
 from karvdash_hub.cli import connection, main
 from karvdash_hub.cli.connection import ConnectionProblem, find_connection
-from karvdash_hub.cli.filecommands import UsageProblem, split_remote
+from karvdash_hub.cli.client import APIProblem
+from karvdash_hub.cli.commands import UsageProblem
+from karvdash_hub.cli.filecommands import split_remote
 
 
 @pytest.fixture
@@ -105,8 +109,18 @@ def test_exit_codes(status, code):
     assert main.exit_code(status) == code
 
 
+ALL_COMMANDS = [
+    "ls", "upload", "download", "mkdir", "mv", "rm",
+    "list_services", "create_service", "exec_service", "delete_service",
+    "list_templates", "add_template", "get_template", "remove_template",
+    "list_datasets", "add_dataset", "get_dataset", "remove_dataset",
+    "list_images", "get_image", "add_image", "remove_image",
+]
+
+
 def test_every_command_has_help(capsys):
-    for command in ("ls", "upload", "download", "mkdir", "mv", "rm"):
+    assert [c.name for c in main.COMMANDS] == ALL_COMMANDS
+    for command in ALL_COMMANDS:
         with pytest.raises(SystemExit) as done:
             main.parser().parse_args([command, "--help"])
         assert done.value.code == 0
@@ -114,3 +128,103 @@ def test_every_command_has_help(capsys):
     with pytest.raises(SystemExit) as done:
         main.parser().parse_args(["bogus"])
     assert done.value.code == 2
+
+
+class RecordingClient:
+    """Answers API requests from a table and records them."""
+
+    def __init__(self, answers: dict):
+        self.answers = answers
+        self.calls = []
+
+    def request(self, method, path, *, json=None, **kwargs):
+        self.calls.append((method, path, json))
+        answer = self.answers[(method, path)]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+SERVICE = {"name": "web", "status": "ready", "template": "hello", "created": "2026-01-01T00:00:00Z",
+           "url": "https://web-a.example.org"}
+TEMPLATE = {"id": "hello", "name": "Hello", "singleton": False, "custom": True,
+            "variables": [{"name": "NAME"}, {"name": "MESSAGE"}], "data": "kind: Template"}
+DATASET = {"name": "climate", "type": "s3-remote", "bucket": "data", "endpoint": "https://s3.example.org",
+           "yaml": "kind: Dataset\n"}
+IMAGES = {"registry": "r.example.org", "images": [{"name": "team/app", "tags": ["1.0", "2.0"]}]}
+IMAGE = {"name": "team/app", "digests": [{"digest": "sha256:" + "a" * 64, "size": 1234, "tags": ["1.0", "2.0"]}]}
+PUSHED = {"name": "team/app", "tag": "3.0", "digest": "sha256:" + "b" * 64, "image": "r.example.org/team/app:3.0"}
+
+
+@pytest.mark.parametrize(
+    "argv, answers, calls, stdout, code",
+    [
+        (["list_services"], {("GET", "services"): [SERVICE]}, [("GET", "services", None)],
+         "name  status  template  created               url\n"
+         "web   ready   hello     2026-01-01T00:00:00Z  https://web-a.example.org\n", 0),
+        (["create_service", "redis", "NAME=cache", "MAXMEMORY=1 gb"],
+         {("POST", "services"): {**SERVICE, "name": "cache", "url": "", "credentials": {"PASSWORD": "s3cret"}}},
+         [("POST", "services", {"id": "redis", "NAME": "cache", "MAXMEMORY": "1 gb"})],
+         "created cache\nPASSWORD=s3cret (generated; shown only now)\n", 0),
+        (["exec_service", "-a", "web", "--", "ls", "-l"],
+         {("POST", "services/web"): [{"pod": "web-1", "output": "a\n", "exit_code": 0},
+                                     {"pod": "web-2", "output": "b\n", "exit_code": 3}]},
+         [("POST", "services/web", {"command": ["ls", "-l"], "all_pods": True})],
+         "--- web-1\na\n--- web-2\nb\n", 3),
+        (["delete_service", "we b"], {("DELETE", "services/we%20b"): None}, [("DELETE", "services/we%20b", None)],
+         "removed we b\n", 0),
+        (["list_templates"], {("GET", "templates"): [TEMPLATE]}, [("GET", "templates", None)],
+         "id     singleton  custom  name   variables\nhello  no         yes     Hello  NAME MESSAGE\n", 0),
+        (["get_template", "hello"], {("GET", "templates/hello"): TEMPLATE}, [("GET", "templates/hello", None)],
+         "kind: Template\n", 0),
+        (["remove_template", "hello"], {("DELETE", "templates/hello"): None}, [("DELETE", "templates/hello", None)],
+         "removed template hello\n", 0),
+        (["list_datasets"], {("GET", "datasets"): [DATASET]}, [("GET", "datasets", None)],
+         "name     type       bucket  endpoint\nclimate  s3-remote  data    https://s3.example.org\n", 0),
+        (["add_dataset", "archive", "name=a", "url=https://example.org/a.tar", "readonly=Yes"],
+         {("POST", "datasets"): {"name": "a-x1y2"}},
+         [("POST", "datasets", {"type": "archive", "name": "a", "url": "https://example.org/a.tar", "readonly": True})],
+         "added dataset a-x1y2 (mounted at /mnt/datasets/a-x1y2)\n", 0),
+        (["get_dataset", "climate"], {("GET", "datasets/climate"): DATASET}, [("GET", "datasets/climate", None)],
+         "kind: Dataset\n", 0),
+        (["remove_dataset", "climate"], {("DELETE", "datasets/climate"): None},
+         [("DELETE", "datasets/climate", None)], "removed dataset climate\n", 0),
+        (["list_images"], {("GET", "images"): IMAGES}, [("GET", "images", None)],
+         "name      tags\nteam/app  1.0 2.0\n", 0),
+        (["get_image", "team/app"], {("GET", "images/team/app"): IMAGE}, [("GET", "images/team/app", None)],
+         f"digest               size  tags\nsha256:{'a' * 12}  1234  1.0 2.0\n", 0),
+        (["add_image", "/private/img/app.tar", "team/app:3.0"], {("POST", "images"): PUSHED},
+         [("POST", "images", {"domain": "private", "path": "img/app.tar", "name": "team/app", "tag": "3.0"})],
+         f"pushed r.example.org/team/app:3.0 (sha256:{'b' * 64})\n", 0),
+        (["remove_image", "team/app:1.0"], {("DELETE", "images/team/app:1.0"): None},
+         [("DELETE", "images/team/app:1.0", None)], "removed team/app:1.0\n", 0),
+        (["--json", "delete_service", "web"], {("DELETE", "services/web"): None}, [("DELETE", "services/web", None)],
+         '{\n  "name": "web"\n}\n', 0),
+        (["get_image", "team/none"], {("GET", "images/team/none"): APIProblem(404, "no image team/none")},
+         [("GET", "images/team/none", None)], "", 5),
+        (["create_service", "hello", "id=x"], {}, [], "", 2),
+        (["create_service", "hello", "NAME"], {}, [], "", 2),
+        (["add_dataset", "s3-remote", "type=x"], {}, [], "", 2),
+        (["remove_image", "team/app"], {}, [], "", 2),
+        (["add_image", "private/"], {}, [], "", 2),
+    ],
+)
+def test_commands_ask_the_api_and_print(monkeypatch, capsys, argv, answers, calls, stdout, code):
+    client = RecordingClient(answers)
+    monkeypatch.setattr(main, "DashboardClient", lambda connection: client)
+    assert main.main(["--url", "http://127.0.0.1:1/services/karvdash/", "--token", "t", *argv]) == code
+    assert client.calls == calls
+    assert capsys.readouterr().out == stdout
+
+
+def test_add_template_sends_the_file(monkeypatch, capsys, tmp_path):
+    template = tmp_path / "web.template.yaml"
+    template.write_text("kind: Template\nname: Web\n")
+    client = RecordingClient({("POST", "templates"): {"id": "web", "name": "Web"}})
+    monkeypatch.setattr(main, "DashboardClient", lambda connection: client)
+    assert main.main(["--url", "http://127.0.0.1:1/", "--token", "t", "add_template", str(template)]) == 0
+    assert client.calls == [("POST", "templates", {"data": "kind: Template\nname: Web\n"})]
+    assert capsys.readouterr().out == "added template web (Web)\n"
+    template.write_bytes(b"\xff\xfe")
+    assert main.main(["--url", "http://127.0.0.1:1/", "--token", "t", "add_template", str(template)]) == 2
+    assert "is not UTF-8 text" in capsys.readouterr().err

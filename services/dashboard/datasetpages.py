@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from karvdash_hub import datasets as ds
 from karvdash_hub.datasetstore import DatasetStore
 from karvdash_hub.instances import api_client_from_environment
+from karvdash_hub.k8snames import DNS_LABEL
 
 from .context import DashboardContext
 from .handlers import APIHandler, DashboardError, PageHandler
@@ -144,14 +145,12 @@ class DatasetsPageHandler(DatasetsMixin, PageHandler):
     async def get(self):
         self.require_scope("datasets", "read")
         self.feature.check_available()
-        acting_as = await self.acting_user()
+        await self.acting_user()
         self.render_page(
             "datasets.html",
             karvdash_active="datasets",
-            acting_as=acting_as if acting_as != self.username else "",
             types=self.feature.types(),
             datasets_config={
-                "as": acting_as if acting_as != self.username else "",
                 "canWrite": self.has_scope("datasets", "write"),
             },
         )
@@ -172,8 +171,7 @@ class NewDatasetPageHandler(DatasetsMixin, PageHandler):
             karvdash_active="datasets",
             kind=kind,
             services=sorted(services.get(kind.local_template, {})),
-            acting_as=acting_as if acting_as != self.username else "",
-            name_pattern=ds.NAME.pattern,
+            name_pattern=DNS_LABEL.pattern,
             max_name=ds.MAX_NAME,
         )
 
@@ -212,7 +210,7 @@ NEW_DATASET = {
     "which go into a Secret and are never shown again.",
     "properties": {
         "type": {"type": "string", "enum": list(ds.TYPES)},
-        "name": {"type": "string", "pattern": ds.NAME.pattern, "maxLength": ds.MAX_NAME},
+        "name": {"type": "string", "pattern": DNS_LABEL.pattern, "maxLength": ds.MAX_NAME},
         "service": {"type": "string", "description": "s3-local, h3-local: your MinIO or Redis service"},
         "endpoint": {"type": "string"},
         "storageUri": {"type": "string"},

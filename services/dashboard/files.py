@@ -6,12 +6,17 @@ Shared domains (pages and REST API). Downloads and uploads are in
 from __future__ import annotations
 
 import logging
+import os
+import stat
 from pathlib import PurePosixPath
+from urllib.parse import quote
 
 from jupyterhub.utils import url_path_join
 
 from karvdash_hub import files as fileops
+from karvdash_hub.filedomains import is_path_within
 from karvdash_hub.files import BROWSABLE_DOMAINS, DOMAIN_TITLES, DomainFolder, clean_relative_path
+from karvdash_hub.servicetemplates import TEMPLATE_SUFFIX
 
 from .context import DashboardContext
 from .handlers import APIHandler, DashboardError, PageHandler
@@ -22,6 +27,8 @@ log = logging.getLogger("karvdash.dashboard.files")
 DOMAIN = r"([^/]+)"
 # the path inside the domain: optional, tornado hands it over percent-decoded
 PATH = r"(?:/(.*))?"
+# the files the Files page offers to push to the registry (docker save, OCI layout)
+IMAGE_ARCHIVE_SUFFIX = ".tar"
 
 
 class FileHandlerMixin:
@@ -43,8 +50,40 @@ def path_text(relative: PurePosixPath) -> str:
     return str(relative) if relative.parts else ""
 
 
+def quote_path(relative: PurePosixPath) -> str:
+    """A path for a URL: every name percent-encoded (names may hold # ? %)."""
+    return "/".join(quote(part, safe="") for part in relative.parts)
+
+
 def entry_json(folder: DomainFolder, location, entry: fileops.Entry) -> dict:
     return {**entry.to_json(), "domain": folder.domain, "path": path_text(folder.relative(location))}
+
+
+def open_for_reading(folder: DomainFolder, relative: PurePosixPath, what: str = "a file") -> int:
+    """A descriptor of the file ``relative`` in ``folder``, for features that
+    read a user's file (image archives, templates); blocking.
+
+    The last part is opened without following a link, and what was opened
+    is checked to be a file inside the domain: a link swapped in after the
+    path was checked cannot make the dashboard read anything else.
+    """
+    if not relative.parts:
+        raise fileops.BadPath(f"give the path of {what}")
+    location = folder.resolve(relative)
+    try:
+        descriptor = os.open(location, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise fileops.NotFound(f"{folder.display(relative)} does not exist") from None
+    except OSError as error:
+        raise fileops.BadPath(f"cannot open {folder.display(relative)}: {error.strerror}") from None
+    real = os.path.realpath(f"/proc/self/fd/{descriptor}")
+    if not is_path_within(real, str(folder.root)):
+        os.close(descriptor)
+        raise fileops.OutsideDomain(f"{folder.display(relative)} leads outside the {folder.domain} domain")
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise fileops.BadPath(f"{folder.display(relative)} is a folder, not {what}")
+    return descriptor
 
 
 class FilesAPIHandler(FileHandlerMixin, APIHandler):
@@ -107,24 +146,27 @@ class FilesPageHandler(FileHandlerMixin, PageHandler):
         self.require_scope("files", "read")
         folder, relative, location = await self.located(domain, path, follow=True)
         entry = await self.blocking(fileops.entry_for, folder, location, relative.name or domain)
-        acting_as = await self.acting_user()
-        query = f"?as={acting_as}" if acting_as != self.username else ""
+        await self.acting_user()
         if entry.type == "file":
-            self.redirect(url_path_join(self.context.url("api/download", domain), str(relative)) + query)
+            self.redirect(self.page_url(url_path_join("api/download", domain, quote_path(relative))))
             return
         if entry.type != "folder":
             raise DashboardError(403, f"{folder.display(relative)} leads outside the domain")
+        settings = self.context.settings
         self.render_page(
             "files.html",
             files_config={
                 "prefix": self.context.prefix,
                 "domain": domain,
                 "path": path_text(relative),
-                "as": acting_as if acting_as != self.username else "",
                 "domains": [{"name": d, "title": DOMAIN_TITLES[d]} for d in BROWSABLE_DOMAINS],
                 "canWrite": self.has_scope("files", "write"),
+                # the row actions that hand a file to the Images and Templates features
+                "canAddImage": bool(settings.dockerRegistryURL) and self.has_scope("images", "write"),
+                "canAddTemplate": settings.mode == "kubernetes" and self.has_scope("templates", "write"),
+                "imageSuffix": IMAGE_ARCHIVE_SUFFIX,
+                "templateSuffix": TEMPLATE_SUFFIX,
             },
-            acting_as=acting_as if acting_as != self.username else "",
             domain_title=DOMAIN_TITLES.get(domain, domain),
             karvdash_active="files",
         )

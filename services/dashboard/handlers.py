@@ -14,6 +14,7 @@ import json
 import logging
 import re
 from http import HTTPStatus
+from urllib.parse import urlencode
 
 from jupyterhub.services.auth import HubOAuthenticated, UserNotAllowed, check_scopes
 from tornado import web
@@ -181,6 +182,18 @@ class PageHandler(DashboardHandler):
                 return
             raise web.HTTPError(403)
 
+    @property
+    def acting_as(self) -> str:
+        """The user an administrator acts as on this page, or "" (the page
+        shows a banner, and its links and API calls keep ``?as=``)."""
+        acting = getattr(self, "_acting_user", None)
+        return acting if acting and self.current_user and acting != self.username else ""
+
+    def page_url(self, path: str, **query) -> str:
+        """A dashboard address that keeps acting as the same user."""
+        query = {key: value for key, value in {**query, "as": self.acting_as}.items() if value not in ("", None)}
+        return self.context.url(path) + (f"?{urlencode(query)}" if query else "")
+
     def render_page(self, name: str, **variables) -> None:
         self.set_header("Content-Type", "text/html; charset=UTF-8")
         self.finish(
@@ -190,6 +203,8 @@ class PageHandler(DashboardHandler):
                 xsrf_token=self.xsrf_token.decode("ascii"),
                 karvdash_static=self.static_url,
                 karvdash_service_prefix=self.context.prefix,
+                karvdash_url=self.page_url,
+                acting_as=self.acting_as,
                 **variables,
             )
         )

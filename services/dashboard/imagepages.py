@@ -16,7 +16,6 @@ import os
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from karvdash_hub.filedomains import is_path_within
 from karvdash_hub.files import BROWSABLE_DOMAINS, DomainFolder, FileError, clean_relative_path
 from karvdash_hub.registry import (
     RegistryAccess,
@@ -28,6 +27,7 @@ from karvdash_hub.registry import (
 )
 
 from .context import DashboardContext
+from .files import open_for_reading
 from .handlers import APIHandler, DashboardError, PageHandler
 from .openapi import error_responses, json_body, json_response, scopes_note
 from .scopes import scope
@@ -88,8 +88,7 @@ class ImagesMixin:
 
     async def open_archive(self, domain: str, path: str) -> tuple[int, str]:
         """Open the archive ``domain/path`` of the acting user for reading:
-        (descriptor, display name). The descriptor's real file is checked to
-        be inside the domain after it was opened."""
+        (descriptor, display name)."""
         if domain not in BROWSABLE_DOMAINS:
             raise DashboardError(400, f"domain must be one of {', '.join(BROWSABLE_DOMAINS)}")
         user = await self.acting_user()
@@ -97,22 +96,7 @@ class ImagesMixin:
         def opened():
             folder = DomainFolder.for_user(self.context.domains, domain, user)
             relative = clean_relative_path(path)
-            if not relative.parts:
-                raise DashboardError(400, "give the path of an image archive (.tar)")
-            location = folder.resolve(relative)
-            try:
-                descriptor = os.open(location, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-            except FileNotFoundError:
-                raise DashboardError(404, f"{folder.display(relative)} does not exist") from None
-            except IsADirectoryError:
-                raise DashboardError(400, f"{folder.display(relative)} is a folder, not an image archive") from None
-            except OSError as error:
-                raise DashboardError(400, f"cannot open {folder.display(relative)}: {error.strerror}") from None
-            real = os.path.realpath(f"/proc/self/fd/{descriptor}")
-            if not is_path_within(real, str(folder.root)) or not os.path.isfile(real):
-                os.close(descriptor)
-                raise DashboardError(400, f"{folder.display(relative)} is not a file of the {domain} domain")
-            return descriptor, folder.display(relative)
+            return open_for_reading(folder, relative, "an image archive (.tar)"), folder.display(relative)
 
         try:
             return await self.blocking(opened)
@@ -234,6 +218,8 @@ class AddImagePageHandler(ImagesMixin, PageHandler):
     async def get(self):
         self.require_scope("images", "write")
         registry = self.feature.registry()
+        # whose files the archive comes from (an administrator's ?as=, kept by the form)
+        await self.acting_user()
         # ?file=private/images/app.tar, as the Files page links it
         domain, _, path = self.get_query_argument("file", "").lstrip("/").partition("/")
         name = tag = ""

@@ -30,6 +30,8 @@ from karvdash_hub.paths import PROJECT_ROOT
 
 from .context import DashboardContext
 from .handlers import APIHandler, DashboardError, PageHandler
+from .openapi import error_responses, json_body, json_response, scopes_note
+from .scopes import scope
 
 log = logging.getLogger("karvdash.dashboard.services")
 
@@ -312,3 +314,84 @@ def handlers(context: DashboardContext) -> list:
         (ingressauth.SIGNIN_PATH, IngressAuthSignInHandler),
     ]
     return [(pattern, handler, {"context": context}) for pattern, handler in routes]
+
+
+# --- OpenAPI ---------------------------------------------------------------------------------
+
+SERVICE = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string"},
+        "template": {"type": "string", "description": "the template's id"},
+        "template_name": {"type": "string"},
+        "url": {"type": "string", "description": "the address of its ingress (empty without one)"},
+        "created": {"type": "string", "description": "ISO 8601 time"},
+        "values": {"type": "object", "description": "the values it was made with (secrets left out)"},
+        "status": {"type": "string", "enum": ["ready", "progressing", "failed"]},
+        "auth": {"type": "boolean", "description": "its address asks for the hub login"},
+    },
+}
+NEW_SERVICE = {
+    "type": "object",
+    "required": ["id"],
+    "description": "The template's id and its variables (GET /templates lists them); variables left out take "
+    "their defaults, a secret left out is generated and returned once under `credentials`.",
+    "properties": {"id": {"type": "string"}, "NAME": {"type": "string", "pattern": st.NAME_PATTERN.pattern}},
+    "additionalProperties": {"type": "string"},
+}
+EXEC = {
+    "type": "object",
+    "required": ["command"],
+    "properties": {
+        "command": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+        "all_pods": {"type": "boolean", "default": False, "description": "every running pod, not only the first"},
+    },
+}
+EXEC_RESULT = {
+    "type": "array",
+    "items": {"type": "object", "properties": {
+        "pod": {"type": "string"}, "output": {"type": "string"}, "exit_code": {"type": ["integer", "null"]}}},
+}
+
+
+def openapi(context: DashboardContext) -> dict:
+    read, write = scopes_note(scope("services", "read")), scopes_note(scope("services", "write"))
+    acting = {"$ref": "#/components/parameters/as"}
+    name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string", "pattern": f"^{SERVICE_NAME}$"}}
+    return {
+        "/services": {
+            "get": {
+                "summary": "List your services with their status",
+                "description": read + " Needs Kubernetes (503 in local mode).",
+                "parameters": [acting],
+                "responses": {"200": json_response("Your services", {"type": "array", "items": SERVICE}),
+                              **error_responses(401, 403, 502, 503)},
+            },
+            "post": {
+                "summary": "Start a service from a template (a taken NAME gets a random suffix)",
+                "description": write + " 404 unknown template, 400 bad values, 409 a singleton template's "
+                "service exists, 429 no free URL prefix.",
+                "parameters": [acting],
+                "requestBody": json_body(NEW_SERVICE),
+                "responses": {"201": json_response("The service", {**SERVICE, "properties": {
+                    **SERVICE["properties"], "credentials": {"type": "object", "description": "generated secrets"}}}),
+                    **error_responses(400, 401, 403, 404, 409, 429, 502, 503)},
+            },
+        },
+        "/services/{name}": {
+            "post": {
+                "summary": "Run a command in the service's first running pod (or all of them)",
+                "description": write + " 409 when no pod runs.",
+                "parameters": [name, acting],
+                "requestBody": json_body(EXEC),
+                "responses": {"200": json_response("Output per pod", EXEC_RESULT),
+                              **error_responses(400, 401, 403, 404, 409, 502, 503)},
+            },
+            "delete": {
+                "summary": "Remove a service and everything it runs",
+                "description": write,
+                "parameters": [name, acting],
+                "responses": {"204": {"description": "Removed"}, **error_responses(401, 403, 404, 502, 503)},
+            },
+        },
+    }

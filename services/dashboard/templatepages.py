@@ -5,13 +5,17 @@ admin templates are read-only (403 on delete)."""
 from __future__ import annotations
 
 import logging
+import os
 
 from karvdash_hub import servicetemplates as st
 from karvdash_hub.files import DomainFolder, clean_relative_path
 from karvdash_hub.instances import InstanceError
 
 from .context import DashboardContext
+from .files import open_for_reading
 from .handlers import APIHandler, DashboardError, PageHandler
+from .openapi import error_responses, json_body, json_response, scopes_note
+from .scopes import scope
 from .servicepages import ServicesMixin, instance_error
 
 log = logging.getLogger("karvdash.dashboard.templates")
@@ -26,10 +30,7 @@ def read_template_file(domains, domain: str, path: str, user: str) -> str:
     if not path.endswith(st.TEMPLATE_SUFFIX):
         raise DashboardError(400, f"template files end with {st.TEMPLATE_SUFFIX}")
     folder = DomainFolder.for_user(domains, domain, user)
-    location = folder.resolve(clean_relative_path(path))
-    if not location.is_file():
-        raise DashboardError(404, f"no file {path}")
-    with open(location, "rb") as f:
+    with os.fdopen(open_for_reading(folder, clean_relative_path(path), "a template"), "rb") as f:
         data = f.read(MAX_TEMPLATE_BYTES + 1)
     if len(data) > MAX_TEMPLATE_BYTES:
         raise DashboardError(400, f"a template is at most {MAX_TEMPLATE_BYTES // 1024} KiB")
@@ -119,3 +120,72 @@ def handlers(context: DashboardContext) -> list:
         (rf"api/templates/{TEMPLATE_ID}/?", TemplateAPIHandler),
     ]
     return [(pattern, handler, {"context": context}) for pattern, handler in routes]
+
+
+# --- OpenAPI ---------------------------------------------------------------------------------
+
+TEMPLATE = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "name": {"type": "string"},
+        "description": {"type": "string"},
+        "singleton": {"type": "boolean", "description": "at most one service per user"},
+        "auth": {"type": "boolean", "description": "its services' addresses ask for the hub login"},
+        "datasets": {"type": "boolean", "description": "your datasets are mounted into its pods"},
+        "source": {"type": "string", "enum": ["system", "admin", "user"]},
+        "custom": {"type": "boolean", "description": "added by you (only these can be deleted)"},
+        "variables": {"type": "array", "items": {"type": "object", "properties": {
+            "name": {"type": "string"}, "default": {"type": "string"}, "help": {"type": "string"},
+            "label": {"type": "string"}, "secret": {"type": "boolean"}}}},
+    },
+}
+NEW_TEMPLATE = {
+    "type": "object",
+    "description": "The YAML itself, or a `*.template.yaml` file of your domains.",
+    "oneOf": [
+        {"required": ["data"], "properties": {"data": {"type": "string", "maxLength": MAX_TEMPLATE_BYTES}}},
+        {"required": ["path"], "properties": {"domain": {"type": "string", "enum": ["private", "shared"],
+                                                        "default": "private"}, "path": {"type": "string"}}},
+    ],
+}
+
+
+def openapi(context: DashboardContext) -> dict:
+    read, write = scopes_note(scope("templates", "read")), scopes_note(scope("templates", "write"))
+    acting = {"$ref": "#/components/parameters/as"}
+    template_id = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "pattern": f"^{TEMPLATE_ID}$"}}
+    return {
+        "/templates": {
+            "get": {
+                "summary": "The templates you may start services from",
+                "description": read,
+                "parameters": [acting],
+                "responses": {"200": json_response("Templates", {"type": "array", "items": TEMPLATE}),
+                              **error_responses(401, 403, 502)},
+            },
+            "post": {
+                "summary": "Add a template of your own (a taken id gets a random suffix)",
+                "description": write + " Needs Kubernetes (503 in local mode).",
+                "parameters": [acting],
+                "requestBody": json_body(NEW_TEMPLATE),
+                "responses": {"201": json_response("The template", TEMPLATE),
+                              **error_responses(400, 401, 403, 404, 409, 502, 503)},
+            },
+        },
+        "/templates/{id}": {
+            "get": {
+                "summary": "One template with its YAML in `data`; ?download=1 sends the YAML as a file",
+                "description": read,
+                "parameters": [template_id, acting, {"name": "download", "in": "query", "schema": {"type": "string"}}],
+                "responses": {"200": json_response("The template", {**TEMPLATE, "properties": {
+                    **TEMPLATE["properties"], "data": {"type": "string"}}}), **error_responses(401, 403, 404, 502)},
+            },
+            "delete": {
+                "summary": "Delete a template you added (others: 403)",
+                "description": write,
+                "parameters": [template_id, acting],
+                "responses": {"204": {"description": "Deleted"}, **error_responses(401, 403, 404, 502, 503)},
+            },
+        },
+    }

@@ -1,8 +1,10 @@
 """Talking to the dashboard of a running test hub: as a token holder, as a
-logged-in browser session, and looking at its files and its process."""
+logged-in session (requests or a real browser page), and looking at its
+files and its process."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import requests
@@ -41,6 +43,15 @@ def browser_session(hub, username: str, password: str) -> requests.Session:
     assert page.status_code == 200, page.status_code
     session.headers["X-XSRFToken"] = session.cookies.get("_xsrf", path=SERVICE)
     return session
+
+
+def log_in_page(page, hub, username: str, password: str = PASSWORD) -> None:
+    """Log a browser page in through the hub's login form, as a person does."""
+    page.goto(hub.url + "/hub/login")
+    page.fill("#username_input", username)
+    page.fill("#password_input", password)
+    page.click("#login_submit")
+    page.wait_for_url(re.compile(r"/hub/(?!login)"))
 
 
 def files_root(hub) -> Path:

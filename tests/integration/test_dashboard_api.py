@@ -335,3 +335,17 @@ def test_pages_for_a_logged_in_user(hub, actors):
     assert missing.status_code == 404 and 'id="karvdash-error"' in missing.text
     others = session.get(dashboard_url(hub, "files/private/"), params={"as": "bob"}, timeout=30)
     assert others.status_code == 403
+
+
+def test_a_file_page_address_sends_to_its_download_with_every_name_encoded(hub, actors, setup):
+    (private_folder(hub, "alice") / setup.folder / "a #1?.txt").write_text("odd")
+    session = browser_session(hub, "alice", PASSWORD)
+    address = dashboard_url(hub, f"files/private/{setup.folder}/a%20%231%3F.txt")
+    sent = session.get(address, allow_redirects=False, timeout=30)
+    assert (sent.status_code, sent.headers["Location"]) == (
+        302, f"/services/karvdash/api/download/private/{setup.folder}/a%20%231%3F.txt")
+    assert session.get(hub.url + sent.headers["Location"], timeout=30).content == b"odd"
+    admin = browser_session(hub, hub.admin, hub.admin_password)
+    acting = admin.get(address, params={"as": "alice"}, allow_redirects=False, timeout=30)
+    assert acting.headers["Location"] == f"/services/karvdash/api/download/private/{setup.folder}/a%20%231%3F.txt?as=alice"
+    assert admin.get(hub.url + acting.headers["Location"], timeout=30).content == b"odd"

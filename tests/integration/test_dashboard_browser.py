@@ -10,7 +10,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.integration.dashboardsession import PASSWORD, dashboard_url, ensure_user, files_root, private_folder
+from tests.integration.dashboardsession import dashboard_url, ensure_user, files_root, log_in_page, private_folder
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -18,11 +18,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.browser]
 @pytest.fixture
 def alice_page(page, hub):
     ensure_user(hub, "alice")
-    page.goto(hub.url + "/hub/login")
-    page.fill("#username_input", "alice")
-    page.fill("#password_input", PASSWORD)
-    page.click("#login_submit")
-    page.wait_for_url(re.compile(r"/hub/"))
+    log_in_page(page, hub, "alice")
     return page
 
 
@@ -207,6 +203,51 @@ def test_delete_asks_for_confirmation(alice_page, hub, home):
     expect(page.locator(".karvdash-flash-message").last).to_contain_text("old deleted")
     assert not (home / "old").exists()
     assert_no_reload(page)
+
+
+def test_a_click_during_the_dialogs_fade_in_is_not_lost(alice_page, hub, home):
+    """Bootstrap ignores hide() while a modal fades in; a person who clicks
+    Delete at once must still get the file deleted."""
+    page = alice_page
+    (home / "quick.txt").write_text("q")
+    open_files(page, hub)
+    row_action(page, "quick.txt", "delete")
+    # clicked before Bootstrap's shown event, i.e. while it fades in
+    state = page.evaluate(
+        """() => {
+        const dialog = document.querySelector(".karvdash-dialog");
+        const state = dialog.dataset.state || "fading in";
+        dialog.querySelector(".karvdash-dialog-confirm").click();
+        return state;
+      }"""
+    )
+    assert state == "fading in"
+    expect(row(page, "quick.txt")).to_have_count(0)
+    expect(page.locator(".karvdash-flash-message").last).to_contain_text("quick.txt deleted")
+    expect(page.locator(".karvdash-dialog")).to_have_count(0)
+    assert not (home / "quick.txt").exists()
+    # Cancel at once keeps the file, and the next dialog opens normally
+    (home / "kept.txt").write_text("k")
+    open_files(page, hub)
+    row_action(page, "kept.txt", "delete")
+    page.evaluate("document.querySelector('.karvdash-dialog .karvdash-dialog-cancel.btn-secondary').click()")
+    expect(page.locator(".karvdash-dialog")).to_have_count(0)
+    row_action(page, "kept.txt", "rename")
+    page.fill("#karvdash-dialog-input", "still.txt")
+    page.click(".karvdash-dialog-confirm")
+    expect(row(page, "still.txt")).to_be_visible()
+    assert (home / "still.txt").read_text() == "k"
+
+
+def test_no_image_or_template_actions_without_a_registry_or_kubernetes(alice_page, hub, home):
+    page = alice_page
+    (home / "app.tar").write_bytes(b"x")
+    (home / "web.template.yaml").write_text("kind: Template\n")
+    open_files(page, hub)
+    for name in ("app.tar", "web.template.yaml"):
+        row(page, name).locator(".row-actions").click()
+        expect(row(page, name).locator(".dropdown-item")).to_have_text(["Download", "Rename", "Move", "Delete"])
+        page.keyboard.press("Escape")
 
 
 def test_sort_by_column(alice_page, hub, home):

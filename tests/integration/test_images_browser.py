@@ -16,8 +16,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.hubprocess import start_hub
-from tests.integration.dashboardsession import PASSWORD, DashboardAPI, dashboard_url, ensure_user, private_folder
-from tests.integration.test_hub_flows import log_in
+from tests.integration.dashboardsession import DashboardAPI, dashboard_url, ensure_user, log_in_page, private_folder
 from tests.registry.fixtures import docker_registry  # noqa: F401 - fixture
 from tests.registry.images import docker_save_archive
 
@@ -45,7 +44,7 @@ def archive_in_files(hub, user: str, relative: str, repo_tags: list[str], conten
 def test_push_from_files_list_tags_and_refuse_an_existing_tag(page, hub, docker_registry):  # noqa: F811
     ensure_user(hub, "alice")
     archive_in_files(hub, "alice", "images/hello.tar", ["registry.example.org/demo/hello:1.0"], b"hello\n")
-    log_in(page, hub, "alice", PASSWORD)
+    log_in_page(page, hub, "alice")
     page.goto(dashboard_url(hub, "images"))
     expect(page.locator("#registry-host")).to_have_text(docker_registry.host)
     expect(page.locator("#images-empty")).to_be_visible()
@@ -114,18 +113,63 @@ def test_an_administrator_deletes_one_tag_of_a_shared_digest(page, hub, docker_r
     for tag in ("2.0", "stable"):
         pushed = api("POST", "images", json={"domain": "private", "path": "app.tar", "name": "demo/app", "tag": tag})
         assert pushed.status_code == 201, pushed.text
-    log_in(page, hub, hub.admin, hub.admin_password)
+    log_in_page(page, hub, hub.admin, hub.admin_password)
     page.goto(dashboard_url(hub, "images/view/demo/app"))
     expect(page.locator("#digests-table tbody tr .image-tag")).to_have_text(["2.0", "stable"])
     page.click("#digests-table .image-tag[data-tag='stable'] [data-action='delete']")
-    # the dialog takes the click only once its fade-in is over (it focuses the button then)
-    expect(page.locator(".karvdash-dialog-confirm")).to_be_focused()
     page.click(".karvdash-dialog-confirm")
     expect(page.locator(".karvdash-flash-message")).to_contain_text("Deleted demo/app:stable.")
     expect(page.locator("#digests-table tbody tr .image-tag")).to_have_text(["2.0"])
     # the other tag still pulls the same image from the registry
     session = docker_registry.session()
     assert session.get(f"{docker_registry.url}/v2/demo/app/tags/list").json() == {"name": "demo/app", "tags": ["2.0"]}
+
+
+def test_add_image_from_the_files_page_also_when_acting_as_the_owner(page, hub, docker_registry):  # noqa: F811
+    ensure_user(hub, "dora")
+    archive_in_files(hub, "dora", "builds/web.tar", ["team/web:3.1"], b"web\n")
+    archive_in_files(hub, "dora", "builds/api.tar", ["team/api:0.9"], b"api\n")
+    (private_folder(hub, "dora") / "builds" / "notes.txt").write_text("n")
+    log_in_page(page, hub, "dora")
+    page.goto(dashboard_url(hub, "files/private/builds/"))
+
+    def actions(name):
+        row = page.locator(f'#files-table tbody tr[data-name="{name}"]')
+        row.locator(".row-actions").click()
+        return row.locator(".dropdown-item")
+
+    expect(actions("notes.txt")).to_have_text(["Download", "Rename", "Move", "Delete"])
+    page.keyboard.press("Escape")
+    expect(actions("web.tar")).to_have_text(["Download", "Add image", "Rename", "Move", "Delete"])
+    page.click('tr[data-name="web.tar"] [data-action="add-image"]')
+    page.wait_for_url("**/services/karvdash/images/add?file=private%2Fbuilds%2Fweb.tar")
+    expect(page.locator("#image-domain")).to_have_value("private")
+    expect(page.locator("#image-file")).to_have_value("builds/web.tar")
+    expect(page.locator("#image-name")).to_have_value("team/web")
+    expect(page.locator("#image-tag")).to_have_value("3.1")
+    page.click("#push-image")
+    expect(page.locator(".karvdash-flash-message")).to_have_text("Pushed team/web:3.1.")
+
+    # an administrator acting as dora pushes dora's archive, not one of their own
+    admin = page.context.browser.new_context()
+    try:
+        page = admin.new_page()
+        log_in_page(page, hub, hub.admin, hub.admin_password)
+        page.goto(dashboard_url(hub, "files/private/builds/?as=dora"))
+        expect(page.locator("#acting-as")).to_contain_text("You are acting as dora")
+        actions("api.tar")
+        link = page.locator('tr[data-name="api.tar"] [data-action="add-image"]')
+        expect(link).to_have_attribute("href", "/services/karvdash/images/add?as=dora&file=private%2Fbuilds%2Fapi.tar")
+        link.click()
+        expect(page.locator("#acting-as")).to_contain_text("You are acting as dora")
+        expect(page.locator("#image-name")).to_have_value("team/api")
+        page.click("#push-image")
+        expect(page.locator(".karvdash-flash-message")).to_have_text("Pushed team/api:0.9.")
+    finally:
+        admin.close()
+    assert "admin acts as dora: POST /services/karvdash/api/images" in hub.log()
+    session = docker_registry.session()
+    assert session.get(f"{docker_registry.url}/v2/team/api/tags/list").json() == {"name": "team/api", "tags": ["0.9"]}
 
 
 def karvdashctl(hub, token: str, *args: str) -> subprocess.CompletedProcess:
@@ -163,7 +207,7 @@ def test_registry_images_are_offered_on_the_spawn_page(page, hub, docker_registr
     archive_in_files(hub, "carl", "spawn/lab.tar", ["team/lab:2.1"], b"lab\n")
     token = hub.token_for("carl")
     assert karvdashctl(hub, token, "add_image", "private/spawn/lab.tar").returncode == 0
-    log_in(page, hub, "carl", PASSWORD)
+    log_in_page(page, hub, "carl")
     page.goto(hub.url + "/hub/spawn")
     offered = page.locator("#karvdash-registry-images option")
     expect(offered.first).to_be_attached()

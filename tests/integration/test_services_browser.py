@@ -1,7 +1,7 @@
 """Services and templates through a real hub and dashboard (local mode):
 the templates pages and API, the services API's answer without
 Kubernetes, and the ingress-auth endpoint's answers for the owner, another
-user, an anonymous request and a deactivated or deleted account.
+user, an anonymous request and a revoked, deactivated or deleted account.
 
 Instances themselves need Kubernetes: tests/integration/test_instances_kube.py
 covers them on the real control plane.
@@ -9,15 +9,28 @@ covers them on the real control plane.
 
 from __future__ import annotations
 
+import base64
 import re
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 import requests
+from playwright.sync_api import expect
 
-from karvdash_hub.ingressauth import COOKIE_NAME, DEACTIVATED_GROUP, HubUserLookup
+from karvdash_hub.ingressauth import COOKIE_NAME, DEACTIVATED_GROUP, USER_CACHE_SECONDS, HubUserLookup
 from tests.hubprocess import start_hub
-from tests.integration.dashboardsession import PASSWORD, DashboardAPI, browser_session, dashboard_url, ensure_user
+from tests.integration.dashboardsession import (
+    PASSWORD,
+    DashboardAPI,
+    browser_session,
+    dashboard_url,
+    ensure_user,
+    log_in_page,
+    private_folder,
+)
 
 pytestmark = [pytest.mark.integration]
 
@@ -74,11 +87,33 @@ def test_ingress_auth_answers(hub):
     assert check(hub, "carol", carol).status_code == 200
     admin = hub.admin_session()
     assert admin.delete(f"{hub.hub_api}/users/carol", timeout=30).status_code == 204
-    import time
-
-    time.sleep(2.1)
+    time.sleep(USER_CACHE_SECONDS + 0.1)
     gone = check(hub, "carol", carol)
     assert (gone.status_code, gone.text) == (401, "no account carol")
+
+
+def test_revoking_an_account_on_the_sign_ups_page_refuses_its_services_at_once(hub):
+    """The hub's Sign-ups page puts a revoked account into the deactivated
+    group; the dashboard's own token must be allowed to read groups, or the
+    check lets the still valid service cookie through."""
+    ensure_user(hub, "ivan")
+    cookie = service_cookie(hub, "ivan")
+    assert check(hub, "ivan", cookie).status_code == 200
+    admin = hub.admin_session()
+
+    def toggle():
+        response = admin.post(f"{hub.url}/hub/authorize/ivan", data={"_xsrf": admin.cookies.get("_xsrf")},
+                              allow_redirects=False, timeout=30)
+        assert response.status_code == 302
+
+    toggle()
+    time.sleep(USER_CACHE_SECONDS + 0.1)
+    refused = check(hub, "ivan", cookie)
+    assert (refused.status_code, refused.text) == (403, "the account ivan is deactivated")
+    # approved again: the same cookie works again
+    toggle()
+    time.sleep(USER_CACHE_SECONDS + 0.1)
+    assert check(hub, "ivan", cookie).status_code == 200
 
 
 async def test_deactivated_accounts_are_refused_by_the_hub_lookup(hub):
@@ -125,10 +160,7 @@ def test_templates_api_and_services_without_kubernetes(hub):
 
 def test_templates_page_in_the_browser(page, hub):
     ensure_user(hub, "frank")
-    page.goto(hub.url + "/hub/login")
-    page.fill("#username_input", "frank")
-    page.fill("#password_input", PASSWORD)
-    page.click("#login_submit")
+    log_in_page(page, hub, "frank")
     page.goto(dashboard_url(hub, "templates"))
     row = page.locator("tr[data-template=minio]")
     row.wait_for()
@@ -144,11 +176,22 @@ def test_templates_page_in_the_browser(page, hub):
     assert "need Kubernetes" in page.locator("#services-local-mode").inner_text()
 
 
-def test_karvdashctl_template_and_service_commands(hub, tmp_path):
-    import subprocess
-    import sys
-    from pathlib import Path
+def test_an_administrator_acting_as_a_user_keeps_acting_on_the_templates_page(hub):
+    ensure_user(hub, "frank")
+    admin = browser_session(hub, hub.admin, hub.admin_password)
+    page = admin.get(dashboard_url(hub, "templates"), params={"as": "frank"}, timeout=60)
+    assert page.status_code == 200
+    assert "You are acting as <strong>frank</strong>" in page.text
+    assert 'href="/services/karvdash/services/new/minio?as=frank" data-action="create"' in page.text
+    assert 'href="/services/karvdash/api/templates/minio?download=1&amp;as=frank"' in page.text
+    own = admin.get(dashboard_url(hub, "templates"), timeout=60)
+    assert 'id="acting-as"' not in own.text and 'href="/services/karvdash/services/new/minio" data-action' in own.text
+    refused = browser_session(hub, "frank", PASSWORD).get(dashboard_url(hub, "templates"), params={"as": "admin"},
+                                                          timeout=60)
+    assert refused.status_code == 403
 
+
+def test_karvdashctl_template_and_service_commands(hub, tmp_path):
     ensure_user(hub, "gina")
     token = hub.token_for("gina")
     command = [str(Path(sys.executable).parent / "karvdashctl"), "--url", dashboard_url(hub), "--token", token]
@@ -225,10 +268,7 @@ def test_new_service_flow_in_the_browser(page, kube_hub):
     core = sync_client.CoreV1Api(api)
     core.create_namespace(objects.namespace(settings, "hank"))
     try:
-        page.goto(hub.url + "/hub/login")
-        page.fill("#username_input", "hank")
-        page.fill("#password_input", PASSWORD)
-        page.click("#login_submit")
+        log_in_page(page, hub, "hank")
         page.goto(dashboard_url(hub, "services"))
         page.locator("#services-empty").wait_for()
         page.click("#new-service-button")
@@ -265,8 +305,6 @@ def test_new_service_flow_in_the_browser(page, kube_hub):
         assert redis.status_code == 201 and redis.json()["values"] == {"NAME": "cache"}
         password = redis.json()["credentials"]["PASSWORD"]
         secret = core.read_namespaced_secret("cache-credentials", "karvdash-hank")
-        import base64
-
         assert base64.b64decode(secret.data["password"]).decode() == password and len(password) >= 20
         assert api_client("POST", "services", json={"id": "redis", "NAME": "x", "PASSWORD": ""}).status_code == 400
         assert api_client("POST", "services", json={"id": "argo", "NAME": "a1"}).status_code == 201
@@ -285,3 +323,67 @@ def test_new_service_flow_in_the_browser(page, kube_hub):
         assert api_client("GET", "services").json() == []
     finally:
         core.delete_namespace("karvdash-hank")
+
+
+@pytest.mark.kube
+@pytest.mark.browser
+def test_add_template_from_files_in_the_browser(page, kube_hub):
+    """Files' row action "Add template" on *.template.yaml files, with its
+    flash messages; the Templates page then deletes it after confirmation."""
+    from kubernetes import client as sync_client
+
+    from karvdash_hub import objects
+    from karvdash_hub.settings import load_settings
+
+    hub, api = kube_hub
+    ensure_user(hub, "iris")
+    settings = load_settings(environ={"KARVDASH_MODE": "kubernetes", "KARVDASH_INGRESS_URL": "https://example.test"})
+    core = sync_client.CoreV1Api(api)
+    core.create_namespace(objects.namespace(settings, "iris"))
+    folder = private_folder(hub, "iris")
+    folder.mkdir(parents=True, exist_ok=True)
+    shipped = (Path(__file__).resolve().parents[2] / "service_templates" / "hello-kubernetes.template.yaml").read_text()
+    (folder / "greeter.template.yaml").write_text(shipped.replace("name: Hello Kubernetes\n", "name: My Greeter\n", 1))
+    (folder / "broken.template.yaml").write_text("kind: Template\nname: Broken\n")
+    (folder / "notes.txt").write_text("n")
+    flash = page.locator(".karvdash-flash-message")
+
+    def actions(name):
+        row = page.locator(f'#files-table tbody tr[data-name="{name}"]')
+        row.locator(".row-actions").click()
+        return row.locator(".dropdown-item")
+
+    try:
+        log_in_page(page, hub, "iris")
+        page.goto(dashboard_url(hub, "files/private/"))
+        # no registry here: no "Add image"; only template files offer "Add template"
+        expect(actions("notes.txt")).to_have_text(["Download", "Rename", "Move", "Delete"])
+        page.keyboard.press("Escape")
+        expect(actions("greeter.template.yaml")).to_have_text(["Download", "Add template", "Rename", "Move", "Delete"])
+        page.click('tr[data-name="greeter.template.yaml"] [data-action="add-template"]')
+        expect(flash.last).to_have_text("Added the template My Greeter: start services from it on the Templates page.")
+        actions("broken.template.yaml")
+        page.click('tr[data-name="broken.template.yaml"] [data-action="add-template"]')
+        expect(page.locator(".karvdash-flash-message.alert-danger")).to_have_text(
+            "broken.template.yaml: not a valid template: Template: 'variables' is a required property")
+
+        api_client = DashboardAPI(hub, token=hub.token_for("iris"))
+        mine = [t for t in api_client("GET", "templates").json() if t["custom"]]
+        assert [(t["name"], t["source"]) for t in mine] == [("My Greeter", "user")]
+        assert api_client("GET", "templates/" + mine[0]["id"]).json()["data"] == (folder / "greeter.template.yaml").read_text()
+        # only a file of one's own domains, ending in .template.yaml
+        refused = api_client("POST", "templates", json={"domain": "private", "path": "notes.txt"})
+        assert (refused.status_code, refused.json()["message"]) == (400, "template files end with .template.yaml")
+        (folder / "escape.template.yaml").symlink_to(private_folder(hub, "hank") / "x.template.yaml")
+        escape = api_client("POST", "templates", json={"domain": "private", "path": "escape.template.yaml"})
+        assert (escape.status_code, escape.json()["message"]) == (
+            403, "private/escape.template.yaml leads outside the private domain")
+
+        page.goto(dashboard_url(hub, "templates"))
+        page.click(f"tr[data-template={mine[0]['id']}] [data-action=delete]")
+        page.click(".karvdash-dialog-confirm")
+        expect(flash.last).to_have_text("Deleted the template My Greeter.")
+        expect(page.locator(f"tr[data-template={mine[0]['id']}]")).to_have_count(0)
+        assert [t for t in api_client("GET", "templates").json() if t["custom"]] == []
+    finally:
+        core.delete_namespace("karvdash-iris")

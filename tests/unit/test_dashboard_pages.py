@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 from types import SimpleNamespace
 
 import pytest
+from tornado import web
 
 from karvdash_dashboard import app, docs, openapi, transfers
 from karvdash_dashboard.pages import PageRenderer, tojson_script
@@ -29,15 +31,16 @@ def renderer(settings):
     return PageRenderer(settings, base_url="/", hub_prefix="/hub/")
 
 
-def render_files(renderer, user):
+def render_files(renderer, user, acting_as=""):
     return renderer.render(
         "files.html",
         user=user,
         xsrf_token="XSRF123",
         karvdash_static=lambda path: f"/services/karvdash/static/{path}",
         karvdash_service_prefix="/services/karvdash/",
+        karvdash_url=lambda path, **query: "/services/karvdash/" + path,
         files_config={"prefix": "/services/karvdash/", "domain": "private", "path": "", "as": "", "domains": [{"name": "private", "title": "Private"}, {"name": "shared", "title": "Shared"}], "canWrite": True},
-        acting_as="",
+        acting_as=acting_as,
         domain_title="Private",
         karvdash_active="files",
     )
@@ -62,6 +65,14 @@ def test_admins_see_the_admin_link_from_the_admin_flag(renderer):
     html = render_files(renderer, {"name": "root", "admin": True, "scopes": ["custom:karvdash:files:read"]})
     assert 'href="/hub/admin"' in html
     assert "admin_access: true" in html
+
+
+def test_acting_as_another_user_shows_a_banner_and_the_scripts_keep_it(renderer):
+    html = render_files(renderer, {"name": "root", "admin": True, "scopes": []}, acting_as="bob")
+    assert 'id="acting-as"' in html and "You are acting as <strong>bob</strong>" in html
+    assert '"as": "bob"' in html
+    alone = render_files(renderer, {"name": "alice", "admin": False, "scopes": []})
+    assert 'id="acting-as"' not in alone and '"as": ""' in alone
 
 
 def test_json_in_a_script_element_cannot_close_it():
@@ -95,6 +106,43 @@ def test_openapi_document_lists_every_files_endpoint_with_the_error_shape(settin
     rows = docs.endpoint_rows(document)
     assert ("PUT", "/uploads/{id}") in [(r["method"], r["path"]) for r in rows]
     json.dumps(document)
+
+
+HTTP_METHODS = ("get", "post", "put", "patch", "delete")
+
+
+def api_routes(context, modules) -> list[tuple[str, type]]:
+    """(pattern, handler) of every route below api/, in the order tornado tries them."""
+    return [(pattern, handler) for m in modules for pattern, handler, _ in m.handlers(context) if pattern.startswith("api/")]
+
+
+def handled_methods(handler: type) -> set[str]:
+    return {m for m in HTTP_METHODS if getattr(handler, m) is not getattr(web.RequestHandler, m)}
+
+
+def test_every_api_route_and_method_is_in_the_openapi_document(settings):
+    """The API reference is generated from the OpenAPI document: every
+    endpoint a feature serves must be in it, and nothing it does not serve."""
+    modules = app.feature_modules()
+    context = fake_context(settings)
+    assert all(hasattr(m, "openapi") for m in modules if any(p.startswith("api/") for p, _, _ in m.handlers(context)))
+    document = openapi.document(context, modules)
+    routes = api_routes(context, modules)
+    served: dict[str, set[str]] = {}
+    for path, item in document["paths"].items():
+        # a documented path with every parameter filled in, as a client would send it
+        url = "api" + re.sub(r"\{[^}]+\}", "x1", path)
+        handler = next((h for pattern, h in routes if re.fullmatch(pattern, url)), None)
+        assert handler is not None, f"{path} is documented but no route serves it"
+        documented = {m for m in HTTP_METHODS if m in item}
+        assert documented == handled_methods(handler), path
+        served.setdefault(handler.__name__, set()).update(documented)
+    for pattern, handler in routes:
+        assert served.get(handler.__name__) == handled_methods(handler), f"{pattern} is not documented"
+    rows = {(r["method"], r["path"]) for r in docs.endpoint_rows(document)}
+    assert {("GET", "/services"), ("POST", "/services"), ("POST", "/services/{name}"), ("DELETE", "/services/{name}"),
+            ("GET", "/templates"), ("POST", "/templates"), ("GET", "/templates/{id}"),
+            ("DELETE", "/templates/{id}")} <= rows
 
 
 def test_routes_come_from_the_feature_modules(settings):

@@ -1,6 +1,7 @@
 // What every dashboard page shares: API calls with the hub's XSRF token,
-// flash messages, confirmation and text dialogs, sortable tables and the
-// active entry of the navigation bar.
+// flash messages, confirmation and text dialogs, sortable tables filled
+// from the API, buttons that ask first, and the active entry of the
+// navigation bar.
 (function () {
   "use strict";
 
@@ -15,12 +16,18 @@
     }
   }
 
-  function apiUrl(path, query) {
-    const url = new URL(prefix + "api/" + path, window.location.origin);
-    for (const [key, value] of Object.entries(query || {})) {
+  // A dashboard address; on a page where an administrator acts as another
+  // user, it keeps acting as them (?as=).
+  function pageUrl(path, query) {
+    const url = new URL(prefix + path, window.location.origin);
+    for (const [key, value] of Object.entries({ as: page.as, ...query })) {
       if (value !== undefined && value !== null && value !== "") url.searchParams.set(key, value);
     }
     return url.pathname + url.search;
+  }
+
+  function apiUrl(path, query) {
+    return pageUrl("api/" + path, query);
   }
 
   // Paths inside a domain, with every part encoded (names may hold # ? % and spaces).
@@ -68,9 +75,17 @@
     if (kind === "success") setTimeout(() => alert.remove(), 6000);
   }
 
-  // A modal built on the fly; resolves with the button's value (or null when dismissed).
+  // The dialog on screen (or fading out): the next one waits until it is gone.
+  let previousDialog = Promise.resolve();
+
+  // A modal built on the fly; resolves with the button's value (or null when
+  // dismissed) as soon as a button is clicked, even during the fade-in, when
+  // Bootstrap would ignore hide(): the modal then closes once it is shown.
   function dialog({ title, body, confirmLabel, danger, input }) {
-    return new Promise((resolve) => {
+    let gone;
+    const waitForPrevious = previousDialog;
+    previousDialog = new Promise((resolve) => (gone = resolve));
+    return waitForPrevious.then(() => new Promise((resolve) => {
       const modal = document.createElement("div");
       modal.className = "modal fade karvdash-dialog";
       modal.tabIndex = -1;
@@ -79,11 +94,11 @@
         <div class="modal-dialog"><form class="modal-content">
           <div class="modal-header">
             <h2 class="modal-title fs-5" id="karvdash-dialog-title"></h2>
-            <button type="button" class="btn-close" data-bs-dismiss="modal" aria-label="Close"></button>
+            <button type="button" class="btn-close karvdash-dialog-cancel" aria-label="Close"></button>
           </div>
           <div class="modal-body"></div>
           <div class="modal-footer">
-            <button type="button" class="btn btn-secondary" data-bs-dismiss="modal">Cancel</button>
+            <button type="button" class="btn btn-secondary karvdash-dialog-cancel">Cancel</button>
             <button type="submit" class="btn karvdash-dialog-confirm"></button>
           </div>
         </form></div>`;
@@ -112,22 +127,37 @@
       const confirm = modal.querySelector(".karvdash-dialog-confirm");
       confirm.textContent = confirmLabel;
       confirm.classList.add(danger ? "btn-danger" : "btn-primary");
-      let result = null;
+
+      let shown = false;
+      let closing = false;
+      const close = (value) => {
+        if (closing) return;
+        closing = true;
+        resolve(value);
+        if (shown) instance.hide();
+      };
       modal.querySelector("form").addEventListener("submit", (event) => {
         event.preventDefault();
-        result = field ? field.value : true;
-        instance.hide();
+        close(field ? field.value : true);
       });
-      modal.addEventListener("shown.bs.modal", () => (field || confirm).focus());
+      modal.querySelectorAll(".karvdash-dialog-cancel").forEach((button) => button.addEventListener("click", () => close(null)));
+      // Escape and a click beside the dialog: Bootstrap hides it itself
+      modal.addEventListener("hide.bs.modal", () => close(null));
+      modal.addEventListener("shown.bs.modal", () => {
+        shown = true;
+        modal.dataset.state = "shown";
+        if (closing) instance.hide();
+        else (field || confirm).focus();
+      });
       modal.addEventListener("hidden.bs.modal", () => {
         instance.dispose();
         modal.remove();
-        resolve(result);
+        gone();
       });
       document.body.appendChild(modal);
       const instance = new bootstrap.Modal(modal);
       instance.show();
-    });
+    }));
   }
 
   function confirmAction(title, message, confirmLabel, danger = true) {
@@ -181,6 +211,61 @@
     rows.forEach((row) => body.appendChild(row));
   }
 
+  // One cell of a table row: text or an element, with the value it sorts by.
+  function cell(row, content, value) {
+    const td = row.insertCell();
+    if (content instanceof Node) td.append(content);
+    else td.textContent = content;
+    td.dataset.value = value === undefined ? String(content) : value;
+    return td;
+  }
+
+  // Fills a table's body with a row per item of an API answer: the loading
+  // note goes, the empty note shows when there is nothing, the chosen order
+  // stays. Resolves with the items, or null when the call failed (said in a
+  // flash message).
+  async function fillTable(table, { items, addRow, loading, empty }) {
+    let list;
+    try {
+      list = await items();
+    } catch (error) {
+      flash("danger", error.message);
+      return null;
+    } finally {
+      document.getElementById(loading).hidden = true;
+    }
+    const body = table.tBodies[0];
+    body.replaceChildren();
+    for (const item of list) addRow(body.insertRow(), item);
+    document.getElementById(empty).hidden = list.length > 0;
+    sortTable(table);
+    return list;
+  }
+
+  function button(label, action, className) {
+    const element = document.createElement("button");
+    element.type = "button";
+    element.className = className;
+    element.textContent = label;
+    element.dataset.action = action;
+    return element;
+  }
+
+  // A button that asks first, then makes the change and says how it went.
+  function whenConfirmed(element, { title, message, confirmLabel, run, done, after }) {
+    element.addEventListener("click", async () => {
+      if (!(await confirmAction(title, message, confirmLabel))) return;
+      try {
+        await run();
+        if (done) flash("success", done);
+      } catch (error) {
+        flash("danger", error.message);
+      }
+      if (after) after();
+    });
+    return element;
+  }
+
   function formatSize(bytes) {
     if (bytes < 1024) return `${bytes} B`;
     const units = ["KiB", "MiB", "GiB", "TiB", "PiB"];
@@ -212,6 +297,7 @@
     ApiError,
     api,
     apiUrl,
+    pageUrl,
     encodePath,
     flash,
     dialog,
@@ -219,6 +305,10 @@
     promptText,
     makeSortable,
     sortTable,
+    cell,
+    fillTable,
+    button,
+    whenConfirmed,
     formatSize,
     formatDate,
     prefix,

@@ -4,24 +4,23 @@
 (function () {
   "use strict";
 
-  const { api, apiUrl, encodePath, flash, confirmAction, promptText, dialog, makeSortable, sortTable } = window.karvdash;
+  const { api, apiUrl, pageUrl: dashboardUrl, encodePath, flash, confirmAction, promptText, dialog, makeSortable, sortTable, cell } =
+    window.karvdash;
   const config = JSON.parse(document.getElementById("files-config").textContent);
   const CHUNK_SIZE = 16 * 1024 * 1024;
   const RETRIES = 5;
 
-  const state = { domain: config.domain, path: config.path, as: config.as };
+  const state = { domain: config.domain, path: config.path };
   const table = document.getElementById("files-table");
   const tbody = table.tBodies[0];
-  const query = () => (state.as ? { as: state.as } : {});
   const join = (...parts) => parts.filter(Boolean).join("/");
 
   function pageUrl(domain, path) {
-    const suffix = path ? encodePath(path) + "/" : "";
-    return `${config.prefix}files/${domain}/${suffix}` + (state.as ? `?as=${encodeURIComponent(state.as)}` : "");
+    return dashboardUrl(`files/${domain}/` + (path ? encodePath(path) + "/" : ""));
   }
 
   function downloadUrl(path) {
-    return apiUrl(`download/${state.domain}/${encodePath(path)}`, query());
+    return apiUrl(`download/${state.domain}/${encodePath(path)}`);
   }
 
   // --- listing ---------------------------------------------------------------------
@@ -29,7 +28,7 @@
   async function load(path, { push = false } = {}) {
     document.getElementById("files-loading").hidden = false;
     try {
-      const listing = await api("GET", `files/${state.domain}/${encodePath(path)}`, { query: query() });
+      const listing = await api("GET", `files/${state.domain}/${encodePath(path)}`);
       state.path = listing.path;
       render(listing.entries);
       if (push) history.pushState({ path: state.path }, "", pageUrl(state.domain, state.path));
@@ -67,14 +66,6 @@
     });
   }
 
-  function cell(text, value, className) {
-    const td = document.createElement("td");
-    td.textContent = text;
-    td.dataset.value = value;
-    if (className) td.className = className;
-    return td;
-  }
-
   function render(entries) {
     renderBreadcrumb();
     tbody.replaceChildren();
@@ -90,7 +81,8 @@
     tr.dataset.type = entry.type;
     tr.dataset.group = entry.type === "folder" ? "0" : "1";
 
-    const nameCell = cell("", entry.name, "file-name");
+    const nameCell = cell(tr, "", entry.name);
+    nameCell.className = "file-name";
     const icon = document.createElement("i");
     icon.className = "file-icon fa " + (entry.type === "folder" ? "fa-folder" : entry.type === "link" ? "fa-link" : "fa-file");
     icon.setAttribute("aria-hidden", "true");
@@ -116,17 +108,14 @@
       }
       nameCell.appendChild(link);
     }
-    tr.appendChild(nameCell);
-    tr.appendChild(cell(window.karvdash.formatDate(entry.modified), entry.modified));
-    tr.appendChild(cell(entry.type === "folder" ? "" : window.karvdash.formatSize(entry.size), entry.size, "text-end"));
-    tr.appendChild(actionsCell(entry, path));
+    cell(tr, window.karvdash.formatDate(entry.modified), entry.modified);
+    cell(tr, entry.type === "folder" ? "" : window.karvdash.formatSize(entry.size), entry.size).className = "text-end";
+    actionsCell(cell(tr, "", ""), entry, path);
     return tr;
   }
 
-  function actionsCell(entry, path) {
-    const td = document.createElement("td");
+  function actionsCell(td, entry, path) {
     td.className = "text-end";
-    td.dataset.value = "";
     const menu = document.createElement("div");
     menu.className = "dropdown";
     const toggle = document.createElement("button");
@@ -138,19 +127,23 @@
     toggle.textContent = "Actions";
     const list = document.createElement("ul");
     list.className = "dropdown-menu dropdown-menu-end";
-    const item = (label, action, danger) => {
+    // a menu entry: a button running `action`, or a link when it is an address
+    const item = (label, name, action, danger) => {
       const li = document.createElement("li");
-      const button = document.createElement("button");
-      button.type = "button";
-      button.className = "dropdown-item" + (danger ? " text-danger" : "");
-      button.textContent = label;
-      button.dataset.action = label.toLowerCase().split(" ")[0];
-      button.addEventListener("click", action);
-      li.appendChild(button);
+      const element = document.createElement(typeof action === "string" ? "a" : "button");
+      if (typeof action === "string") element.href = action;
+      else {
+        element.type = "button";
+        element.addEventListener("click", action);
+      }
+      element.className = "dropdown-item" + (danger ? " text-danger" : "");
+      element.textContent = label;
+      element.dataset.action = name;
+      li.appendChild(element);
       list.appendChild(li);
     };
     if (entry.type !== "link") {
-      item(entry.type === "folder" ? "Download as zip" : "Download", () => {
+      item(entry.type === "folder" ? "Download as zip" : "Download", "download", () => {
         const a = document.createElement("a");
         a.href = downloadUrl(path);
         a.download = entry.type === "folder" ? `${entry.name}.zip` : entry.name;
@@ -159,14 +152,20 @@
         a.remove();
       });
     }
+    if (entry.type === "file" && config.canAddImage && entry.name.endsWith(config.imageSuffix)) {
+      // the Images page's form, with this archive chosen and its name and tag read from it
+      item("Add image", "add-image", dashboardUrl("images/add", { file: `${state.domain}/${path}` }));
+    }
+    if (entry.type === "file" && config.canAddTemplate && entry.name.endsWith(config.templateSuffix)) {
+      item("Add template", "add-template", () => addTemplate(entry, path));
+    }
     if (config.canWrite) {
-      item("Rename", () => rename(entry, path));
-      item("Move", () => move(entry, path));
-      item("Delete", () => remove(entry, path), true);
+      item("Rename", "rename", () => rename(entry, path));
+      item("Move", "move", () => move(entry, path));
+      item("Delete", "delete", () => remove(entry, path), true);
     }
     menu.append(toggle, list);
     td.appendChild(menu);
-    return td;
   }
 
   // --- changes ---------------------------------------------------------------------
@@ -187,7 +186,7 @@
     const name = await promptText("New folder", "Name", "", "Create");
     if (!name) return;
     try {
-      await api("POST", `files/${state.domain}/${encodePath(join(state.path, name))}`, { body: { type: "folder" }, query: query() });
+      await api("POST", `files/${state.domain}/${encodePath(join(state.path, name))}`, { body: { type: "folder" } });
       flash("success", `Folder ${name} created.`);
       await load(state.path);
     } catch (error) {
@@ -228,10 +227,7 @@
   async function moveTo(entry, path, domain, target) {
     try {
       const moved = await withOverwrite(entry.name, (overwrite) =>
-        api("PATCH", `files/${state.domain}/${encodePath(path)}`, {
-          body: { domain, path: target, overwrite },
-          query: query(),
-        })
+        api("PATCH", `files/${state.domain}/${encodePath(path)}`, { body: { domain, path: target, overwrite } })
       );
       if (!moved) return;
       flash("success", `${entry.name} is now ${domain}/${moved.path}.`);
@@ -245,11 +241,20 @@
     const what = entry.type === "folder" ? `the folder ${entry.name} and everything in it` : entry.name;
     if (!(await confirmAction(`Delete ${entry.name}?`, `This deletes ${what}. It cannot be undone.`, "Delete"))) return;
     try {
-      await api("DELETE", `files/${state.domain}/${encodePath(path)}`, { query: query() });
+      await api("DELETE", `files/${state.domain}/${encodePath(path)}`);
       flash("success", `${entry.name} deleted.`);
       await load(state.path);
     } catch (error) {
       flash("danger", error.message);
+    }
+  }
+
+  async function addTemplate(entry, path) {
+    try {
+      const template = await api("POST", "templates", { body: { domain: state.domain, path } });
+      flash("success", `Added the template ${template.name}: start services from it on the Templates page.`);
+    } catch (error) {
+      flash("danger", `${entry.name}: ${error.message}`);
     }
   }
 
@@ -329,7 +334,7 @@
       }
     }
     const upload = await withOverwrite(`the uploaded ${file.name}`, (overwrite) =>
-      api("POST", "uploads", { body: { domain, path, size: file.size, overwrite }, query: query() })
+      api("POST", "uploads", { body: { domain, path, size: file.size, overwrite } })
     );
     if (upload) localStorage.setItem(key, upload.id);
     return upload;

@@ -34,8 +34,8 @@ class OpenAPIHandler(APIHandler):
 
 def handlers(context: DashboardContext) -> list:
     return [
-        (r"api/?", APIIndexHandler, {"context": context}),
-        (r"api/openapi.json", OpenAPIHandler, {"context": context}),
+        (r"api/?", APIIndexHandler),
+        (r"api/openapi.json", OpenAPIHandler),
     ]
 
 

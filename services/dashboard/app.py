@@ -1,8 +1,8 @@
 """The dashboard's Tornado application.
 
 Routes come from feature modules: each defines ``handlers(context)``
-returning ``(pattern, handler, kwargs)`` with patterns relative to the
-service prefix, and may define ``openapi(context)`` returning its part of
+returning ``(pattern, handler)`` pairs with patterns relative to the
+service prefix (every handler is given the context), and may define ``openapi(context)`` returning its part of
 the API document. A new feature (services, templates, datasets, images) is
 one module and one line in :data:`FEATURE_MODULES`.
 """
@@ -89,8 +89,8 @@ def make_app(context: DashboardContext, modules: list | None = None) -> web.Appl
         (url_path_join(prefix, "oauth_callback"), OAuthCallbackHandler, {"context": context}),
     ]
     for module in modules:
-        for pattern, handler, kwargs in module.handlers(context):
-            routes.append((url_path_join(prefix, pattern) + "$", handler, kwargs))
+        for pattern, handler in module.handlers(context):
+            routes.append((url_path_join(prefix, pattern) + "$", handler, {"context": context}))
     context.extras["modules"] = modules
     return web.Application(
         routes,

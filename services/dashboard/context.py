@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from typing import ClassVar
 from urllib.parse import quote
 
 from jupyterhub.services.auth import HubOAuth
@@ -89,3 +90,16 @@ class DashboardContext:
                 return False
             raise
         return json.loads(response.body).get("name") == name
+
+
+class Feature:
+    """What the handlers of one feature share, made once per dashboard and
+    kept in the context's extras under ``key``."""
+
+    key: ClassVar[str]
+
+    @classmethod
+    def of(cls, context: DashboardContext):
+        if cls.key not in context.extras:
+            context.extras[cls.key] = cls(context)
+        return context.extras[cls.key]

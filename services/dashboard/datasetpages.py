@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import ClassVar
 
 from karvdash_hub import datasets as ds
 from karvdash_hub.datasetstore import DatasetStore
-from karvdash_hub.instances import api_client_from_environment
 from karvdash_hub.k8snames import DNS_LABEL
 
-from .context import DashboardContext
+from .context import DashboardContext, Feature
 from .handlers import APIHandler, DashboardError, PageHandler
+from .kubeaccess import kube_client
 from .openapi import error_responses, json_body, json_response, scopes_note
 from .scopes import scope
 
@@ -25,20 +26,13 @@ log = logging.getLogger("karvdash.dashboard.datasets")
 
 DATASET_NAME = r"([a-z0-9][-a-z0-9]{0,62})"
 TYPE_ID = r"([a-z0-9-]{1,32})"
-# the context's extras key of the Kubernetes client, shared by features that need one
-KUBE_CLIENT = "kube_api_client"
 
 
 @dataclass
-class DatasetsFeature:
+class DatasetsFeature(Feature):
+    key: ClassVar[str] = "datasets"
     context: DashboardContext
     datasets: DatasetStore | None = None
-
-    @classmethod
-    def of(cls, context: DashboardContext) -> DatasetsFeature:
-        if "datasets" not in context.extras:
-            context.extras["datasets"] = cls(context)
-        return context.extras["datasets"]
 
     @property
     def settings(self):
@@ -53,13 +47,7 @@ class DatasetsFeature:
     async def store(self) -> DatasetStore:
         self.check_available()
         if self.datasets is None:
-            if KUBE_CLIENT not in self.context.extras:
-                try:
-                    self.context.extras[KUBE_CLIENT] = await api_client_from_environment(self.settings.kubeconfig)
-                except Exception as error:  # noqa: BLE001 - kubeconfig and in-cluster loaders raise several kinds
-                    log.error("cannot reach Kubernetes: %s", error)
-                    raise DashboardError(503, f"the dashboard cannot reach Kubernetes: {error}") from None
-            self.datasets = DatasetStore(self.settings, self.context.extras[KUBE_CLIENT])
+            self.datasets = DatasetStore(self.settings, await kube_client(self.context))
         return self.datasets
 
     def types(self) -> list[ds.DatasetType]:
@@ -177,14 +165,13 @@ class NewDatasetPageHandler(DatasetsMixin, PageHandler):
 
 
 def handlers(context: DashboardContext) -> list:
-    routes = [
+    return [
         (r"datasets/?", DatasetsPageHandler),
         (rf"datasets/new/{TYPE_ID}/?", NewDatasetPageHandler),
         (r"api/datasets/?", DatasetsAPIHandler),
         (rf"api/datasets/{DATASET_NAME}/?", DatasetAPIHandler),
         (r"api/dataset-types/?", DatasetTypesAPIHandler),
     ]
-    return [(pattern, handler, {"context": context}) for pattern, handler in routes]
 
 
 # --- OpenAPI ---------------------------------------------------------------------------------

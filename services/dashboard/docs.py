@@ -96,6 +96,6 @@ class DocsHandler(PageHandler):
 
 def handlers(context: DashboardContext) -> list:
     return [
-        (r"docs/?", DocsHandler, {"context": context}),
-        (r"docs/([^/]+)/?", DocsHandler, {"context": context}),
+        (r"docs/?", DocsHandler),
+        (r"docs/([^/]+)/?", DocsHandler),
     ]

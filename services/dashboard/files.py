@@ -179,7 +179,7 @@ class FilesHomeHandler(PageHandler):
 
 
 def handlers(context: DashboardContext) -> list:
-    routes = [
+    return [
         (r"files/?", FilesHomeHandler),
         (rf"files/{DOMAIN}{PATH}", FilesPageHandler),
         (rf"api/files/{DOMAIN}{PATH}", FilesAPIHandler),
@@ -187,7 +187,6 @@ def handlers(context: DashboardContext) -> list:
         (r"api/uploads/?", UploadListHandler),
         (r"api/uploads/([^/]+)/?", UploadHandler),
     ]
-    return [(pattern, handler, {"context": context}) for pattern, handler in routes]
 
 
 def openapi(context: DashboardContext) -> dict:

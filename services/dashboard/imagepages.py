@@ -14,6 +14,7 @@ import asyncio
 import logging
 import os
 from dataclasses import dataclass
+from typing import ClassVar
 from pathlib import PurePosixPath
 
 from karvdash_hub.files import BROWSABLE_DOMAINS, DomainFolder, FileError, clean_relative_path
@@ -26,7 +27,7 @@ from karvdash_hub.registry import (
     inspect_archive,
 )
 
-from .context import DashboardContext
+from .context import DashboardContext, Feature
 from .files import open_for_reading
 from .handlers import APIHandler, DashboardError, PageHandler
 from .openapi import error_responses, json_body, json_response, scopes_note
@@ -40,15 +41,10 @@ CONCURRENT_TAG_LISTS = 8
 
 
 @dataclass
-class ImagesFeature:
+class ImagesFeature(Feature):
+    key: ClassVar[str] = "images"
     context: DashboardContext
     access: RegistryAccess | None = None
-
-    @classmethod
-    def of(cls, context: DashboardContext) -> ImagesFeature:
-        if "images" not in context.extras:
-            context.extras["images"] = cls(context)
-        return context.extras["images"]
 
     def registry(self) -> RegistryClient:
         """A client for one request (its connections close with it)."""
@@ -249,7 +245,7 @@ class AddImagePageHandler(ImagesMixin, PageHandler):
 
 
 def handlers(context: DashboardContext) -> list:
-    routes = [
+    return [
         (r"images/?", ImagesPageHandler),
         (r"images/add/?", AddImagePageHandler),
         (rf"images/view/{REPOSITORY}", ImagePageHandler),
@@ -257,7 +253,6 @@ def handlers(context: DashboardContext) -> list:
         (rf"api/images/{REPOSITORY}:{TAG}", ImageTagAPIHandler),
         (rf"api/images/{REPOSITORY}", ImageAPIHandler),
     ]
-    return [(pattern, handler, {"context": context}) for pattern, handler in routes]
 
 
 # --- OpenAPI ---------------------------------------------------------------------------------

@@ -10,8 +10,9 @@ bad values, 409 singleton or name conflict, 429 no free URL prefix.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 from urllib.parse import urlsplit
 
 from jupyterhub.utils import url_path_join
@@ -23,13 +24,13 @@ from karvdash_hub.instances import (
     InstanceError,
     InstanceStore,
     UserTemplateStore,
-    api_client_from_environment,
     pod_namespace,
 )
 from karvdash_hub.paths import PROJECT_ROOT
 
-from .context import DashboardContext
+from .context import DashboardContext, Feature
 from .handlers import APIHandler, DashboardError, PageHandler
+from .kubeaccess import kube_client
 from .openapi import error_responses, json_body, json_response, scopes_note
 from .scopes import scope
 
@@ -40,20 +41,14 @@ SERVICE_NAME = r"([a-z0-9][-a-z0-9]{0,62})"
 
 
 @dataclass
-class ServicesFeature:
+class ServicesFeature(Feature):
     """What the services and templates handlers share (one per dashboard)."""
 
+    key: ClassVar[str] = "services"
     context: DashboardContext
     instances: InstanceStore | None = None
     user_templates: UserTemplateStore | None = None
     lookup: ingressauth.HubUserLookup | None = None
-    _started: bool = field(default=False, repr=False)
-
-    @classmethod
-    def of(cls, context: DashboardContext) -> ServicesFeature:
-        if "services" not in context.extras:
-            context.extras["services"] = cls(context)
-        return context.extras["services"]
 
     @property
     def settings(self):
@@ -67,11 +62,7 @@ class ServicesFeature:
         if not self.on_kubernetes:
             raise DashboardError(503, "services need Kubernetes: this deployment runs in local mode")
         if self.instances is None:
-            try:
-                api = await api_client_from_environment(self.settings.kubeconfig)
-            except Exception as error:  # noqa: BLE001 - kubeconfig and in-cluster loaders raise several kinds
-                log.error("cannot reach Kubernetes: %s", error)
-                raise DashboardError(503, f"the dashboard cannot reach Kubernetes: {error}") from None
+            api = await kube_client(self.context)
             namespace = self.settings.hubNamespace or pod_namespace()
             self.instances = InstanceStore(api, namespace)
             self.user_templates = UserTemplateStore(self.instances)
@@ -305,7 +296,7 @@ class IngressAuthSignInHandler(PageHandler):
 
 
 def handlers(context: DashboardContext) -> list:
-    routes = [
+    return [
         (r"services/?", ServicesPageHandler),
         (r"services/new/([a-z0-9][-a-z0-9]{0,62})/?", NewServicePageHandler),
         (r"api/services/?", ServicesAPIHandler),
@@ -313,7 +304,6 @@ def handlers(context: DashboardContext) -> list:
         (rf"{ingressauth.CHECK_PATH}/([a-z0-9]{{1,32}})/{SERVICE_NAME}", IngressAuthCheckHandler),
         (ingressauth.SIGNIN_PATH, IngressAuthSignInHandler),
     ]
-    return [(pattern, handler, {"context": context}) for pattern, handler in routes]
 
 
 # --- OpenAPI ---------------------------------------------------------------------------------

@@ -114,12 +114,11 @@ class TemplatesPageHandler(ServicesMixin, PageHandler):
 
 
 def handlers(context: DashboardContext) -> list:
-    routes = [
+    return [
         (r"templates/?", TemplatesPageHandler),
         (r"api/templates/?", TemplatesAPIHandler),
         (rf"api/templates/{TEMPLATE_ID}/?", TemplateAPIHandler),
     ]
-    return [(pattern, handler, {"context": context}) for pattern, handler in routes]
 
 
 # --- OpenAPI ---------------------------------------------------------------------------------

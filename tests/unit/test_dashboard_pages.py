@@ -113,7 +113,7 @@ HTTP_METHODS = ("get", "post", "put", "patch", "delete")
 
 def api_routes(context, modules) -> list[tuple[str, type]]:
     """(pattern, handler) of every route below api/, in the order tornado tries them."""
-    return [(pattern, handler) for m in modules for pattern, handler, _ in m.handlers(context) if pattern.startswith("api/")]
+    return [(pattern, handler) for m in modules for pattern, handler in m.handlers(context) if pattern.startswith("api/")]
 
 
 def handled_methods(handler: type) -> set[str]:
@@ -125,7 +125,7 @@ def test_every_api_route_and_method_is_in_the_openapi_document(settings):
     endpoint a feature serves must be in it, and nothing it does not serve."""
     modules = app.feature_modules()
     context = fake_context(settings)
-    assert all(hasattr(m, "openapi") for m in modules if any(p.startswith("api/") for p, _, _ in m.handlers(context)))
+    assert all(hasattr(m, "openapi") for m in modules if any(p.startswith("api/") for p, _ in m.handlers(context)))
     document = openapi.document(context, modules)
     routes = api_routes(context, modules)
     served: dict[str, set[str]] = {}
@@ -152,12 +152,12 @@ def test_routes_come_from_the_feature_modules(settings):
         @staticmethod
         def handlers(context):
             calls.append(context)
-            return [(r"things/?", app.HomeHandler, {"context": context})]
+            return [(r"things/?", app.HomeHandler)]
 
     context = SimpleNamespace(prefix="/services/karvdash/", hub=SimpleNamespace(api_token="t" * 32), hub_auth=SimpleNamespace(login_url="/hub/login"), extras={})
     application = app.make_app(context, modules=[Feature])
-    patterns = [rule.matcher.regex.pattern for rule in application.wildcard_router.rules]
-    assert "/services/karvdash/things/?$" in patterns
+    rules = {rule.matcher.regex.pattern: rule for rule in application.wildcard_router.rules}
+    assert rules["/services/karvdash/things/?$"].target_kwargs == {"context": context}
     assert calls == [context]
     assert context.extras["modules"] == [Feature]
 

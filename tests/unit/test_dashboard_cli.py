@@ -4,6 +4,8 @@ stands in for the dashboard; tests/integration runs them for real)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from karvdash_hub.cli import connection, main
@@ -228,3 +230,11 @@ def test_add_template_sends_the_file(monkeypatch, capsys, tmp_path):
     template.write_bytes(b"\xff\xfe")
     assert main.main(["--url", "http://127.0.0.1:1/", "--token", "t", "add_template", str(template)]) == 2
     assert "is not UTF-8 text" in capsys.readouterr().err
+
+
+def test_the_cli_docs_describe_every_command():
+    text = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text()
+    for command in main.COMMANDS:
+        assert f"`karvdashctl {command.name}" in text, command.name
+    for code in range(8):
+        assert f"\n| {code} | " in text

@@ -89,6 +89,16 @@ def test_doc_pages_exist_and_render(tmp_path):
     assert missing.value.status_code == 404
 
 
+def test_the_user_guide_and_api_reference_have_a_section_per_feature():
+    from karvdash_dashboard.scopes import FEATURES
+
+    guide, api = (docs.DOCS_DIR / "user-guide.md").read_text(), (docs.DOCS_DIR / "api.md").read_text()
+    for feature in FEATURES:
+        assert f"\n## {feature.capitalize()}\n" in guide, feature
+        assert f"\n## {feature.capitalize()}\n" in api, feature
+        assert f"`custom:karvdash:{feature}:" in guide
+
+
 def fake_context(settings):
     return SimpleNamespace(settings=settings, url=lambda *parts: "/services/karvdash/" + "/".join(parts))
 

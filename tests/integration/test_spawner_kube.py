@@ -610,3 +610,32 @@ def test_deleting_a_user_removes_their_namespace(kube_hub, users, admin):
     # erin's foreign namespace is not touched by deleting erin
     assert kube_hub.api("DELETE", "/users/erin", admin_token).status_code == 204
     assert core.read_namespace("karvdash-erin").status.phase == "Active"
+
+
+def test_a_server_started_after_a_dataset_mounts_it(kube_hub, admin):
+    # the namespace exists before the first start when the user made a
+    # dataset first (the dashboard does that through the hub's namespace)
+    kube_hub.create_user("fay", PASSWORD)
+    token = kube_hub.token_for("fay", PASSWORD)
+    core = client.CoreV1Api(admin)
+    namespace = "karvdash-fay"
+    core.create_namespace(objects.namespace(load_settings(environ={}), "fay"))
+    client.CustomObjectsApi(admin).create_namespaced_custom_object(
+        "datashim.io", "v1alpha1", namespace, "datasets",
+        {
+            "apiVersion": "datashim.io/v1alpha1",
+            "kind": "Dataset",
+            "metadata": {"name": "corpus"},
+            "spec": {"local": {"type": "ARCHIVE", "url": "https://example.test/corpus.tar", "format": "application/x-tar"}},
+        },
+    )
+    started = kube_hub.api("POST", "/users/fay/server", token, json={"profile": "jupyter"})
+    assert started.status_code in (201, 202), started.text
+    wait_for(lambda: _pod(core, namespace, "jupyter-fay") is not None, timeout=60, what="pod creation")
+    pod = _pod(core, namespace, "jupyter-fay")
+    volumes = {v.name: v for v in pod.spec.volumes}
+    mounts = {m.mount_path: m.name for m in pod.spec.containers[0].volume_mounts}
+    assert volumes[mounts["/mnt/datasets/corpus"]].persistent_volume_claim.claim_name == "corpus"
+    assert "/private" in mounts and "/shared" in mounts
+    assert kube_hub.api("DELETE", "/users/fay/server", token).status_code in (202, 204)
+    wait_for(lambda: _pod(core, namespace, "jupyter-fay") is None, timeout=60, what="pod deletion")

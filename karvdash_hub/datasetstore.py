@@ -8,13 +8,14 @@ name cannot both get it: the second one gets a suffix.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio.client.rest import ApiException
 
 from . import datasets as ds
-from .instances import api_message
+from .instances import RETRIES_ON_BUSY, api_message, retry_delay
 from .labels import OWNER_LABEL, TEMPLATE_LABEL
 from .settings import KarvdashConfig
 
@@ -39,7 +40,22 @@ class DatasetStore:
     def namespace(self, username: str) -> str:
         return self.settings.user_namespace(username)
 
+    async def _request(self, call, *args, **kwargs):
+        """``call`` (a method of the API clients), tried again while the API
+        server answers 429 (refused requests change nothing)."""
+        for attempt in range(RETRIES_ON_BUSY + 1):
+            try:
+                return await call(*args, **kwargs)
+            except ApiException as error:
+                if error.status != 429 or attempt == RETRIES_ON_BUSY:
+                    raise
+                await asyncio.sleep(retry_delay(error.headers))
+
     def _failure(self, action: str, error: ApiException) -> ds.DatasetError:
+        if error.status == 429:
+            return ds.DatasetError(
+                503, f"cannot {action}: the Kubernetes API is busy ({api_message(error)}); try again"
+            )
         if error.status == 404 and "the server could not find the requested resource" in api_message(error):
             return ds.DatasetError(
                 503, f"the cluster has no {self.group}/{ds.DATASET_VERSION} Dataset API: "
@@ -51,8 +67,8 @@ class DatasetStore:
 
     async def _objects(self, namespace: str) -> list[dict]:
         try:
-            found = await self.custom.list_namespaced_custom_object(
-                self.group, ds.DATASET_VERSION, namespace, ds.DATASET_PLURAL
+            found = await self._request(
+                self.custom.list_namespaced_custom_object, self.group, ds.DATASET_VERSION, namespace, ds.DATASET_PLURAL
             )
         except ApiException as error:
             raise self._failure("list datasets", error) from None
@@ -67,8 +83,9 @@ class DatasetStore:
         """The user's Dataset ``name`` as the API holds it; 404 if there is none."""
         ds.check_name(name)
         try:
-            return await self.custom.get_namespaced_custom_object(
-                self.group, ds.DATASET_VERSION, self.namespace(username), ds.DATASET_PLURAL, name
+            return await self._request(
+                self.custom.get_namespaced_custom_object,
+                self.group, ds.DATASET_VERSION, self.namespace(username), ds.DATASET_PLURAL, name,
             )
         except ApiException as error:
             if error.status == 404 and "not found" in api_message(error):
@@ -85,7 +102,7 @@ class DatasetStore:
                 continue
             selector = f"{OWNER_LABEL}={username},{TEMPLATE_LABEL}={kind.local_template}"
             try:
-                services = await self.core.list_namespaced_service(namespace, label_selector=selector)
+                services = await self._request(self.core.list_namespaced_service, namespace, label_selector=selector)
             except ApiException as error:
                 raise self._failure("list your services", error) from None
             plain = self.api_client.sanitize_for_serialization(services).get("items") or []
@@ -119,13 +136,14 @@ class DatasetStore:
         if request.credentials:
             body = ds.credentials_secret(request, namespace, owner)
             try:
-                secret = await self.core.create_namespaced_secret(namespace, body)
+                secret = await self._request(self.core.create_namespaced_secret, namespace, body)
             except ApiException as error:
                 if error.status == 409:
                     return None
                 raise self._namespace_failure("store the dataset's credentials", error, namespace) from None
         try:
-            dataset = await self.custom.create_namespaced_custom_object(
+            dataset = await self._request(
+                self.custom.create_namespaced_custom_object,
                 self.group, ds.DATASET_VERSION, namespace, ds.DATASET_PLURAL,
                 ds.dataset_object(self.group, request, namespace, owner),
             )
@@ -139,8 +157,9 @@ class DatasetStore:
             raise self._namespace_failure("create the dataset", error, namespace) from None
         if secret is not None:
             try:
-                await self.core.patch_namespaced_secret(
-                    secret.metadata.name, namespace, {"metadata": {"ownerReferences": [ds.owner_reference(dataset)]}}
+                await self._request(
+                    self.core.patch_namespaced_secret,
+                    secret.metadata.name, namespace, {"metadata": {"ownerReferences": [ds.owner_reference(dataset)]}},
                 )
             except ApiException as error:
                 await self._delete_dataset(namespace, request.name)
@@ -163,7 +182,7 @@ class DatasetStore:
         referenced = ((dataset.get("spec") or {}).get("local") or {}).get("secret-name")
         if referenced == ds.secret_name(name):
             try:
-                secret = await self.core.read_namespaced_secret(referenced, namespace)
+                secret = await self._request(self.core.read_namespaced_secret, referenced, namespace)
             except ApiException as error:
                 if error.status == 404:
                     return
@@ -177,8 +196,9 @@ class DatasetStore:
     async def _delete_dataset(self, namespace: str, name: str, uid: str | None = None) -> None:
         body = {"preconditions": {"uid": uid}} if uid else None
         try:
-            await self.custom.delete_namespaced_custom_object(
-                self.group, ds.DATASET_VERSION, namespace, ds.DATASET_PLURAL, name, body=body
+            await self._request(
+                self.custom.delete_namespaced_custom_object,
+                self.group, ds.DATASET_VERSION, namespace, ds.DATASET_PLURAL, name, body=body,
             )
         except ApiException as error:
             if error.status != 404:
@@ -186,7 +206,7 @@ class DatasetStore:
 
     async def _delete_secret(self, namespace: str, name: str) -> None:
         try:
-            await self.core.delete_namespaced_secret(name, namespace)
+            await self._request(self.core.delete_namespaced_secret, name, namespace)
         except ApiException as error:
             if error.status != 404:
                 log.warning("cannot remove Secret %s/%s: %s", namespace, name, api_message(error))

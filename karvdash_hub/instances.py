@@ -63,6 +63,9 @@ FAILED_WAITING_REASONS = {
     "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CrashLoopBackOff",
     "CreateContainerConfigError", "CreateContainerError", "RunContainerError",
 }
+# The API server answers 429 while it is busy or while a new kind's storage
+# is (re)initializing; a request is tried this many more times.
+RETRIES_ON_BUSY = 3
 MAX_COMMAND_ARGS = 100
 MAX_COMMAND_LENGTH = 16384
 
@@ -175,6 +178,14 @@ def check_command(command) -> list[str]:
     return command
 
 
+def retry_delay(headers) -> float:
+    """Seconds to wait before retrying a 429 answer: its Retry-After, at most 2."""
+    try:
+        return min(float((headers or {}).get("Retry-After") or 1), 2.0)
+    except (TypeError, ValueError):
+        return 1.0
+
+
 def api_message(error: ApiException) -> str:
     """The API server's own message of an error."""
     body = getattr(error, "body", None)
@@ -184,6 +195,16 @@ def api_message(error: ApiException) -> str:
         except (ValueError, AttributeError):
             return body.decode(errors="replace") if isinstance(body, bytes) else str(body)
     return f"{error.status} {error.reason}"
+
+
+def not_allowed(what: str, error: ApiException) -> InstanceError:
+    """The dashboard's account may not make ``what``: a kind outside its
+    ClusterRole, or a Role granting more than it holds."""
+    return InstanceError(
+        403,
+        f"Kubernetes does not let the dashboard create {what} ({api_message(error)}); "
+        "an administrator can allow it with the chart value dashboard.extraRules",
+    )
 
 
 async def api_client_from_environment(kubeconfig: str = "") -> k8s.ApiClient:
@@ -240,19 +261,21 @@ class InstanceStore:
 
     async def _call(self, method: str, resource, **kwargs):
         dynamic = await self.dynamic()
-        for attempt in range(4):
+        for attempt in range(RETRIES_ON_BUSY + 1):
             # the dynamic client reads responses itself and does not raise on
             # error statuses: check them here
             response = await getattr(dynamic, method)(resource, serialize=False, **kwargs)
             body = await response.read()
             if 200 <= response.status <= 299:
                 return json.loads(body) if body else {}
-            if response.status == 429 and attempt < 3:
-                # the API server is busy (or a new kind's storage is starting): it says when to retry
-                await asyncio.sleep(min(float(response.headers.get("Retry-After", "1") or 1), 2.0))
+            if response.status == 429 and attempt < RETRIES_ON_BUSY:
+                await asyncio.sleep(retry_delay(response.headers))
                 continue
             error = ApiException(status=response.status, reason=response.reason)
             error.body = body
+            if response.status == 429:
+                # still busy after the retries; the request changed nothing
+                raise InstanceError(503, f"the Kubernetes API is busy ({api_message(error)}); try again")
             raise error
 
     async def _list(self, api_version: str, kind: str, namespace: str, label_selector: str) -> list[dict]:
@@ -455,6 +478,8 @@ class InstanceStore:
             except ApiException as error:
                 if error.status == 404:
                     continue
+                if error.status == 403:
+                    raise not_allowed(f"{obj['kind']} {obj['metadata']['name']}", error) from None
                 raise InstanceError(502, api_message(error)) from None
             labels = existing["metadata"].get("labels") or {}
             if labels.get(OWNER_LABEL) == owner and labels.get(INSTANCE_LABEL) == name:
@@ -484,6 +509,8 @@ class InstanceStore:
                 raise InstanceError(400, f"Kubernetes refused {what}: {api_message(error)}") from None
             if error.status == 409:
                 raise InstanceError(409, f"{what} is managed by someone else: {api_message(error)}") from None
+            if error.status == 403:
+                raise not_allowed(what, error) from None
             raise InstanceError(502, f"cannot create {what}: {api_message(error)}") from None
 
     async def _finish_record(self, record: dict, rendered: st.RenderedService, prefix: str, namespace: str) -> dict:
@@ -560,7 +587,16 @@ class InstanceStore:
                 continue  # a kind the cluster does not have holds no objects
             if not resource.namespaced:
                 continue  # never applied: services have namespaced objects only
-            for obj in await self._list(api_version, kind, namespace, objects):
+            try:
+                found = await self._list(api_version, kind, namespace, objects)
+            except ApiException as error:
+                if error.status != 403:
+                    raise
+                # a kind the dashboard may not use holds none of its objects; if
+                # it once could, the garbage collector removes them with the record
+                log.warning("cannot list %s in %s to remove service %s: %s", kind, namespace, name, api_message(error))
+                continue
+            for obj in found:
                 await self._delete(resource, obj["metadata"]["name"], namespace, propagation_policy="Background")
         configmaps = await self.resource("v1", "ConfigMap")
         for claim in await self._list("v1", "ConfigMap", self.hub_namespace, selector(labels, f"{INSTANCE_PART_LABEL}=url-prefix")):

@@ -12,10 +12,15 @@ spawner's lookup finds it.
 from __future__ import annotations
 
 import base64
+import ssl
+import time
 import uuid
+from pathlib import Path
 
+import aiohttp
 import pytest
 import yaml
+from aiohttp import web
 from kubernetes import client as sync_client
 from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio import config as k8s_config
@@ -230,3 +235,104 @@ async def test_a_pod_made_afterwards_mounts_the_dataset(api, users, webhook, kub
     container_mounts = {m.mount_path: m.name for m in created.spec.containers[0].volume_mounts}
     assert container_mounts["/mnt/datasets/climate"] == "dataset-climate"
     core.delete_namespaced_pod("notebook", namespace, grace_period_seconds=0)
+
+
+# --- 429 answers: tried again, a bounded number of times -------------------------------------------
+
+
+class BusyApiServer:
+    """A loopback proxy in front of the real API server that answers chosen
+    requests with the API server's own 429 ("storage is (re)initializing",
+    which a new or restarting kind's storage answers for a moment and which
+    cannot be brought about on demand), and forwards all others."""
+
+    def __init__(self, upstream: str, ca: Path):
+        self.upstream = upstream.rstrip("/")
+        self.ssl = ssl.create_default_context(cafile=str(ca))
+        self.busy: dict[tuple[str, str], int] = {}  # (method, path suffix) -> 429s still to answer
+        self.seen: list[tuple[str, str, int]] = []
+        self.retry_after = "1"
+        self.url = ""
+
+    async def __aenter__(self):
+        self.session = aiohttp.ClientSession()
+        app = web.Application()
+        app.router.add_route("*", "/{path:.*}", self.handle)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.runner.cleanup()
+        await self.session.close()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        for (method, suffix), left in self.busy.items():
+            if request.method == method and request.path.endswith(suffix) and left:
+                self.busy[(method, suffix)] = left - 1
+                self.seen.append((request.method, request.path, 429))
+                return web.json_response(
+                    {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                     "message": "storage is (re)initializing", "reason": "TooManyRequests",
+                     "details": {"retryAfterSeconds": 1}, "code": 429},
+                    status=429, headers={"Retry-After": self.retry_after})
+        headers = {k: v for k, v in request.headers.items() if k.lower() in ("authorization", "content-type", "accept")}
+        async with self.session.request(request.method, self.upstream + request.path_qs, data=await request.read(),
+                                        headers=headers, ssl=self.ssl) as answer:
+            body = await answer.read()
+            self.seen.append((request.method, request.path, answer.status))
+            return web.Response(status=answer.status, body=body,
+                                headers={"Content-Type": answer.headers.get("Content-Type", "application/json")})
+
+
+@pytest.fixture
+async def busy_api(kube_cluster, dashboard_kubeconfig):
+    """(the proxy, an API client of the dashboard's account that goes through it)."""
+    token = yaml.safe_load(dashboard_kubeconfig.read_text())["users"][0]["user"]["token"]
+    async with BusyApiServer(kube_cluster.server, kube_cluster.ca) as proxy:
+        configuration = k8s.Configuration(host=proxy.url, api_key={"BearerToken": f"Bearer {token}"})
+        async with k8s.ApiClient(configuration) as api_client:
+            yield proxy, api_client
+
+
+DATASETS_PATH = "/datasets"
+
+
+async def test_busy_answers_are_tried_again(busy_api, users, kube_api_client, tmp_path):
+    proxy, api_client = busy_api
+    alice, _ = users
+    namespace = f"karvdash-{alice}"
+    store = DatasetStore(settings(tmp_path), api_client)
+    # the Secret goes through; the Dataset is refused twice, then made
+    proxy.busy = {("GET", DATASETS_PATH): 1, ("POST", DATASETS_PATH): 2}
+    made = await store.create(alice, dict(S3))
+    assert made["name"] == "climate"
+    dataset_calls = [(m, s) for m, p, s in proxy.seen if p.endswith(DATASETS_PATH)]
+    assert dataset_calls == [("GET", 429), ("GET", 200), ("POST", 429), ("POST", 429), ("POST", 201)]
+    # one Dataset and one Secret, nothing made twice
+    custom = sync_client.CustomObjectsApi(kube_api_client)
+    items = custom.list_namespaced_custom_object("datashim.io", "v1alpha1", namespace, "datasets")["items"]
+    assert [i["metadata"]["name"] for i in items] == ["climate"]
+    secrets = sync_client.CoreV1Api(kube_api_client).list_namespaced_secret(
+        namespace, label_selector=ds.DATASET_LABEL).items
+    assert [s.metadata.name for s in secrets] == [ds.secret_name("climate")]
+
+
+async def test_a_busy_api_server_is_tried_a_bounded_number_of_times(busy_api, users, tmp_path):
+    proxy, api_client = busy_api
+    alice, _ = users
+    store = DatasetStore(settings(tmp_path), api_client)
+    proxy.busy = {("GET", DATASETS_PATH): 100}
+    # Retry-After is followed up to 2 s a time
+    proxy.retry_after = "30"
+    started = time.monotonic()
+    with pytest.raises(ds.DatasetError) as error:
+        await store.list(alice)
+    elapsed = time.monotonic() - started
+    assert (error.value.status, error.value.message) == (
+        503, "cannot list datasets: the Kubernetes API is busy (storage is (re)initializing); try again")
+    assert [s for _, _, s in proxy.seen] == [429, 429, 429, 429]
+    assert 6 <= elapsed < 9, elapsed

@@ -465,3 +465,96 @@ async def async_wait(check, timeout: float = 60, what: str = "condition"):
         if asyncio.get_running_loop().time() > deadline:
             raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
         await asyncio.sleep(0.3)
+
+
+# --- what the chart's dashboard account may not do: 403, saying how to allow it -------------------
+
+
+@pytest.fixture(scope="module")
+def dashboard_kubeconfig(kube_cluster, sync_api, tmp_path_factory):
+    """A kubeconfig of the chart's dashboard service account with the chart's
+    ClusterRole and nothing more (the pattern of test_chart_kube.py)."""
+    from tests.integration.test_chart_kube import render_chart, service_account_kubeconfig
+
+    directory = tmp_path_factory.mktemp("dashboard-account")
+    release_namespace = "karvdash-rbac-" + uuid.uuid4().hex[:6]
+    core = sync_client.CoreV1Api(sync_api)
+    core.create_namespace({"metadata": {"name": release_namespace}})
+    path = directory / "dashboard.kubeconfig"
+    rendered = render_chart(kube_cluster, directory, {}, release_namespace)
+    remove = service_account_kubeconfig(kube_cluster, sync_api, rendered, "dashboard", path)
+    yield path
+    remove()
+    core.delete_namespace(release_namespace)
+
+
+@pytest.fixture
+async def dashboard_store(dashboard_kubeconfig, tmp_path):
+    from karvdash_hub.instances import api_client_from_environment
+
+    async with await api_client_from_environment(str(dashboard_kubeconfig)) as api:
+        yield InstanceStore(api, HUB_NAMESPACE, discovery_cache=str(tmp_path / "dashboard-discovery.json"))
+
+
+NOT_ALLOWED = {
+    # a kind outside the dashboard's ClusterRole
+    "quota": ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: $NAME-config}\n---\n"
+              "apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: $NAME}\nspec: {hard: {pods: '100'}}\n",
+              "ResourceQuota q", "resourcequotas \"q\" is forbidden"),
+    # a Role granting more than the dashboard holds
+    "role": ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: $NAME-config}\n---\n"
+             "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: $NAME}\n"
+             "rules: [{apiGroups: [''], resources: [resourcequotas], verbs: [update]}]\n",
+             "Role q", "is attempting to grant RBAC permissions not currently held"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NOT_ALLOWED))
+async def test_what_the_dashboard_may_not_create_is_403_with_the_way_to_allow_it(
+    dashboard_store, store, sync_api, new_user, case
+):
+    objects_yaml, what, reason = NOT_ALLOWED[case]
+    user, namespace = new_user()
+    template = st.parse_template(
+        f"kind: Template\nname: Q\nvariables:\n- name: NAME\n  default: q\n---\n{objects_yaml}", "q", "user")
+    with pytest.raises(InstanceError) as error:
+        await dashboard_store.create(template, {"NAME": "q"}, owner=user, namespace=namespace,
+                                     context=base_context(), domain="example.com")
+    assert error.value.status == 403
+    message = error.value.message
+    assert message.startswith(f"Kubernetes does not let the dashboard create {what} (")
+    assert reason in message
+    assert message.endswith("; an administrator can allow it with the chart value dashboard.extraRules")
+    # nothing is left, the record included, though the dashboard may not even list that kind
+    assert objects_of(sync_api, namespace) == []
+    assert await store.list(user, namespace) == []
+    assert sync_client.CoreV1Api(sync_api).list_namespaced_resource_quota(namespace).items == []
+
+
+async def test_busy_answers_are_tried_a_bounded_number_of_times(kube_cluster, dashboard_kubeconfig, sync_api,
+                                                               new_user, tmp_path):
+    from tests.integration.test_datasets_kube import BusyApiServer
+
+    user, namespace = new_user()
+    token = yaml.safe_load(dashboard_kubeconfig.read_text())["users"][0]["user"]["token"]
+    async with BusyApiServer(kube_cluster.server, kube_cluster.ca) as proxy:
+        configuration = k8s.Configuration(host=proxy.url, api_key={"BearerToken": f"Bearer {token}"})
+        async with k8s.ApiClient(configuration) as api:
+            busy_store = InstanceStore(api, HUB_NAMESPACE, discovery_cache=str(tmp_path / "busy-discovery.json"))
+            # the record is refused twice, then made; the service is made once
+            proxy.busy = {("POST", "/configmaps"): 2}
+            instance = await create(busy_store, user, namespace, "hello-kubernetes", NAME="busy")
+            posts = [s for m, p, s in proxy.seen if m == "POST" and p.endswith("/configmaps")]
+            assert posts == [429, 429, 201]
+            assert [i.name for i in await busy_store.list(user, namespace)] == [instance.name] == ["busy"]
+            # busy for good: four tries, then 503
+            proxy.seen.clear()
+            proxy.busy = {("GET", "/configmaps"): 100}
+            with pytest.raises(InstanceError) as error:
+                await busy_store.list(user, namespace)
+            assert (error.value.status, error.value.message) == (
+                503, "the Kubernetes API is busy (storage is (re)initializing); try again")
+            assert [s for m, p, s in proxy.seen if p.endswith("/configmaps")] == [429, 429, 429, 429]
+            proxy.busy = {}
+            await busy_store.delete(user, namespace, "busy")
+    wait_for(lambda: objects_of(sync_api, namespace) == [], what="every object to be deleted")

@@ -29,6 +29,16 @@ class NamespaceNotOwned(SpawnFailure):
     """The namespace exists but is not this user's karvdash namespace."""
 
 
+def _calls(api, kind: str) -> dict:
+    """The create, read, replace and delete methods of ``kind`` (e.g. "role") in ``api``."""
+    return {verb: getattr(api, f"{verb}_namespaced_{kind}") for verb in ("create", "read", "replace", "delete")}
+
+
+def _bound_to_another_role(kind: str, name: str) -> Callable:
+    """``recreate_if`` of a RoleBinding: its roleRef cannot change in place."""
+    return lambda existing: (existing.role_ref.kind, existing.role_ref.name) != (kind, name)
+
+
 def _refused(action: str, error: ApiException) -> SpawnFailure:
     return SpawnFailure(api_failure(action, error.status, api_error_message(error.body, error.reason or "")))
 
@@ -109,12 +119,8 @@ class UserNamespaces:
         role = wanted["roleRef"]["name"]
         await self._apply(
             wanted,
-            create=self.rbac.create_namespaced_role_binding,
-            read=self.rbac.read_namespaced_role_binding,
-            replace=self.rbac.replace_namespaced_role_binding,
-            delete=self.rbac.delete_namespaced_role_binding,
-            # roleRef cannot change in place
-            recreate_if=lambda existing: (existing.role_ref.kind, existing.role_ref.name) != ("ClusterRole", role),
+            **_calls(self.rbac, "role_binding"),
+            recreate_if=_bound_to_another_role("ClusterRole", role),
             action=f"give the service account of {wanted['metadata']['namespace']} the {role} role",
         )
 
@@ -126,32 +132,21 @@ class UserNamespaces:
         where = account["metadata"]["namespace"]
         await self._apply(
             account,
-            create=self.core.create_namespaced_service_account,
-            read=self.core.read_namespaced_service_account,
-            replace=self.core.replace_namespaced_service_account,
-            delete=self.core.delete_namespaced_service_account,
+            **_calls(self.core, "service_account"),
             recreate_if=lambda existing: False,
             action=f"create the Argo service account of {where}",
         )
         await self._ensure_token_secret(token)
         await self._apply(
             role,
-            create=self.rbac.create_namespaced_role,
-            read=self.rbac.read_namespaced_role,
-            replace=self.rbac.replace_namespaced_role,
-            delete=self.rbac.delete_namespaced_role,
+            **_calls(self.rbac, "role"),
             recreate_if=lambda existing: False,
             action=f"create the Argo role of {where}",
         )
         await self._apply(
             binding,
-            create=self.rbac.create_namespaced_role_binding,
-            read=self.rbac.read_namespaced_role_binding,
-            replace=self.rbac.replace_namespaced_role_binding,
-            delete=self.rbac.delete_namespaced_role_binding,
-            # roleRef cannot change in place
-            recreate_if=lambda existing: existing.role_ref.name != objects.ARGO_ACCOUNT
-            or existing.role_ref.kind != "Role",
+            **_calls(self.rbac, "role_binding"),
+            recreate_if=_bound_to_another_role("Role", objects.ARGO_ACCOUNT),
             action=f"give the Argo service account of {where} its role",
         )
 
@@ -193,10 +188,7 @@ class UserNamespaces:
     async def _apply_secret(self, wanted: dict) -> None:
         await self._apply(
             wanted,
-            create=self.core.create_namespaced_secret,
-            read=self.core.read_namespaced_secret,
-            replace=self.core.replace_namespaced_secret,
-            delete=self.core.delete_namespaced_secret,
+            **_calls(self.core, "secret"),
             # a Secret's type cannot change in place
             recreate_if=lambda existing: existing.type != wanted["type"],
             unchanged_if=lambda existing: (existing.data or {}) == wanted["data"] and existing.type == wanted["type"],

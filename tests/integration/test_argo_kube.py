@@ -116,7 +116,9 @@ def resource_versions(admin, namespace: str) -> dict[str, str]:  # noqa: F811 - 
     }
 
 
-async def test_the_hub_makes_the_account_and_keeps_it_matching_its_owner(tmp_path, hub_clients, admin, workflow_api):  # noqa: F811
+async def test_the_hub_makes_the_account_and_keeps_it_matching_its_owner(
+    tmp_path, hub_clients, admin, workflow_api  # noqa: F811
+):
     core, rbac = client.CoreV1Api(admin), client.RbacAuthorizationV1Api(admin)
     name = user()
     namespace = f"karvdash-{name}"

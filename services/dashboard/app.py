@@ -2,9 +2,10 @@
 
 Routes come from feature modules: each defines ``handlers(context)``
 returning ``(pattern, handler)`` pairs with patterns relative to the
-service prefix (every handler is given the context), and may define ``openapi(context)`` returning its part of
-the API document. A new feature (services, templates, datasets, images) is
-one module and one line in :data:`FEATURE_MODULES`.
+service prefix (every handler is given the context), and may define
+``openapi(context)`` returning its part of the API document. A new feature
+(services, templates, datasets, images) is one module and one line in
+:data:`FEATURE_MODULES`.
 """
 
 from __future__ import annotations

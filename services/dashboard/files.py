@@ -156,7 +156,6 @@ class FilesPageHandler(FileHandlerMixin, PageHandler):
         self.render_page(
             "files.html",
             files_config={
-                "prefix": self.context.prefix,
                 "domain": domain,
                 "path": path_text(relative),
                 "domains": [{"name": d, "title": DOMAIN_TITLES[d]} for d in BROWSABLE_DOMAINS],

@@ -14,8 +14,8 @@ import asyncio
 import logging
 import os
 from dataclasses import dataclass
-from typing import ClassVar
 from pathlib import PurePosixPath
+from typing import ClassVar
 
 from karvdash_hub.files import BROWSABLE_DOMAINS, DomainFolder, FileError, clean_relative_path
 from karvdash_hub.registry import (

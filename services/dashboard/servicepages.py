@@ -216,12 +216,9 @@ class ServicesPageHandler(ServicesMixin, PageHandler):
         self.render_page(
             "services.html",
             karvdash_active="services",
-            services_config={
-                "prefix": self.context.prefix,
-                "kubernetes": self.feature.on_kubernetes,
-                "canWrite": self.has_scope("services", "write"),
-                "templates": [t.summary() for t in templates.values()],
-            },
+            kubernetes=self.feature.on_kubernetes,
+            templates=list(templates.values()),
+            services_config={"canWrite": self.has_scope("services", "write")},
         )
 
 

@@ -266,6 +266,21 @@
     return element;
   }
 
+  // A form that sends itself with `send()`: its button is disabled while the
+  // request runs, and a refusal shows as a message (the form keeps its values).
+  function submitWith(form, button, send) {
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      button.disabled = true;
+      try {
+        await send();
+      } catch (error) {
+        flash("danger", error.message);
+        button.disabled = false;
+      }
+    });
+  }
+
   function formatSize(bytes) {
     if (bytes < 1024) return `${bytes} B`;
     const units = ["KiB", "MiB", "GiB", "TiB", "PiB"];
@@ -309,6 +324,7 @@
     fillTable,
     button,
     whenConfirmed,
+    submitWith,
     formatSize,
     formatDate,
     prefix,

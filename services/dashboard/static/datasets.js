@@ -47,22 +47,14 @@
   }
 
   function setUpForm(form) {
-    form.addEventListener("submit", async (event) => {
-      event.preventDefault();
+    k.submitWith(form, document.getElementById("create-dataset"), async () => {
       const body = { type: form.dataset.type };
       for (const field of form.querySelectorAll("[name]")) {
         if (field.dataset.kind === "boolean") body[field.name] = field.checked;
         else if (field.value !== "") body[field.name] = field.value;
       }
-      const button = document.getElementById("create-dataset");
-      button.disabled = true;
-      try {
-        const dataset = await k.api("POST", "datasets", { body });
-        window.location.assign(k.pageUrl("datasets", { created: dataset.name }));
-      } catch (error) {
-        k.flash("danger", error.message);
-        button.disabled = false;
-      }
+      const dataset = await k.api("POST", "datasets", { body });
+      window.location.assign(k.pageUrl("datasets", { created: dataset.name }));
     });
   }
 

@@ -79,25 +79,21 @@
   }
 
   function setUpPush(form) {
-    form.addEventListener("submit", async (event) => {
-      event.preventDefault();
+    const progress = document.getElementById("push-progress");
+    k.submitWith(form, document.getElementById("push-image"), async () => {
       const body = {
         domain: document.getElementById("image-domain").value,
         path: document.getElementById("image-file").value.trim(),
         name: document.getElementById("image-name").value.trim(),
         tag: document.getElementById("image-tag").value.trim(),
       };
-      const button = document.getElementById("push-image");
-      const progress = document.getElementById("push-progress");
-      button.disabled = true;
       progress.hidden = false;
       try {
         const pushed = await k.api("POST", "images", { body });
-        window.location.assign(k.prefix + "images?pushed=" + encodeURIComponent(`${pushed.name}:${pushed.tag}`));
+        window.location.assign(k.pageUrl("images", { pushed: `${pushed.name}:${pushed.tag}` }));
       } catch (error) {
-        k.flash("danger", error.message);
-        button.disabled = false;
         progress.hidden = true;
+        throw error;
       }
     });
   }

@@ -57,19 +57,11 @@
   }
 
   function setUpForm(form) {
-    form.addEventListener("submit", async (event) => {
-      event.preventDefault();
+    k.submitWith(form, document.getElementById("create-service"), async () => {
       const body = { id: form.dataset.template };
       for (const input of form.querySelectorAll("input[name]")) body[input.name] = input.value;
-      const button = document.getElementById("create-service");
-      button.disabled = true;
-      try {
-        const service = await k.api("POST", "services", { body });
-        window.location.assign(k.pageUrl("services", { created: service.name }));
-      } catch (error) {
-        k.flash("danger", error.message);
-        button.disabled = false;
-      }
+      const service = await k.api("POST", "services", { body });
+      window.location.assign(k.pageUrl("services", { created: service.name }));
     });
   }
 

@@ -42,7 +42,7 @@ VALUES_ENV = "KARVDASH_VALUES"
 ENV_PREFIX = "KARVDASH_"
 
 QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
-USERNAME_PATTERN = r"^[a-z0-9]{1,32}$"
+USERNAME_PATTERN = r"^[a-z0-9]{1,32}\Z"  # \Z: "$" would let a trailing newline through
 
 
 class SettingsError(ValueError):

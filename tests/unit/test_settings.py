@@ -194,3 +194,14 @@ def test_generated_admin_password_is_private_and_stable(tmp_path):
     assert admin_password(load(STATE_DIR=str(tmp_path), ADMIN_PASSWORD="given-password")) == (
         "given-password", None, False,
     )
+
+
+def test_usernames_with_a_trailing_newline_are_refused():
+    import re
+
+    from karvdash_hub.settings import USERNAME_PATTERN
+
+    assert re.match(USERNAME_PATTERN, "alice")
+    assert not re.match(USERNAME_PATTERN, "alice\n")
+    with pytest.raises(SettingsError, match="adminUsername"):
+        load(ADMIN_USERNAME="admin\n")

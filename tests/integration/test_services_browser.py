@@ -379,6 +379,18 @@ def test_add_template_from_files_in_the_browser(page, kube_hub):
         assert (escape.status_code, escape.json()["message"]) == (
             403, "private/escape.template.yaml leads outside the private domain")
 
+        # the Templates page's own "Add template" takes a file of this computer
+        page.goto(dashboard_url(hub, "templates"))
+        uploaded = folder.parent / "uploaded.template.yaml"
+        uploaded.write_text(shipped.replace("name: Hello Kubernetes\n", "name: Uploaded One\n", 1))
+        page.set_input_files("#template-upload", str(uploaded))
+        expect(flash.last).to_have_text("Added the template Uploaded One.")
+        expect(page.locator("tr[data-template=uploaded-one] td").first).to_have_text("Uploaded One")
+        page.set_input_files("#template-upload", str(folder / "broken.template.yaml"))
+        expect(page.locator(".karvdash-flash-message.alert-danger")).to_have_text(
+            "broken.template.yaml: not a valid template: Template: 'variables' is a required property")
+        assert api_client("DELETE", "templates/uploaded-one").status_code == 204
+
         page.goto(dashboard_url(hub, "templates"))
         page.click(f"tr[data-template={mine[0]['id']}] [data-action=delete]")
         page.click(".karvdash-dialog-confirm")

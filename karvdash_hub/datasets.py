@@ -38,7 +38,6 @@ REDACTED = "<redacted>"
 CREDENTIAL_KEYS = (ACCESS_KEY, SECRET_KEY)
 
 # a dataset name is a PVC name (Datashim) and part of a volume name: a DNS label
-NAME = DNS_LABEL
 MAX_NAME = 63
 SUFFIX_LENGTH = 4
 BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -169,7 +168,7 @@ def dataset_type(type_id, disabled: list[str] | tuple[str, ...] = ()) -> Dataset
 def check_name(name) -> str:
     if not isinstance(name, str) or not name:
         raise DatasetError(400, "name: a dataset needs a name")
-    if len(name) > MAX_NAME or not NAME.match(name):
+    if len(name) > MAX_NAME or not DNS_LABEL.match(name):
         raise DatasetError(
             400, f"name: {name!r} is not a valid dataset name (up to {MAX_NAME} lowercase letters, "
             "digits and '-', starting and ending with a letter or digit)"

@@ -34,6 +34,7 @@ from karvdash_hub.settings import SettingsError, load_settings
 
 from .context import DashboardContext, HubEnvironment
 from .handlers import PageHandler
+from .kubeaccess import close_kube_client
 from .pages import PageRenderer
 from .uploads import UploadStore
 
@@ -167,4 +168,5 @@ async def serve(context: DashboardContext, ip: str, port: int) -> None:
     await stopping.wait()
     cleaner.stop()
     server.stop()
+    await close_kube_client(context)
     log.info("karvdash dashboard stopped")

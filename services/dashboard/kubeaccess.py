@@ -24,3 +24,10 @@ async def kube_client(context: DashboardContext):
             log.error("cannot reach Kubernetes: %s", error)
             raise DashboardError(503, f"the dashboard cannot reach Kubernetes: {error}") from None
     return context.extras[KUBE_CLIENT]
+
+
+async def close_kube_client(context: DashboardContext) -> None:
+    """Close the shared client at shutdown (its HTTP session would be left open)."""
+    client = context.extras.pop(KUBE_CLIENT, None)
+    if client is not None:
+        await client.close()

@@ -101,14 +101,7 @@ class HostPathPolicy:
         if self.domains.scheme == "file" and self._overlaps_files(path):
             # the files tree follows the file-domain rules only, whatever
             # allowedHostPathDirs says, so a broad entry cannot expose it
-            folders = self._user_folders(username)
-            if path in folders:
-                return None
-            if any(is_path_within(path, folder) for folder in folders):
-                return (f"mounts host path {path}, inside one of your folders: mount the folder itself "
-                        f"({', '.join(folders)}) and choose the subfolder with subPath")
-            return (f"mounts host path {path}, which reaches into the files folder "
-                    f"{self.domains.export_path} outside your folders ({', '.join(folders)})")
+            return self._files_tree_refusal(f"host path {path}", path, "files folder", username)
         if any(is_path_within(path, folder) for folder in self.extra_dirs):
             return None
         allowed = self.allowed_host_paths(username)
@@ -123,11 +116,16 @@ class HostPathPolicy:
         path = normalise(path)
         if not self._overlaps_files(path):
             return None
+        return self._files_tree_refusal(f"{server}:{path}", path, "files export", username)
+
+    def _files_tree_refusal(self, source: str, path: str, tree: str, username: str | None) -> str | None:
+        """Inside the files tree only the user's own folders themselves may be
+        mounted (subfolders through subPath), whichever volume type reaches it."""
         folders = self._user_folders(username)
         if path in folders:
             return None
         if any(is_path_within(path, folder) for folder in folders):
-            return (f"mounts {server}:{path}, inside one of your folders: mount the folder itself "
+            return (f"mounts {source}, inside one of your folders: mount the folder itself "
                     f"({', '.join(folders)}) and choose the subfolder with subPath")
-        return (f"mounts {server}:{path}, which reaches into the files export "
+        return (f"mounts {source}, which reaches into the {tree} "
                 f"{self.domains.export_path} outside your folders ({', '.join(folders)})")

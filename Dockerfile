@@ -23,16 +23,14 @@ RUN python -m venv /opt/venv
 WORKDIR /opt/karvdash-hub
 COPY pyproject.toml setup.cfg README.md ./
 COPY karvdash_hub karvdash_hub
-COPY services services
-COPY webhook webhook
 # Editable, so that the code finds jupyterhub_config.py, spawner_profiles/
-# and service_templates/ beside its packages (karvdash_hub/paths.py), at the
+# and service_templates/ beside its packages (karvdash_hub/core/paths.py), at the
 # same path in the final stage.
 RUN /opt/venv/bin/pip install --no-cache-dir --editable .
 
 # --- the image
 FROM ${PYTHON_IMAGE}
-# skopeo pushes image archives to the registry (karvdash_hub/registry.py).
+# skopeo pushes image archives to the registry (karvdash_hub/images/registry.py).
 # Pinned to its upstream version in the base image's Debian release; the
 # Debian revision floats so that security rebuilds come in.
 RUN apt-get update \

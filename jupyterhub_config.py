@@ -5,9 +5,9 @@ KARVDASH_* environment variables (see karvdash_hub/settings.py); add plain
 JupyterHub settings below the call to override what it chose.
 """
 
-from karvdash_hub.hubconfig import configure, main_config_error
-from karvdash_hub.profiles import ProfileError
-from karvdash_hub.settings import SettingsError
+from karvdash_hub.core.settings import SettingsError
+from karvdash_hub.hub.config import configure, main_config_error
+from karvdash_hub.hub.profiles import ProfileError
 
 c = get_config()  # noqa: F821 - provided by JupyterHub
 

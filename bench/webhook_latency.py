@@ -55,10 +55,10 @@ def serve(port: int, cert: str, key: str) -> None:
     from tornado import httpserver
     from traitlets.config import Config
 
-    from karvdash_hub.admission import review_response
-    from karvdash_hub.settings import load_settings
-    from karvdash_webhook.reviews import Reviewer
-    from karvdash_webhook.server import AdmissionHandler, ServingCertificate, make_app
+    from karvdash_hub.admission.rules import review_response
+    from karvdash_hub.core.settings import load_settings
+    from karvdash_hub.webhook.reviews import Reviewer
+    from karvdash_hub.webhook.server import AdmissionHandler, ServingCertificate, make_app
 
     settings = load_settings(config=Config({"KarvdashConfig": {
         "filesURL": "file:///data/karvdash", "allowedHostPathDirs": ["/opt/datasets"], "datasetsAvailable": True,

@@ -24,7 +24,7 @@ from traitlets import Bool, Dict, Enum, Float, Integer, List, Unicode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from karvdash_hub.settings import KarvdashConfig  # noqa: E402
+from karvdash_hub.core.settings import KarvdashConfig  # noqa: E402
 
 CHART = ROOT / "chart" / "karvdash-hub"
 SOURCE = CHART / "values.schema.yaml"

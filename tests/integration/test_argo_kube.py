@@ -22,8 +22,8 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from karvdash_hub import objects
-from karvdash_hub.namespaces import UserNamespaces
+from karvdash_hub.namespaces import objects
+from karvdash_hub.namespaces.store import UserNamespaces
 from tests.integration.test_spawner_kube import _settings, admin, hub_clients, hub_kubeconfig  # noqa: F401 - fixtures
 from tests.kube.fixtures import wait_for
 

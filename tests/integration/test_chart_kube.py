@@ -22,19 +22,19 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from karvdash_hub import datasets as ds
-from karvdash_hub import objects
-from karvdash_hub import servicetemplates as st
-from karvdash_hub.datasetstore import DatasetStore
-from karvdash_hub.instances import (
+from karvdash_hub.core.labels import INSTANCE_LABEL
+from karvdash_hub.core.settings import env_names, load_settings
+from karvdash_hub.datasets import model as ds
+from karvdash_hub.datasets.store import DatasetStore
+from karvdash_hub.namespaces import objects
+from karvdash_hub.services import templates as st
+from karvdash_hub.services.store import (
     URL_PREFIX_CLAIM,
     InstanceError,
     InstanceStore,
     UserTemplateStore,
     api_client_from_environment,
 )
-from karvdash_hub.labels import INSTANCE_LABEL
-from karvdash_hub.settings import env_names, load_settings
 from tests.kube.fixtures import wait_for
 
 pytestmark = [pytest.mark.kube, pytest.mark.integration]

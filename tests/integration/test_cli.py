@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.dashboardsession import ACCESS, FILES_READ, dashboard_url, ensure_user, files_root, private_folder
+from tests.integration.dashboardsession import (
+    ACCESS,
+    FILES_READ,
+    dashboard_url,
+    ensure_user,
+    files_root,
+    private_folder,
+)
 
 pytestmark = pytest.mark.integration
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import json
-import base64
 import ssl
 import threading
 import urllib.request

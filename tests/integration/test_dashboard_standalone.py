@@ -39,7 +39,7 @@ def deployment(tmp_path_factory):
     }
     log = open(state / "dashboard.log", "wb")
     dashboard = subprocess.Popen(
-        [sys.executable, "-m", "karvdash_dashboard"], env=environment, stdout=log, stderr=subprocess.STDOUT
+        [sys.executable, "-m", "karvdash_hub.dashboard"], env=environment, stdout=log, stderr=subprocess.STDOUT
     )
     wait_until_listening(f"http://127.0.0.1:{port}/services/karvdash/api/openapi.json", dashboard)
     yield hub, dashboard
@@ -89,7 +89,7 @@ def test_it_stops_cleanly_on_sigterm(tmp_path):
         "JUPYTERHUB_API_TOKEN": "x" * 40,
         "JUPYTERHUB_CLIENT_ID": "service-karvdash",
     }
-    process = subprocess.Popen([sys.executable, "-m", "karvdash_dashboard"], env=environment, stderr=subprocess.PIPE)
+    process = subprocess.Popen([sys.executable, "-m", "karvdash_hub.dashboard"], env=environment, stderr=subprocess.PIPE)
     wait_until_listening(f"http://127.0.0.1:{port}/services/karvdash/api/openapi.json", process)
     process.send_signal(signal.SIGTERM)
     _, errors = process.communicate(timeout=30)
@@ -100,7 +100,7 @@ def test_it_stops_cleanly_on_sigterm(tmp_path):
 def test_missing_hub_variables_are_named(tmp_path):
     environment = {k: v for k, v in hub_environment(tmp_path).items() if not k.startswith("JUPYTERHUB_")}
     done = subprocess.run(
-        [sys.executable, "-m", "karvdash_dashboard"], env=environment, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "karvdash_hub.dashboard"], env=environment, capture_output=True, text=True, timeout=60
     )
     assert done.returncode != 0
     assert "JUPYTERHUB_SERVICE_PREFIX, JUPYTERHUB_API_URL, JUPYTERHUB_API_TOKEN not set" in done.stderr

@@ -19,8 +19,8 @@ import yaml
 from kubernetes import client
 from playwright.sync_api import expect
 
-from karvdash_hub import objects
-from karvdash_hub.settings import load_settings
+from karvdash_hub.core.settings import load_settings
+from karvdash_hub.namespaces import objects
 from tests.hubprocess import start_hub
 from tests.integration.dashboardsession import DashboardAPI, dashboard_url, ensure_user, log_in_page
 from tests.integration.test_chart_kube import install_crds

@@ -25,12 +25,13 @@ from kubernetes import client as sync_client
 from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio import config as k8s_config
 
-from karvdash_hub import datasets as ds
-from karvdash_hub import labels, objects
-from karvdash_hub.datasetmounts import dataset_volumes
-from karvdash_hub.datasetstore import DatasetStore
-from karvdash_hub.namespaces import UserNamespaces
-from karvdash_hub.settings import load_settings
+from karvdash_hub.core import labels
+from karvdash_hub.core.settings import load_settings
+from karvdash_hub.datasets import model as ds
+from karvdash_hub.datasets.mounts import dataset_volumes
+from karvdash_hub.datasets.store import DatasetStore
+from karvdash_hub.namespaces import objects
+from karvdash_hub.namespaces.store import UserNamespaces
 from tests.integration.test_chart_kube import install_crds, render_chart
 from tests.integration.test_webhook_kube import pod, wait_until_mutating, webhook  # noqa: F401 - fixture
 from tests.kube.fixtures import wait_for

@@ -20,16 +20,17 @@ from kubernetes.client.rest import ApiException
 from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio import config as k8s_config
 
-from karvdash_hub import objects, servicetemplates as st
-from karvdash_hub.instances import (
+from karvdash_hub.core.labels import INSTANCE_LABEL, OWNER_LABEL, TEMPLATE_LABEL, VALUES_ANNOTATION
+from karvdash_hub.core.settings import load_settings
+from karvdash_hub.namespaces import objects
+from karvdash_hub.services import templates as st
+from karvdash_hub.services.store import (
     FIELD_MANAGER,
     RECORD_PREFIX,
     InstanceError,
     InstanceStore,
     UserTemplateStore,
 )
-from karvdash_hub.labels import INSTANCE_LABEL, OWNER_LABEL, TEMPLATE_LABEL, VALUES_ANNOTATION
-from karvdash_hub.settings import load_settings
 from tests.kube.fixtures import new_api_client, wait_for
 
 pytestmark = [pytest.mark.kube, pytest.mark.integration]
@@ -490,7 +491,7 @@ def dashboard_kubeconfig(kube_cluster, sync_api, tmp_path_factory):
 
 @pytest.fixture
 async def dashboard_store(dashboard_kubeconfig, tmp_path):
-    from karvdash_hub.instances import api_client_from_environment
+    from karvdash_hub.services.store import api_client_from_environment
 
     async with await api_client_from_environment(str(dashboard_kubeconfig)) as api:
         yield InstanceStore(api, HUB_NAMESPACE, discovery_cache=str(tmp_path / "dashboard-discovery.json"))

@@ -7,8 +7,14 @@ import os
 
 import pytest
 
-from karvdash_hub.registry import RegistryAccess, RegistryClient, RegistryError, inspect_archive, registry_image_choices
-from karvdash_hub.settings import load_settings
+from karvdash_hub.core.settings import load_settings
+from karvdash_hub.images.registry import (
+    RegistryAccess,
+    RegistryClient,
+    RegistryError,
+    inspect_archive,
+    registry_image_choices,
+)
 from tests.registry.fixtures import docker_registry  # noqa: F401 - fixture
 from tests.registry.images import docker_save_archive
 

@@ -20,7 +20,7 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
-from karvdash_hub.ingressauth import COOKIE_NAME, DEACTIVATED_GROUP, USER_CACHE_SECONDS, HubUserLookup
+from karvdash_hub.services.ingressauth import COOKIE_NAME, DEACTIVATED_GROUP, USER_CACHE_SECONDS, HubUserLookup
 from tests.hubprocess import start_hub
 from tests.integration.dashboardsession import (
     PASSWORD,
@@ -258,8 +258,8 @@ def kube_hub(kube_cluster, tmp_path_factory):
 def test_new_service_flow_in_the_browser(page, kube_hub):
     from kubernetes import client as sync_client
 
-    from karvdash_hub import objects
-    from karvdash_hub.settings import load_settings
+    from karvdash_hub.core.settings import load_settings
+    from karvdash_hub.namespaces import objects
 
     hub, api = kube_hub
     ensure_user(hub, "hank")
@@ -332,8 +332,8 @@ def test_add_template_from_files_in_the_browser(page, kube_hub):
     flash messages; the Templates page then deletes it after confirmation."""
     from kubernetes import client as sync_client
 
-    from karvdash_hub import objects
-    from karvdash_hub.settings import load_settings
+    from karvdash_hub.core.settings import load_settings
+    from karvdash_hub.namespaces import objects
 
     hub, api = kube_hub
     ensure_user(hub, "iris")

@@ -25,9 +25,9 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from karvdash_hub import objects
-from karvdash_hub.namespaces import NamespaceNotOwned, UserNamespaces
-from karvdash_hub.settings import load_settings
+from karvdash_hub.core.settings import load_settings
+from karvdash_hub.namespaces import objects
+from karvdash_hub.namespaces.store import NamespaceNotOwned, UserNamespaces
 from tests.hubprocess import start_hub
 from tests.kube.cluster import LOCAL_PROCESS_LABEL
 from tests.kube.fixtures import wait_for

@@ -22,7 +22,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from karvdash_hub import labels
+from karvdash_hub.core import labels
 from tests.integration.test_chart_kube import install_crds, render_chart
 from tests.kube.cluster import free_port
 from tests.kube.fixtures import wait_for
@@ -58,7 +58,7 @@ class WebhookProcess:
 
     def start(self):
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "karvdash_webhook.server"], env=self.env,
+            self.proc = subprocess.Popen([sys.executable, "-m", "karvdash_hub.webhook.server"], env=self.env,
                                          stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         import ssl
         import urllib.request

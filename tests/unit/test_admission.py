@@ -13,7 +13,8 @@ import jsonpatch
 import pytest
 from traitlets.config import Config
 
-from karvdash_hub.admission import (
+from karvdash_hub.admission.hostpaths import HostPathPolicy
+from karvdash_hub.admission.rules import (
     POD_SPEC_PATHS,
     ReviewError,
     mount_patch,
@@ -25,9 +26,8 @@ from karvdash_hub.admission import (
     volume_refusals,
     wants_datasets,
 )
-from karvdash_hub.filedomains import FileDomains
-from karvdash_hub.hostpaths import HostPathPolicy
-from karvdash_hub.settings import load_settings
+from karvdash_hub.core.settings import load_settings
+from karvdash_hub.files.domains import FileDomains
 
 FIXTURES = Path(__file__).parent / "admission"
 WORKLOADS = ["deployment", "statefulset", "daemonset", "replicaset", "job", "cronjob"]

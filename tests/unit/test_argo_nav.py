@@ -12,9 +12,9 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PrefixLoader
 from jupyterhub._data import DATA_FILES_PATH
 from traitlets.config import Config
 
-from karvdash_dashboard.pages import PageRenderer, PageUser
-from karvdash_hub.hubconfig import argo_link, configure
-from karvdash_hub.settings import load_settings
+from karvdash_hub.core.settings import load_settings
+from karvdash_hub.dashboard.pages import PageRenderer, PageUser
+from karvdash_hub.hub.config import argo_link, configure
 
 ARGO = "https://argo.example.test/argo/"
 

@@ -20,8 +20,8 @@ import pytest
 import yaml
 from traitlets.config import Config
 
-from karvdash_hub import labels
-from karvdash_hub.settings import load_settings
+from karvdash_hub.core import labels
+from karvdash_hub.core.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "chart" / "karvdash-hub"
@@ -114,7 +114,7 @@ def test_values_schema_json_is_generated_from_the_yaml_and_the_settings():
     assert schema["additionalProperties"] is False
     karvdash = schema["properties"]["karvdash"]
     assert karvdash["additionalProperties"] is False
-    from karvdash_hub.settings import KarvdashConfig
+    from karvdash_hub.core.settings import KarvdashConfig
 
     settings = set(KarvdashConfig.class_own_traits(config=True))
     # every user-facing setting is a chart value, under the same name
@@ -215,7 +215,7 @@ def test_oauth_and_database_reach_the_hub_config(tmp_path):
     raw["karvdash"]["stateDir"] = str(tmp_path / "state")
     raw["karvdash"]["filesURL"] = f"file://{tmp_path}/files"
     path.write_text(yaml.safe_dump(raw))
-    from karvdash_hub.hubconfig import configure
+    from karvdash_hub.hub.config import configure
 
     c = Config()
     c.JupyterHub.db_url = "sqlite:///from-jupyterhub-config.sqlite"
@@ -315,7 +315,7 @@ def test_webhook_configurations_only_reach_user_namespaces(tmp_path):
     assert hook["failurePolicy"] == "Fail"
     assert hook["clientConfig"]["service"]["path"] == "/validate"
     covered = {(group, resource) for rule in hook["rules"] for group in rule["apiGroups"] for resource in rule["resources"]}
-    from karvdash_hub.admission import POD_SPEC_PATHS
+    from karvdash_hub.admission.rules import POD_SPEC_PATHS
 
     plural = {"Pod": "pods", "PodTemplate": "podtemplates", "ReplicationController": "replicationcontrollers"}
     for group, kind in POD_SPEC_PATHS:
@@ -388,7 +388,7 @@ def test_commands_exist_in_the_project(tmp_path):
     assert commands["kd-karvdash-hub-hub"] == ["karvdash-hub"]
     assert commands["kd-karvdash-hub-webhook"] == ["karvdash-webhook"]
     assert {"karvdash-hub", "karvdash-webhook"} <= scripts
-    assert commands["kd-karvdash-hub-dashboard"][:3] == ["python3", "-m", "karvdash_dashboard"]
+    assert commands["kd-karvdash-hub-dashboard"][:3] == ["python3", "-m", "karvdash_hub.dashboard"]
     assert (ROOT / "services" / "dashboard" / "__main__.py").exists()
     assert commands["kd-karvdash-hub-proxy"][0] == "configurable-http-proxy"
     assert "configurable-http-proxy" in json.loads((ROOT / "package.json").read_text())["dependencies"]
@@ -480,7 +480,7 @@ def test_dashboard_cluster_role_is_the_documented_one(tmp_path):
 def test_dashboard_holds_what_the_shipped_templates_roles_grant(tmp_path):
     # Kubernetes lets the dashboard create a Role only if it holds the Role's
     # permissions (it has no escalate): each shipped template's Roles must be covered
-    from karvdash_hub import servicetemplates as st
+    from karvdash_hub.services import templates as st
 
     catalogue, problems = st.file_catalogue(ROOT / "service_templates", tmp_path / "no-admin-templates")
     assert problems == []
@@ -560,7 +560,7 @@ def test_the_dashboard_is_the_hubs_external_service(tmp_path, monkeypatch):
     path = tmp_path / "hub-values.yaml"
     path.write_text(yaml.safe_dump(raw))
     monkeypatch.setenv("KARVDASH_VALUES", str(path))
-    from karvdash_hub.hubconfig import configure
+    from karvdash_hub.hub.config import configure
 
     c = Config()
     configure(c)
@@ -572,7 +572,7 @@ def test_the_dashboard_is_the_hubs_external_service(tmp_path, monkeypatch):
     # the dashboard's container: its command-line and the environment the hub gives its own services
     dashboard = find(objects, "Deployment", "kd-karvdash-hub-dashboard")["spec"]["template"]["spec"]
     [container] = dashboard["containers"]
-    assert container["command"] == ["python3", "-m", "karvdash_dashboard", "--ip", "0.0.0.0", "--port", "8080"]
+    assert container["command"] == ["python3", "-m", "karvdash_hub.dashboard", "--ip", "0.0.0.0", "--port", "8080"]
     assert container["ports"] == [{"name": "http", "containerPort": 8080}]
     service_port = find(objects, "Service", "kd-karvdash-hub-dashboard")["spec"]["ports"]
     assert service_port == [{"name": "http", "port": 8080, "targetPort": "http"}]
@@ -588,11 +588,11 @@ def test_the_dashboard_is_the_hubs_external_service(tmp_path, monkeypatch):
     assert env["JUPYTERHUB_SERVICE_PREFIX"] == "/services/karvdash/"
     assert env["JUPYTERHUB_OAUTH_CALLBACK_URL"] == env["JUPYTERHUB_SERVICE_PREFIX"] + "oauth_callback"
     assert json.loads(env["JUPYTERHUB_OAUTH_ACCESS_SCOPES"]) == ["access:services!service=karvdash"]
-    from karvdash_dashboard.context import HubEnvironment
+    from karvdash_hub.dashboard.context import HubEnvironment
 
     hub = HubEnvironment.from_environ(env)
     assert (hub.service_prefix, hub.api_url, hub.base_url) == ("/services/karvdash/", env["JUPYTERHUB_API_URL"], "/")
     # the options the chart passes are the dashboard's own
-    help_text = subprocess.run([sys.executable, "-m", "karvdash_dashboard", "--help"], capture_output=True,
+    help_text = subprocess.run([sys.executable, "-m", "karvdash_hub.dashboard", "--help"], capture_output=True,
                                text=True, timeout=60, check=True).stdout
     assert "--ip IP" in help_text and "--port PORT" in help_text and "--debug" in help_text

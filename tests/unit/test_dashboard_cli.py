@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from karvdash_hub.cli import connection, main
-from karvdash_hub.cli.connection import ConnectionProblem, find_connection
 from karvdash_hub.cli.client import APIProblem
 from karvdash_hub.cli.commands import UsageProblem
+from karvdash_hub.cli.connection import ConnectionProblem, find_connection
 from karvdash_hub.cli.filecommands import split_remote
 
 

@@ -6,9 +6,9 @@ import sys
 
 from traitlets.config import Config
 
-from karvdash_dashboard import hubservice
-from karvdash_dashboard.scopes import custom_scopes, user_scopes
-from karvdash_hub.settings import load_settings
+from karvdash_hub.core.scopes import custom_scopes, user_scopes
+from karvdash_hub.core.settings import load_settings
+from karvdash_hub.hub import service as hubservice
 
 FILE_SCOPES = ["custom:karvdash:files:read", "custom:karvdash:files:write"]
 
@@ -40,7 +40,7 @@ def test_local_service_is_started_by_the_hub_with_the_same_settings(tmp_path):
     spec = hubservice.service_spec(settings, environ)
     assert spec["name"] == "karvdash"
     assert spec["url"].startswith("http://127.0.0.1:")
-    assert spec["command"] == [sys.executable, "-m", "karvdash_dashboard"]
+    assert spec["command"] == [sys.executable, "-m", "karvdash_hub.dashboard"]
     assert spec["oauth_no_confirm"] is True
     assert spec["oauth_client_allowed_scopes"] == sorted(custom_scopes())
     env = spec["environment"]

@@ -12,11 +12,12 @@ from types import SimpleNamespace
 import pytest
 from tornado import web
 
-from karvdash_dashboard import app, docs, openapi, transfers
-from karvdash_dashboard.pages import PageRenderer, tojson_script
-from karvdash_hub.filedomains import FileDomains
-from karvdash_hub.files import DomainFolder
-from karvdash_hub.settings import load_settings
+from karvdash_hub.core.settings import load_settings
+from karvdash_hub.dashboard import app, docs, openapi
+from karvdash_hub.dashboard import transferpages as transfers
+from karvdash_hub.dashboard.pages import PageRenderer, tojson_script
+from karvdash_hub.files.domains import FileDomains
+from karvdash_hub.files.operations import DomainFolder
 
 
 @pytest.fixture
@@ -90,7 +91,7 @@ def test_doc_pages_exist_and_render(tmp_path):
 
 
 def test_the_user_guide_and_api_reference_have_a_section_per_feature():
-    from karvdash_dashboard.scopes import FEATURES
+    from karvdash_hub.core.scopes import FEATURES
 
     guide, api = (docs.DOCS_DIR / "user-guide.md").read_text(), (docs.DOCS_DIR / "api.md").read_text()
     for feature in FEATURES:

@@ -6,7 +6,7 @@ import base64
 import pytest
 import yaml
 
-from karvdash_hub import datasets as ds
+from karvdash_hub.datasets import model as ds
 
 S3_REMOTE = {
     "type": "s3-remote",

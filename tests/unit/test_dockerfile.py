@@ -91,7 +91,7 @@ def test_copied_files_exist_and_reach_the_build_context():
             if any(w.startswith("--from=") for w in words):
                 continue
             sources += [w for w in words[:-1] if not w.startswith("--")]
-    assert {"package.json", "package-lock.json", "setup.cfg", "karvdash_hub", "services", "webhook",
+    assert {"package.json", "package-lock.json", "setup.cfg", "karvdash_hub",
             "jupyterhub_config.py", "spawner_profiles", "service_templates"} <= set(sources)
     for source in sources:
         assert (ROOT / source).exists(), f"COPY {source}: not in the repository"
@@ -150,7 +150,7 @@ def apt_packages(steps: list[tuple[str, str]]) -> dict[str, str]:
 
 
 def test_skopeo_is_in_the_image_the_registry_code_runs():
-    from karvdash_hub.registry import ArchiveInfo, RegistryAccess, skopeo_command
+    from karvdash_hub.images.registry import ArchiveInfo, RegistryAccess, skopeo_command
 
     packages = apt_packages(final_stage())
     assert set(packages) == {"skopeo"}

@@ -1,4 +1,4 @@
-"""Path safety and file operations of karvdash_hub.files, on real folders."""
+"""Path safety and file operations of karvdash_hub.files.operations, on real folders."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from karvdash_hub import files
-from karvdash_hub.filedomains import FileDomains
-from karvdash_hub.files import BadPath, Conflict, DomainFolder, NotFound, OutsideDomain, clean_relative_path
+from karvdash_hub.files import operations as files
+from karvdash_hub.files.domains import FileDomains
+from karvdash_hub.files.operations import BadPath, Conflict, DomainFolder, NotFound, OutsideDomain, clean_relative_path
 
 
 @pytest.fixture

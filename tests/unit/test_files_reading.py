@@ -8,9 +8,9 @@ from pathlib import PurePosixPath
 
 import pytest
 
-from karvdash_dashboard.files import open_for_reading
-from karvdash_hub.filedomains import FileDomains
-from karvdash_hub.files import BadPath, DomainFolder, NotFound, OutsideDomain
+from karvdash_hub.dashboard.filepages import open_for_reading
+from karvdash_hub.files.domains import FileDomains
+from karvdash_hub.files.operations import BadPath, DomainFolder, NotFound, OutsideDomain
 
 
 @pytest.fixture

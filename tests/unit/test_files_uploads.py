@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from karvdash_dashboard.uploads import UploadStore
-from karvdash_hub.files import NotFound
+from karvdash_hub.files.operations import NotFound
+from karvdash_hub.files.uploads import UploadStore
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import os
 import pytest
 from traitlets.config import Config
 
-from karvdash_hub.hubconfig import configure
+from karvdash_hub.hub.config import configure
 
 
 @pytest.fixture

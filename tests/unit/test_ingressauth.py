@@ -7,7 +7,7 @@ import time
 import pytest
 from tornado.web import create_signed_value
 
-from karvdash_hub import ingressauth as ia
+from karvdash_hub.services import ingressauth as ia
 
 SECRET = b"s" * 32
 USERS = {

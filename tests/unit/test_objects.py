@@ -11,8 +11,8 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 
-from karvdash_hub import objects
-from karvdash_hub.settings import load_settings
+from karvdash_hub.core.settings import load_settings
+from karvdash_hub.namespaces import objects
 
 GOLDEN = Path(__file__).parent / "golden" / "spawner"
 KUBERNETES_VERSION = "1.34"

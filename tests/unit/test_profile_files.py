@@ -6,11 +6,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from karvdash_hub import deployment
-from karvdash_hub.localspawner import KarvdashLocalSpawner
-from karvdash_hub.paths import SHIPPED_PROFILES_DIR
-from karvdash_hub.profiles import ProfileError, UserOptionsError, load_profiles, options_from_form, select
-from karvdash_hub.settings import load_settings
+from karvdash_hub.core.paths import SHIPPED_PROFILES_DIR
+from karvdash_hub.core.settings import load_settings
+from karvdash_hub.hub import deployment
+from karvdash_hub.hub.localspawner import KarvdashLocalSpawner
+from karvdash_hub.hub.profiles import ProfileError, UserOptionsError, load_profiles, options_from_form, select
 
 
 def shipped():
@@ -157,7 +157,7 @@ async def test_local_spawner_refuses_kubernetes_profiles(local_spawner):
 
 
 def test_kubernetes_mode_refuses_unknown_override_traits_at_start(tmp_path, monkeypatch):
-    from karvdash_hub.profiles import ProfileError
+    from karvdash_hub.hub.profiles import ProfileError
 
     (tmp_path / "profiles").mkdir()
     (tmp_path / "profiles" / "typo.yaml").write_text(

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from karvdash_hub.paths import SHIPPED_PROFILES_DIR
-from karvdash_hub.profiles import ProfileError, load_profiles, select
+from karvdash_hub.core.paths import SHIPPED_PROFILES_DIR
+from karvdash_hub.hub.profiles import ProfileError, load_profiles, select
 
 GOOD_IMAGES = [
     "quay.io/jupyter/scipy-notebook:python-3.12",

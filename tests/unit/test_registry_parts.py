@@ -7,8 +7,8 @@ import tarfile
 
 import pytest
 
-from karvdash_hub import registry as reg
-from karvdash_hub.settings import load_settings
+from karvdash_hub.core.settings import load_settings
+from karvdash_hub.images import registry as reg
 from tests.kube.pki import CertificateAuthority
 from tests.registry.images import docker_save_archive
 

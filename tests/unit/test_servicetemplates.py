@@ -15,8 +15,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from karvdash_hub import servicetemplates as st
-from karvdash_hub.labels import (
+from karvdash_hub.core.labels import (
     DATASETS_LABEL,
     INSTANCE_LABEL,
     MANAGED_BY_LABEL,
@@ -24,6 +23,7 @@ from karvdash_hub.labels import (
     TEMPLATE_LABEL,
     VALUES_ANNOTATION,
 )
+from karvdash_hub.services import templates as st
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "service_templates"

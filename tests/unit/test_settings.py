@@ -7,7 +7,7 @@ import stat
 import pytest
 from traitlets.config import Config
 
-from karvdash_hub.settings import KarvdashConfig, SettingsError, env_names, load_settings
+from karvdash_hub.core.settings import KarvdashConfig, SettingsError, env_names, load_settings
 
 
 def load(**env):
@@ -177,14 +177,14 @@ def test_registry_certificate_from_file(tmp_path):
 
 
 def test_nfs_files_url_parts():
-    from karvdash_hub.settings import parse_files_url
+    from karvdash_hub.core.settings import parse_files_url
 
     assert parse_files_url("nfs://files.example.org/export/k/") == ("nfs", "files.example.org", "/export/k")
     assert parse_files_url("file:///mnt/nfs") == ("file", "", "/mnt/nfs")
 
 
 def test_generated_admin_password_is_private_and_stable(tmp_path):
-    from karvdash_hub.auth import admin_password
+    from karvdash_hub.hub.auth import admin_password
 
     settings = load(STATE_DIR=str(tmp_path))
     password, path, generated = admin_password(settings)
@@ -199,7 +199,7 @@ def test_generated_admin_password_is_private_and_stable(tmp_path):
 def test_usernames_with_a_trailing_newline_are_refused():
     import re
 
-    from karvdash_hub.settings import USERNAME_PATTERN
+    from karvdash_hub.core.settings import USERNAME_PATTERN
 
     assert re.match(USERNAME_PATTERN, "alice")
     assert not re.match(USERNAME_PATTERN, "alice\n")

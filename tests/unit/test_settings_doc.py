@@ -2,14 +2,14 @@
 
 from pathlib import Path
 
-from karvdash_hub import settingsdoc
-from karvdash_hub.settings import KarvdashConfig
+from karvdash_hub.core import settingsdoc
+from karvdash_hub.core.settings import KarvdashConfig
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "settings.md"
 
 
 def test_settings_reference_is_current():
-    assert DOC.read_text() == settingsdoc.render(), "run: python -m karvdash_hub.settingsdoc > docs/settings.md"
+    assert DOC.read_text() == settingsdoc.render(), "run: python -m karvdash_hub.core.settingsdoc > docs/settings.md"
 
 
 def test_every_setting_is_documented():

@@ -18,16 +18,16 @@ from kubespawner import KubeSpawner
 from tornado.web import HTTPError
 from traitlets.config import Config
 
-from karvdash_hub.paths import SHIPPED_PROFILES_DIR
-from karvdash_hub.profiles import load_profiles
-from karvdash_hub.settings import load_settings
-from karvdash_hub.spawner import (
+from karvdash_hub.core.paths import SHIPPED_PROFILES_DIR
+from karvdash_hub.core.settings import load_settings
+from karvdash_hub.hub.profiles import load_profiles
+from karvdash_hub.hub.spawner import (
     NAMESPACE_TOKEN_NOTE,
     KarvdashSpawner,
     merge_override,
     namespace_token_scopes,
 )
-from karvdash_hub.spawnfailures import SpawnFailure
+from karvdash_hub.hub.spawnfailures import SpawnFailure
 from tests.unit.test_objects import golden, k8s_valid
 
 PROFILES = ["jupyter", "jupyter-gpu", "zeppelin", "zeppelin-gpu", "argo"]
@@ -362,8 +362,8 @@ def test_namespace_token_is_reused_while_valid():
     spawner.user.new_api_token = lambda **kw: tokens.setdefault("new", kw) and "fresh-token"
     held = {"custom:karvdash:files:read", "servers"}
     with (
-        mock.patch("karvdash_hub.spawner.get_scopes_for", return_value=held),
-        mock.patch("karvdash_hub.spawner.orm.APIToken.find", return_value=existing),
+        mock.patch("karvdash_hub.hub.spawner.get_scopes_for", return_value=held),
+        mock.patch("karvdash_hub.hub.spawner.orm.APIToken.find", return_value=existing),
     ):
         assert spawner.namespace_token("old-token") == "old-token"
         spawner.user.db.delete.assert_not_called()

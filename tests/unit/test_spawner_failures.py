@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from karvdash_hub.spawnfailures import SpawnFailure, api_error_message, api_failure, pod_failure
+from karvdash_hub.hub.spawnfailures import SpawnFailure, api_error_message, api_failure, pod_failure
 
 
 def waiting(reason, message="", image="example.test/lab:1", init=False):

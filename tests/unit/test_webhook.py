@@ -20,13 +20,14 @@ from tornado import httpserver, netutil
 from tornado.httpclient import AsyncHTTPClient
 from traitlets.config import Config
 
-from karvdash_hub.settings import SettingsError, load_settings
-from karvdash_webhook import server as webhook_server
-from karvdash_webhook.clusterlookup import ClusterUnavailable
-from karvdash_webhook.reviews import Reviewer
-from karvdash_webhook.server import ServingCertificate, check_tls_settings, make_app
+from karvdash_hub.core.settings import SettingsError, load_settings
+from karvdash_hub.webhook import server as webhook_server
+from karvdash_hub.webhook.clusterlookup import ClusterUnavailable
+from karvdash_hub.webhook.reviews import Reviewer
+from karvdash_hub.webhook.server import ServingCertificate, check_tls_settings, make_app
 from tests.kube.pki import CertificateAuthority
 from tests.unit.test_admission import WORKLOADS, review, with_volumes
+
 
 class TableLookup:
     """Owners and datasets from dicts; counts calls; can play an unreachable API."""

@@ -1,0 +1,172 @@
+"""The dashboard's Tornado application.
+
+Routes come from feature modules: each defines ``handlers(context)``
+returning ``(pattern, handler)`` pairs with patterns relative to the
+service prefix (every handler is given the context), and may define
+``openapi(context)`` returning its part of the API document. A new feature
+(services, templates, datasets, images) is one module and one line in
+:data:`FEATURE_MODULES`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import importlib
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler
+from jupyterhub.utils import url_path_join
+from tornado import web
+from tornado.ioloop import PeriodicCallback
+from tornado.log import enable_pretty_logging
+
+from karvdash_hub.core.settings import SettingsError, load_settings
+from karvdash_hub.files.domains import UPLOADS, FileDomains
+from karvdash_hub.files.operations import TRASH_PREFIX, delete_quietly, trash_folder
+from karvdash_hub.files.uploads import UploadStore
+
+from .context import DashboardContext, HubEnvironment
+from .handlers import PageHandler
+from .kubeaccess import close_kube_client
+from .pages import PageRenderer
+
+FEATURE_MODULES = [
+    "karvdash_hub.dashboard.filepages",
+    "karvdash_hub.dashboard.servicepages",
+    "karvdash_hub.dashboard.templatepages",
+    "karvdash_hub.dashboard.datasetpages",
+    "karvdash_hub.dashboard.imagepages",
+    "karvdash_hub.dashboard.docs",
+    "karvdash_hub.dashboard.apiindex",
+]
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+MAX_REQUEST_BODY = 256 * 1024 * 1024
+log = logging.getLogger("karvdash.dashboard")
+
+
+def feature_modules(names: list[str] = FEATURE_MODULES) -> list:
+    return [importlib.import_module(name) for name in names]
+
+
+def make_context(settings, hub: HubEnvironment) -> DashboardContext:
+    domains = FileDomains.from_settings(settings)
+    domains.ensure_folders()
+    hub_auth = HubOAuth(api_url=hub.api_url, api_token=hub.api_token, base_url=hub.service_prefix, cache_max_age=60)
+    return DashboardContext(
+        settings=settings,
+        hub=hub,
+        hub_auth=hub_auth,
+        domains=domains,
+        pages=PageRenderer(settings, base_url=hub.base_url, hub_prefix=hub.hub_prefix),
+        uploads=UploadStore(domains.local_path(UPLOADS) / "staged", expiry=settings.uploadExpiry),
+    )
+
+
+class OAuthCallbackHandler(HubOAuthCallbackHandler):
+    """The end of the hub's OAuth login, with the same OAuth client (and its
+    pending login states) as every other handler."""
+
+    def initialize(self, context: DashboardContext):
+        self.hub_auth = context.hub_auth
+
+
+class HomeHandler(PageHandler):
+    def get(self):
+        self.redirect(self.context.url("files/private/"))
+
+
+def make_app(context: DashboardContext, modules: list | None = None) -> web.Application:
+    modules = feature_modules() if modules is None else modules
+    prefix = context.prefix
+    routes = [
+        (prefix, HomeHandler, {"context": context}),
+        (url_path_join(prefix, "oauth_callback"), OAuthCallbackHandler, {"context": context}),
+    ]
+    for module in modules:
+        for pattern, handler in module.handlers(context):
+            routes.append((url_path_join(prefix, pattern) + "$", handler, {"context": context}))
+    context.extras["modules"] = modules
+    return web.Application(
+        routes,
+        # one secret for every replica, stable across restarts, known only to hub and dashboard
+        cookie_secret=hmac.new(context.hub.api_token.encode(), b"karvdash-dashboard-cookies", hashlib.sha256).digest(),
+        static_path=str(STATIC_DIR),
+        static_url_prefix=url_path_join(prefix, "static/"),
+        login_url=context.hub_auth.login_url,
+        # xsrf is checked by the hub's OAuth mixin, which knows token requests need none
+        xsrf_cookies=False,
+        compress_response=False,
+    )
+
+
+def clean_up(context: DashboardContext) -> None:
+    """Remove expired uploads and replaced folders left by a crash (blocking)."""
+    removed = context.uploads.expire()
+    if removed:
+        log.info("removed %d expired uploads", len(removed))
+    trash = trash_folder(context.domains)
+    now = time.time()
+    for entry in os.scandir(trash):
+        if entry.name.startswith(TRASH_PREFIX) and now - entry.stat(follow_symlinks=False).st_mtime > context.uploads.expiry:
+            delete_quietly(Path(entry.path))
+
+
+def listen_address(service_url: str, ip: str | None, port: int | None) -> tuple[str, int]:
+    parts = urlsplit(service_url)
+    return ip or parts.hostname or "127.0.0.1", port or parts.port or 8080
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="karvdash-dashboard",
+        description="The karvdash dashboard service. Settings come from $KARVDASH_VALUES and KARVDASH_* "
+        "variables, the hub connection from the JUPYTERHUB_* variables the hub sets for its services.",
+    )
+    parser.add_argument("--ip", help="address to listen on (default: the host of $JUPYTERHUB_SERVICE_URL)")
+    parser.add_argument("--port", type=int, help="port to listen on (default: the port of $JUPYTERHUB_SERVICE_URL)")
+    parser.add_argument("--debug", action="store_true", help="log debug messages")
+    args = parser.parse_args(argv)
+
+    enable_pretty_logging()
+    logging.getLogger().setLevel(logging.DEBUG if args.debug else logging.INFO)
+    try:
+        settings = load_settings()
+    except SettingsError as error:
+        raise SystemExit(f"karvdash-dashboard: {error}") from None
+    hub = HubEnvironment.from_environ()
+    context = make_context(settings, hub)
+    ip, port = listen_address(hub.service_url, args.ip, args.port)
+    asyncio.run(serve(context, ip, port))
+
+
+async def serve(context: DashboardContext, ip: str, port: int) -> None:
+    app = make_app(context)
+    # bodies arrive in 1 MiB pieces (not tornado's 64 KiB): fewer Python calls per upload
+    server = app.listen(
+        port, address=ip, xheaders=True, max_body_size=MAX_REQUEST_BODY, chunk_size=1024 * 1024, max_buffer_size=MAX_REQUEST_BODY
+    )
+    log.info("karvdash dashboard at http://%s:%d%s", ip, port, context.prefix)
+    loop = asyncio.get_running_loop()
+
+    async def periodic_clean_up():
+        await loop.run_in_executor(None, clean_up, context)
+
+    cleaner = PeriodicCallback(periodic_clean_up, min(context.uploads.expiry / 4, 3600) * 1000)
+    cleaner.start()
+    loop.create_task(periodic_clean_up())
+    stopping = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    await stopping.wait()
+    cleaner.stop()
+    server.stop()
+    await close_kube_client(context)
+    log.info("karvdash dashboard stopped")

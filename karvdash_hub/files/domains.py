@@ -1,0 +1,128 @@
+"""File domains: where each user's files live, as folders and as pod volumes.
+
+One model serves three consumers: the spawner (volumes of user servers), the
+admission webhook (volumes of every pod in a user namespace, and which host
+paths are allowed) and the dashboard (the folders it browses). Inside the root
+of ``filesURL``:
+
+- ``private/<user>``: the user's own files, mounted at ``/private``;
+- ``shared``: everyone's, mounted at ``/shared``;
+- ``uploads``: the dashboard's staging area, never mounted in user pods.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from karvdash_hub.core.settings import KarvdashConfig, parse_files_url
+
+PRIVATE = "private"
+SHARED = "shared"
+UPLOADS = "uploads"
+
+# Domains a person sees (dashboard) and a pod mounts, with their mount points.
+MOUNTED_DOMAINS = {PRIVATE: "/private", SHARED: "/shared"}
+VOLUME_PREFIX = "karvdash-"
+
+
+@dataclass(frozen=True)
+class FileDomains:
+    """The file domains of one deployment.
+
+    ``scheme``/``server``/``export_path`` say where the files are for the
+    cluster (host path or NFS export); ``root`` says where this process sees
+    them.
+    """
+
+    scheme: str
+    server: str
+    export_path: str
+    root: Path
+
+    @classmethod
+    def from_settings(cls, settings: KarvdashConfig) -> FileDomains:
+        scheme, server, path = parse_files_url(settings.files_url)
+        return cls(scheme=scheme, server=server, export_path=path, root=settings.files_root)
+
+    # --- folders, as this process sees them -------------------------------------
+
+    def relative_path(self, domain: str, username: str | None = None) -> PurePosixPath:
+        if domain == PRIVATE:
+            if not username:
+                raise ValueError("the private domain belongs to a user")
+            return PurePosixPath(PRIVATE, username)
+        if domain in (SHARED, UPLOADS):
+            return PurePosixPath(domain)
+        raise ValueError(f"unknown file domain {domain!r}")
+
+    def local_path(self, domain: str, username: str | None = None) -> Path:
+        return self.root / self.relative_path(domain, username)
+
+    def ensure_folders(self, username: str | None = None) -> None:
+        """Create the shared folders and, given a user, that user's private folder."""
+        for domain in (SHARED, UPLOADS):
+            self.local_path(domain).mkdir(parents=True, exist_ok=True)
+        # uploads hold other users' partial files: only the hub's account reads them
+        os.chmod(self.local_path(UPLOADS), 0o700)
+        if username:
+            self.local_path(PRIVATE, username).mkdir(parents=True, exist_ok=True)
+
+    def delete_private(self, username: str) -> bool:
+        """Delete the private folder of a deleted user; False if there was none.
+        Blocking (a whole tree): call it in an executor."""
+        folder = self.local_path(PRIVATE, username)
+        # a user name is one path component; refuse anything that is not
+        if folder.parent != self.root / PRIVATE or folder.name != username or folder.is_symlink():
+            raise ValueError(f"refusing to delete {folder}")
+        if not folder.exists():
+            return False
+        shutil.rmtree(folder)
+        return True
+
+    # --- folders, as nodes see them ------------------------------------------------
+
+    def node_path(self, domain: str, username: str | None = None) -> str:
+        """The domain's path on a node (file://) or on the NFS server (nfs://)."""
+        return str(PurePosixPath(self.export_path) / self.relative_path(domain, username))
+
+    # --- pod volumes ------------------------------------------------------------------
+
+    def volume_name(self, domain: str) -> str:
+        return VOLUME_PREFIX + domain
+
+    def volumes(self, username: str) -> list[dict]:
+        """Volumes giving a pod of ``username`` its mounted file domains."""
+        volumes = []
+        for domain in MOUNTED_DOMAINS:
+            path = self.node_path(domain, username if domain == PRIVATE else None)
+            if self.scheme == "file":
+                source = {"hostPath": {"path": path, "type": "DirectoryOrCreate"}}
+            else:
+                source = {"nfs": {"server": self.server, "path": path}}
+            volumes.append({"name": self.volume_name(domain), **source})
+        return volumes
+
+    def volume_mounts(self) -> list[dict]:
+        return [
+            {"name": self.volume_name(domain), "mountPath": mount_path}
+            for domain, mount_path in MOUNTED_DOMAINS.items()
+        ]
+
+    def allowed_host_paths(self, username: str, extra: list[str] = ()) -> list[str]:
+        """Host paths a pod of ``username`` may mount: its own private folder,
+        the shared folder and the extra allowed folders (file:// only)."""
+        allowed = list(extra)
+        if self.scheme == "file":
+            allowed += [self.node_path(PRIVATE, username), self.node_path(SHARED)]
+        return [os.path.normpath(p) for p in allowed]
+
+
+def is_path_within(path: str, folder: str) -> bool:
+    """Whether ``path`` is ``folder`` or inside it, comparing normalised path
+    components (``/data2`` is not inside ``/data``)."""
+    path_parts = PurePosixPath(os.path.normpath(path)).parts
+    folder_parts = PurePosixPath(os.path.normpath(folder)).parts
+    return path_parts[: len(folder_parts)] == folder_parts

@@ -1,0 +1,414 @@
+"""Safe paths inside a file domain, and the operations people do on them.
+
+Every path a person sends (in a URL, a form or a JSON body) goes through
+:func:`clean_relative_path` and :meth:`DomainFolder.resolve` before anything
+touches the disk: the path must be relative, without ``.``/``..`` parts,
+NUL or control characters, backslashes, encoded separators or over-long
+names, and after following symlinks it must still be inside the domain.
+
+The operations here are plain blocking functions on local folders; the
+dashboard runs them in an executor so its event loop never waits on a disk.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import os
+import re
+import secrets
+import shutil
+import stat
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from .domains import PRIVATE, SHARED, UPLOADS, FileDomains, is_path_within
+
+# Domains a person browses; ``uploads`` is the dashboard's own.
+BROWSABLE_DOMAINS = (PRIVATE, SHARED)
+DOMAIN_TITLES = {PRIVATE: "Private", SHARED: "Shared"}
+
+# Linux limits (NAME_MAX, PATH_MAX), counted in UTF-8 bytes.
+MAX_NAME_BYTES = 255
+MAX_PATH_BYTES = 4096
+# Separators, dots and NUL that arrive still percent-encoded mean a client
+# encoded twice: refuse them rather than create a file named "%2e%2e".
+ENCODED_RESIDUE = re.compile(r"%(2e|2f|5c|00)", re.IGNORECASE)
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+TRASH_PREFIX = ".trash-"
+
+
+class FileError(Exception):
+    """A file operation was refused; ``status`` is the HTTP status to answer."""
+
+    status = 400
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class BadPath(FileError):
+    status = 400
+
+
+class OutsideDomain(FileError):
+    status = 403
+
+
+class NotFound(FileError):
+    status = 404
+
+
+class Conflict(FileError):
+    status = 409
+
+
+def clean_relative_path(path: str) -> PurePosixPath:
+    """Check a path inside a domain as a person sent it (already URL-decoded
+    once) and return it as parts; ``""`` is the domain's top folder."""
+    if not isinstance(path, str):
+        raise BadPath("a path must be text")
+    if "\0" in path:
+        raise BadPath("a path cannot contain a NUL character")
+    if CONTROL_CHARACTERS.search(path):
+        raise BadPath("a path cannot contain control characters")
+    if "\\" in path:
+        raise BadPath("a path cannot contain a backslash")
+    if ENCODED_RESIDUE.search(path):
+        raise BadPath("a path cannot contain encoded dots, slashes or NUL (%2e, %2f, %5c, %00)")
+    if path.startswith("/"):
+        raise BadPath("a path inside a domain must be relative (no leading /)")
+    if len(path.encode("utf-8", "surrogateescape")) > MAX_PATH_BYTES:
+        raise BadPath(f"a path cannot be longer than {MAX_PATH_BYTES} bytes")
+    parts = [part for part in path.split("/") if part]
+    for part in parts:
+        check_name(part)
+    return PurePosixPath(*parts)
+
+
+def check_name(name: str) -> str:
+    """Check one file or folder name (no separators)."""
+    if not name:
+        raise BadPath("a name cannot be empty")
+    if name in (".", ".."):
+        raise BadPath("a path cannot contain . or .. parts")
+    if "/" in name or "\\" in name:
+        raise BadPath("a name cannot contain / or \\")
+    if "\0" in name or CONTROL_CHARACTERS.search(name):
+        raise BadPath("a name cannot contain NUL or control characters")
+    if ENCODED_RESIDUE.search(name):
+        raise BadPath("a name cannot contain encoded dots, slashes or NUL (%2e, %2f, %5c, %00)")
+    if len(name.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
+        raise BadPath(f"a name cannot be longer than {MAX_NAME_BYTES} bytes")
+    return name
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One row of a folder listing."""
+
+    name: str
+    type: str  # "file", "folder" or "link" (a symlink leading out of the domain or nowhere)
+    size: int
+    modified: float
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "type": self.type, "size": self.size, "modified": self.modified}
+
+
+@dataclass(frozen=True)
+class DomainFolder:
+    """The top folder of one domain as seen by one user (``owner`` is whose
+    private folder it is; ``None`` for the shared domain)."""
+
+    domain: str
+    owner: str | None
+    root: Path
+
+    @classmethod
+    def for_user(cls, domains: FileDomains, domain: str, username: str) -> DomainFolder:
+        if domain not in BROWSABLE_DOMAINS:
+            raise NotFound(f"no file domain {domain!r}; domains are {', '.join(BROWSABLE_DOMAINS)}")
+        owner = username if domain == PRIVATE else None
+        if owner is not None:
+            # the name becomes a folder: an OAuth user name must not be a path
+            try:
+                check_name(owner)
+            except BadPath:
+                raise OutsideDomain(f"the user name {owner!r} cannot name a private folder") from None
+        root = domains.local_path(domain, owner)
+        root.mkdir(parents=True, exist_ok=True)
+        return cls(domain=domain, owner=owner, root=Path(os.path.realpath(root)))
+
+    def locate(self, path: str | PurePosixPath) -> Path:
+        """Where ``path`` is, for changing it: every folder on the way has its
+        symlinks followed and must stay inside the domain; the last part is
+        not followed (deleting or moving a link acts on the link)."""
+        relative = path if isinstance(path, PurePosixPath) else clean_relative_path(path)
+        if not relative.parts:
+            return self.root
+        parent = os.path.realpath(self.root / relative.parent)
+        if not is_path_within(parent, str(self.root)):
+            raise OutsideDomain(f"{self.display(relative)} leads outside the {self.domain} domain")
+        return Path(parent) / relative.name
+
+    def resolve(self, path: str | PurePosixPath) -> Path:
+        """Where ``path`` really is, for reading it: every symlink followed,
+        and the result must still be inside the domain."""
+        location = self.locate(path)
+        real = os.path.realpath(location)
+        if not is_path_within(real, str(self.root)):
+            raise OutsideDomain(f"{self.display(self.relative(location))} leads outside the {self.domain} domain")
+        return Path(real)
+
+    def relative(self, location: Path) -> PurePosixPath:
+        return PurePosixPath(os.path.relpath(location, self.root)) if location != self.root else PurePosixPath()
+
+    def display(self, relative: PurePosixPath | str) -> str:
+        text = str(relative)
+        return f"{self.domain}/{text}" if text not in ("", ".") else f"{self.domain}/"
+
+
+# --- reading -------------------------------------------------------------------------
+
+
+def entry_for(folder: DomainFolder, path: Path, name: str | None = None) -> Entry:
+    """The listing row of ``path`` (not following a symlink out of the domain)."""
+    name = name if name is not None else (path.name or folder.domain)
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        raise NotFound(f"{name} does not exist") from None
+    if stat.S_ISLNK(info.st_mode):
+        real = os.path.realpath(path)
+        if not is_path_within(real, str(folder.root)) or not os.path.exists(real):
+            return Entry(name, "link", 0, info.st_mtime)
+        info = os.stat(real)
+    kind = "folder" if stat.S_ISDIR(info.st_mode) else "file"
+    return Entry(name, kind, info.st_size if kind == "file" else 0, info.st_mtime)
+
+
+def list_folder(folder: DomainFolder, path: Path) -> list[Entry]:
+    """Rows of a folder, folders first, then by name."""
+    if not path.exists():
+        raise NotFound(f"{folder.display(folder.relative(path))} does not exist")
+    if not path.is_dir():
+        raise BadPath(f"{folder.display(folder.relative(path))} is not a folder")
+    entries = []
+    with os.scandir(path) as scan:
+        for item in scan:
+            if item.name.startswith(TRASH_PREFIX):
+                continue
+            try:
+                entries.append(_scan_entry(folder, item))
+            except FileNotFoundError:
+                continue  # removed while listing
+    entries.sort(key=lambda e: (e.type != "folder", e.name))
+    return entries
+
+
+def _scan_entry(folder: DomainFolder, item: os.DirEntry) -> Entry:
+    if item.is_symlink():
+        return entry_for(folder, Path(item.path), item.name)
+    info = item.stat(follow_symlinks=False)
+    if stat.S_ISDIR(info.st_mode):
+        return Entry(item.name, "folder", 0, info.st_mtime)
+    return Entry(item.name, "file", info.st_size, info.st_mtime)
+
+
+def walk_files(folder: DomainFolder, top: Path):
+    """(real path, name relative to ``top``) of every file below ``top``, and
+    (None, "name/") for empty folders, for a folder download. Links to
+    folders are not followed (no loops); links to files outside the domain
+    are left out."""
+    for current, dirs, files in os.walk(top, followlinks=False):
+        current_path = Path(current)
+        dirs[:] = sorted(name for name in dirs if not (current_path / name).is_symlink())
+        for name in sorted(files):
+            candidate = current_path / name
+            real = os.path.realpath(candidate)
+            if not is_path_within(real, str(folder.root)) or not os.path.isfile(real):
+                continue
+            yield Path(real), str(candidate.relative_to(top))
+        if not files and not dirs and current_path != top:
+            yield None, str(current_path.relative_to(top)) + "/"
+
+
+# --- changing ------------------------------------------------------------------------
+
+
+def make_folder(folder: DomainFolder, path: Path) -> Entry:
+    _require_parent(folder, path)
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        raise Conflict(f"{folder.display(folder.relative(path))} already exists") from None
+    return entry_for(folder, path)
+
+
+def delete(folder: DomainFolder, path: Path) -> None:
+    """Delete a file, a link or a whole folder."""
+    if path == folder.root:
+        raise BadPath(f"the top folder of the {folder.domain} domain cannot be deleted")
+    if not os.path.lexists(path):
+        raise NotFound(f"{folder.display(folder.relative(path))} does not exist")
+    if _is_real_folder(path):
+        shutil.rmtree(path)
+    else:
+        os.unlink(path)
+
+
+def move(
+    source_folder: DomainFolder,
+    source: Path,
+    target_folder: DomainFolder,
+    target: Path,
+    *,
+    overwrite: bool = False,
+    trash: Path | None = None,
+) -> Entry:
+    """Rename or move ``source`` to ``target`` (maybe in another domain).
+
+    An existing target is refused unless ``overwrite``; then it is replaced
+    as a whole (a folder by a folder too), moved aside first so that a
+    failure never leaves neither of the two.
+    """
+    if source == source_folder.root:
+        raise BadPath(f"the top folder of the {source_folder.domain} domain cannot be moved")
+    if not os.path.lexists(source):
+        raise NotFound(f"{source_folder.display(source_folder.relative(source))} does not exist")
+    if target == target_folder.root:
+        raise Conflict(f"{target_folder.display('')} is the top folder of the domain")
+    if source == target:
+        return entry_for(target_folder, target)
+    if _is_real_folder(source) and is_path_within(str(target), str(source)):
+        raise BadPath("a folder cannot be moved into itself")
+    _require_parent(target_folder, target)
+    place_file(source, target, overwrite=overwrite, trash=trash, display=target_folder.display(target_folder.relative(target)))
+    return entry_for(target_folder, target)
+
+
+def place_file(source: Path, target: Path, *, overwrite: bool, trash: Path | None = None, display: str = "") -> None:
+    """Move ``source`` to ``target`` in one step: the target appears whole
+    or not at all. Without ``overwrite`` an existing target is a Conflict."""
+    display = display or target.name
+    if not overwrite:
+        try:
+            try:
+                rename_no_replace(source, target)
+            except OSError as e:
+                if e.errno != errno.EXDEV:
+                    raise
+                staged = _copy_beside(source, target)
+                try:
+                    rename_no_replace(staged, target)
+                except BaseException:
+                    delete_quietly(staged)
+                    raise
+                delete_quietly(source)
+        except FileExistsError:
+            raise Conflict(f"{display} already exists") from None
+        return
+    if os.path.lexists(target) and (_is_real_folder(target) or _is_real_folder(source)):
+        # rename() cannot replace a folder, nor a file by a folder: move the old one aside first
+        aside = _aside_path(target, trash)
+        os.rename(target, aside)
+        try:
+            _rename(source, target)
+        except BaseException:
+            os.rename(aside, target)
+            raise
+        delete_quietly(aside)
+        return
+    _rename(source, target)
+
+
+def _rename(source: Path, target: Path) -> None:
+    try:
+        os.replace(source, target)
+    except OSError as e:
+        if e.errno != errno.EXDEV:
+            raise
+        staged = _copy_beside(source, target)
+        os.replace(staged, target)
+        delete_quietly(source)
+
+
+def _copy_beside(source: Path, target: Path) -> Path:
+    """Copy ``source`` next to ``target`` under a hidden name (for a move to
+    another file system, e.g. a domain on its own mount)."""
+    staged = target.with_name(f"{TRASH_PREFIX}{secrets.token_hex(8)}")
+    if _is_real_folder(source):
+        shutil.copytree(source, staged, symlinks=True)
+    else:
+        shutil.copy2(source, staged, follow_symlinks=False)
+    return staged
+
+
+def _aside_path(target: Path, trash: Path | None) -> Path:
+    name = f"{TRASH_PREFIX}{secrets.token_hex(8)}"
+    if trash is not None and os.stat(trash).st_dev == os.stat(target.parent).st_dev:
+        return trash / name
+    return target.parent / name
+
+
+def _is_real_folder(path: Path) -> bool:
+    """A folder itself, not a link to one."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return False
+
+
+def delete_quietly(path: Path) -> None:
+    if _is_real_folder(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
+def _require_parent(folder: DomainFolder, path: Path) -> None:
+    parent = path.parent
+    if not parent.is_dir():
+        raise NotFound(f"folder {folder.display(folder.relative(parent))} does not exist")
+
+
+# --- renaming without replacing ------------------------------------------------------
+
+_RENAME_NOREPLACE = 1
+_AT_FDCWD = -100
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+_renameat2 = getattr(_libc, "renameat2", None)
+
+
+def rename_no_replace(source: Path, target: Path) -> None:
+    """rename(2) that fails with FileExistsError instead of replacing.
+
+    Uses Linux's renameat2(RENAME_NOREPLACE), so no other process can slip a
+    file in between a check and the rename; file systems without it (some
+    NFS servers) fall back to a check just before renaming.
+    """
+    if _renameat2 is not None:
+        result = _renameat2(
+            _AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(target), _RENAME_NOREPLACE
+        )
+        if result == 0:
+            return
+        code = ctypes.get_errno()
+        if code not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            raise OSError(code, os.strerror(code), str(target))
+    if os.path.lexists(target):
+        raise FileExistsError(errno.EEXIST, "File exists", str(target))
+    os.rename(source, target)
+
+
+def trash_folder(domains: FileDomains) -> Path:
+    """Where replaced folders wait to be deleted (inside ``uploads``, never mounted in pods)."""
+    path = domains.local_path(UPLOADS) / "trash"
+    path.mkdir(parents=True, exist_ok=True)
+    return path

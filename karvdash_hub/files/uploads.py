@@ -1,0 +1,161 @@
+"""Resumable uploads, staged in the ``uploads`` folder of the file domains.
+
+An upload is created with its target (domain, path) and total size, then
+receives its bytes in chunks at explicit offsets, in any number of requests;
+a broken connection loses nothing already written, and the client asks for
+the offset to go on from. When the last byte arrives the staged file moves
+into place in one rename, so nobody ever sees a partial file. Uploads left
+unfinished for ``uploadExpiry`` seconds are removed.
+
+Layout: ``uploads/<id>.part`` (the bytes) and ``uploads/<id>.json`` (who,
+where, how big), both readable by the dashboard's account only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .operations import NotFound
+
+UPLOAD_ID = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
+
+
+@dataclass
+class Upload:
+    id: str
+    owner: str  # who sends the bytes (the authenticated user)
+    domain: str
+    domain_user: str  # whose private domain it goes to (the owner, or whom an admin acts as)
+    path: str  # inside the domain, already checked
+    size: int
+    overwrite: bool
+    created: float
+    folder: Path
+
+    @property
+    def data_path(self) -> Path:
+        return self.folder / f"{self.id}.part"
+
+    @property
+    def meta_path(self) -> Path:
+        return self.folder / f"{self.id}.json"
+
+    def offset(self) -> int:
+        try:
+            return os.stat(self.data_path).st_size
+        except FileNotFoundError:
+            raise NotFound(f"upload {self.id} does not exist (finished, cancelled or expired)") from None
+
+    def to_json(self, offset: int | None = None) -> dict:
+        return {
+            "id": self.id,
+            "domain": self.domain,
+            "path": self.path,
+            "size": self.size,
+            "offset": self.offset() if offset is None else offset,
+            "overwrite": self.overwrite,
+            "created": self.created,
+        }
+
+
+class UploadStore:
+    def __init__(self, folder: Path, expiry: float):
+        self.folder = folder
+        self.expiry = expiry
+        # ids with a request writing right now: one writer per upload
+        self.writing: set[str] = set()
+
+    def ensure_folder(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.folder, 0o700)
+
+    def create(self, *, owner: str, domain: str, domain_user: str, path: str, size: int, overwrite: bool) -> Upload:
+        self.ensure_folder()
+        upload = Upload(
+            id=secrets.token_urlsafe(24),
+            owner=owner,
+            domain=domain,
+            domain_user=domain_user,
+            path=path,
+            size=size,
+            overwrite=overwrite,
+            created=time.time(),
+            folder=self.folder,
+        )
+        os.close(os.open(upload.data_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        self.save(upload)
+        return upload
+
+    def save(self, upload: Upload) -> None:
+        meta = {key: value for key, value in asdict(upload).items() if key != "folder"}
+        staged = upload.meta_path.with_suffix(".json.new")
+        with open(os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+            json.dump(meta, f)
+        os.replace(staged, upload.meta_path)
+
+    def get(self, upload_id: str, owner: str) -> Upload:
+        """The upload ``upload_id`` of ``owner``; another user's is as missing as none."""
+        missing = NotFound(f"upload {upload_id} does not exist (finished, cancelled or expired)")
+        if not UPLOAD_ID.match(upload_id):
+            raise missing
+        try:
+            with open(self.folder / f"{upload_id}.json") as f:
+                meta = json.load(f)
+        except (FileNotFoundError, ValueError):
+            raise missing from None
+        if meta.get("owner") != owner:
+            raise missing
+        return Upload(**meta, folder=self.folder)
+
+    def list(self, owner: str) -> list[Upload]:
+        uploads = []
+        if not self.folder.is_dir():
+            return uploads
+        for meta_path in sorted(self.folder.glob("*.json")):
+            try:
+                uploads.append(self.get(meta_path.stem, owner))
+            except NotFound:
+                continue
+        return uploads
+
+    def remove(self, upload: Upload) -> None:
+        for path in (upload.data_path, upload.meta_path):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+
+    def expire(self, now: float | None = None) -> list[str]:
+        """Remove uploads with no new bytes for ``expiry`` seconds; returns their ids."""
+        now = time.time() if now is None else now
+        removed = []
+        if not self.folder.is_dir():
+            return removed
+        for entry in os.scandir(self.folder):
+            upload_id, _, suffix = entry.name.partition(".")
+            if suffix not in ("part", "json", "json.new") or not UPLOAD_ID.match(upload_id):
+                continue
+            if upload_id in self.writing:
+                continue
+            try:
+                last = max(
+                    os.stat(self.folder / f"{upload_id}.{kind}").st_mtime
+                    for kind in ("part", "json")
+                    if (self.folder / f"{upload_id}.{kind}").exists()
+                )
+            except (ValueError, FileNotFoundError):
+                last = 0
+            if now - last > self.expiry:
+                try:
+                    os.unlink(entry.path)
+                except FileNotFoundError:
+                    continue
+                if upload_id not in removed:
+                    removed.append(upload_id)
+        return removed

@@ -1,0 +1,142 @@
+"""Turn the deployment settings into JupyterHub configuration.
+
+``jupyterhub_config.py`` calls :func:`configure` with its config object ``c``;
+everything here only sets values that the deployment did not set itself, so
+``c.JupyterHub...`` lines before or after the call still win.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import jupyterhub
+from traitlets.config import Config
+
+from karvdash_hub import __version__
+from karvdash_hub.core.paths import HUB_TEMPLATES_DIR, PROJECT_ROOT
+from karvdash_hub.core.settings import KarvdashConfig
+from karvdash_hub.files.domains import FileDomains
+
+from . import deployment
+
+DASHBOARD_SERVICE = "karvdash"
+DOCS_URL = "/services/karvdash/docs/"
+
+
+def _setdefault(section: Config, name: str, value) -> None:
+    if name not in section:
+        section[name] = value
+
+
+def proxy_command() -> list[str]:
+    """configurable-http-proxy installed in the project (npm), else on PATH."""
+    local = PROJECT_ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
+    if local.exists():
+        return [str(local)]
+    found = shutil.which("configurable-http-proxy")
+    return [found] if found else ["configurable-http-proxy"]
+
+
+def dashboard_available() -> bool:
+    return importlib.util.find_spec("karvdash_hub.hub.service") is not None
+
+
+def nav_entries(settings: KarvdashConfig) -> list[tuple[str, str]]:
+    """The dashboard's pages in the hub's navigation bar: (label, path)."""
+    if not dashboard_available():
+        return []
+    entries = [("Files", "files"), ("Services", "services"), ("Templates", "templates")]
+    if settings.datasetsAvailable:
+        entries.append(("Datasets", "datasets"))
+    if settings.dockerRegistryURL:
+        entries.append(("Images", "images"))
+    return entries
+
+
+def argo_link(settings: KarvdashConfig) -> str:
+    """The navigation bar's Workflows entry ('' without ``argoURL``). With
+    ``argoNamespace`` (SSO with namespace delegation) a person may use Argo
+    in their own namespace only, so the entry opens that namespace's
+    workflows; ``page.html`` fills in ``{username}``."""
+    if not settings.argoURL or not settings.argoNamespace:
+        return settings.argoURL
+    parts = urlsplit(settings.argoURL)
+    path = f"{parts.path.rstrip('/')}/workflows/{settings.namespaceTemplate}"
+    return urlunsplit(parts._replace(path=path))
+
+
+def template_vars(settings: KarvdashConfig) -> dict:
+    return {
+        "karvdash_title": settings.dashboardTitle,
+        "karvdash_theme": settings.dashboardTheme.lower(),
+        "karvdash_version": __version__,
+        "jupyterhub_version": jupyterhub.__version__,
+        "karvdash_issues_url": settings.issuesURL,
+        "karvdash_docs_url": DOCS_URL if dashboard_available() else "",
+        "karvdash_nav": nav_entries(settings),
+        "karvdash_dashboard_prefix": f"/services/{DASHBOARD_SERVICE}/",
+        "karvdash_native_auth": settings.authenticator == "native",
+        "karvdash_argo_url": argo_link(settings),
+    }
+
+
+def configure(c: Config) -> KarvdashConfig:
+    """Apply the karvdash-hub settings to the JupyterHub config ``c``."""
+    settings = deployment.activate(deployment.load(config=c)).settings
+    # traitlets sections of the values file (the chart's hub.config, as in
+    # z2jh), under what jupyterhub_config.py itself set (it wins in the merge)
+    for section, values in settings.config.items():
+        if section != "KarvdashConfig":
+            c[section] = values
+    state = Path(settings.stateDir)
+    state.mkdir(mode=0o700, parents=True, exist_ok=True)
+    FileDomains.from_settings(settings).ensure_folders()
+
+    hub = c.JupyterHub
+    _setdefault(hub, "db_url", f"sqlite:///{state / 'jupyterhub.sqlite'}")
+    _setdefault(hub, "cookie_secret_file", str(state / "jupyterhub_cookie_secret"))
+    _setdefault(hub, "allow_named_servers", True)
+    _setdefault(hub, "template_paths", [str(HUB_TEMPLATES_DIR)])
+    hub.template_vars = {**template_vars(settings), **hub.get("template_vars", {})}
+    _setdefault(c.ConfigurableHTTPProxy, "command", proxy_command())
+    _setdefault(c.ConfigurableHTTPProxy, "pid_file", str(state / "proxy.pid"))
+
+    if settings.mode == "local":
+        # loopback only: local mode has no isolation between users
+        _setdefault(hub, "ip", "127.0.0.1")
+        _setdefault(hub, "port", 8000)
+        _setdefault(hub, "hub_ip", "127.0.0.1")
+        from .localspawner import KarvdashLocalSpawner as spawner_class
+    else:
+        from .spawner import KarvdashSpawner as spawner_class
+    _setdefault(hub, "spawner_class", spawner_class)
+    _setdefault(c.Spawner, "default_url", "/lab")
+
+    if settings.authenticator == "native":
+        from .auth import KarvdashAuthenticator as authenticator_class
+
+        c.Authenticator.admin_users = set(c.Authenticator.get("admin_users", set())) | {settings.adminUsername}
+        # every approved account may log in: approval is the allow list
+        _setdefault(c.Authenticator, "allow_all", True)
+    else:
+        # With single sign-on, who may log in and who is an administrator is
+        # the provider's and the deployment's call (allowed_groups,
+        # admin_groups, ...): a local "admin" name or allow_all here would
+        # let anyone with such an account at the provider in.
+        from .auth import KarvdashOAuthenticator as authenticator_class
+    _setdefault(hub, "authenticator_class", authenticator_class)
+
+    if dashboard_available():
+        from .service import configure_service
+
+        configure_service(c, settings)
+    return settings
+
+
+def main_config_error(error: Exception) -> None:
+    """Stop start-up with one line that names the bad setting."""
+    sys.exit(f"karvdash-hub: {error}")

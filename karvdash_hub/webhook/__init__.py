@@ -1,0 +1,1 @@
+"""The karvdash admission webhook (import name ``karvdash_hub.webhook``)."""

@@ -1,2 +1,0 @@
-"""The karvdash dashboard: a hub-managed service for files, services,
-templates, datasets and images (import name ``karvdash_dashboard``)."""

@@ -1,1 +1,0 @@
-"""The karvdash admission webhook (import name ``karvdash_webhook``)."""

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from karvdash_hub.core.errors import KarvdashError
 from karvdash_hub.core.labels import MANAGED_BY_LABEL, MANAGED_BY_VALUE, OWNER_LABEL
 from karvdash_hub.core.names import DNS_LABEL
 
@@ -48,13 +49,8 @@ MAX_URL = 2048
 ARCHIVE_FORMATS = ("application/x-tar",)
 
 
-class DatasetError(Exception):
-    """A dataset request cannot be done; ``status`` is the HTTP status to answer."""
-
-    def __init__(self, status: int, message: str):
-        self.status = status
-        self.message = message
-        super().__init__(message)
+class DatasetError(KarvdashError):
+    """A dataset request cannot be done."""
 
 
 @dataclass(frozen=True)

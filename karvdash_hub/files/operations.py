@@ -23,6 +23,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from karvdash_hub.core.errors import KarvdashError
+
 from .domains import PRIVATE, SHARED, UPLOADS, FileDomains, is_path_within
 
 # Domains a person browses; ``uploads`` is the dashboard's own.
@@ -39,14 +41,13 @@ CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 TRASH_PREFIX = ".trash-"
 
 
-class FileError(Exception):
-    """A file operation was refused; ``status`` is the HTTP status to answer."""
+class FileError(KarvdashError):
+    """A file operation was refused; each kind has its own status."""
 
     status = 400
 
     def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
+        super().__init__(type(self).status, message)
 
 
 class BadPath(FileError):

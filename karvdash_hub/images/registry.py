@@ -29,6 +29,7 @@ from urllib.parse import quote, urljoin, urlsplit
 
 import aiohttp
 
+from karvdash_hub.core.errors import KarvdashError
 from karvdash_hub.core.settings import KarvdashConfig
 from karvdash_hub.namespaces.objects import registry_credentials
 
@@ -53,13 +54,8 @@ PUSH_TIMEOUT = 3600
 MAX_ARCHIVE_MANIFEST = 4 * 1024 * 1024
 
 
-class RegistryError(Exception):
-    """A registry request failed; ``status`` is the HTTP status to answer."""
-
-    def __init__(self, status: int, message: str):
-        self.status = status
-        self.message = message
-        super().__init__(message)
+class RegistryError(KarvdashError):
+    """A registry request failed."""
 
 
 # --- names ---------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from kubernetes_asyncio.dynamic import DynamicClient
 from kubernetes_asyncio.dynamic.exceptions import ResourceNotFoundError
 from kubernetes_asyncio.stream import WsApiClient
 
+from karvdash_hub.core.errors import KarvdashError
 from karvdash_hub.core.labels import (
     INSTANCE_LABEL,
     INSTANCE_PART_LABEL,
@@ -71,13 +72,8 @@ MAX_COMMAND_ARGS = 100
 MAX_COMMAND_LENGTH = 16384
 
 
-class InstanceError(Exception):
-    """A request about instances failed; ``status`` is the HTTP status to answer."""
-
-    def __init__(self, status: int, message: str):
-        self.status = status
-        self.message = message
-        super().__init__(message)
+class InstanceError(KarvdashError):
+    """A request about services (instances) or users' templates failed."""
 
 
 @dataclass

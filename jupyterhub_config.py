@@ -1,7 +1,7 @@
 """JupyterHub configuration of karvdash-hub.
 
 All deployment settings come from one values file ($KARVDASH_VALUES) and
-KARVDASH_* environment variables (see karvdash_hub/settings.py); add plain
+KARVDASH_* environment variables (see karvdash_hub/core/settings.py); add plain
 JupyterHub settings below the call to override what it chose.
 """
 

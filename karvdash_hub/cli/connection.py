@@ -20,9 +20,11 @@ from pathlib import Path
 
 import requests
 
-SECTION = "Karvdash"
-SERVICE_NAME = "karvdash"
-SYSTEM_CONFIG = Path("/var/lib/karvdash/config.ini")
+from karvdash_hub.core.labels import API_SETTINGS_KEY, API_SETTINGS_MOUNT_PATH, API_SETTINGS_SECTION
+from karvdash_hub.core.scopes import SERVICE_NAME, SERVICE_PREFIX
+
+# the API settings the admission webhook mounts into pods of user namespaces
+SYSTEM_CONFIG = Path(API_SETTINGS_MOUNT_PATH) / API_SETTINGS_KEY
 
 
 class ConnectionProblem(Exception):
@@ -53,12 +55,12 @@ def read_config_file(path: Path) -> Connection:
         raise ConnectionProblem(f"cannot read {path}: {e.strerror}") from None
     except configparser.Error as e:
         raise ConnectionProblem(f"{path} is not a valid config file: {e}") from None
-    if not parser.has_section(SECTION):
-        raise ConnectionProblem(f"{path} has no [{SECTION}] section")
-    base_url = parser.get(SECTION, "base_url", fallback="").strip()
-    token = parser.get(SECTION, "token", fallback="").strip()
+    if not parser.has_section(API_SETTINGS_SECTION):
+        raise ConnectionProblem(f"{path} has no [{API_SETTINGS_SECTION}] section")
+    base_url = parser.get(API_SETTINGS_SECTION, "base_url", fallback="").strip()
+    token = parser.get(API_SETTINGS_SECTION, "token", fallback="").strip()
     if not base_url or not token:
-        raise ConnectionProblem(f"{path} needs base_url and token in [{SECTION}]")
+        raise ConnectionProblem(f"{path} needs base_url and token in [{API_SETTINGS_SECTION}]")
     return Connection(with_slash(base_url), token, str(path))
 
 
@@ -88,7 +90,7 @@ def from_notebook(environ, session: requests.Session | None = None) -> Connectio
     # the hub's API is usually behind the same proxy as the dashboard
     base = api_url.rstrip("/")
     if base.endswith("/hub/api"):
-        return Connection(base[: -len("hub/api")] + f"services/{SERVICE_NAME}/", token, "JUPYTERHUB_API_URL")
+        return Connection(base[: -len("/hub/api")] + SERVICE_PREFIX, token, "JUPYTERHUB_API_URL")
     return None
 
 
@@ -108,6 +110,6 @@ def find_connection(url: str | None = None, token: str | None = None, environ=No
     if found is None:
         raise ConnectionProblem(
             "no dashboard configured: pass --url and --token, set $KARVDASH_CONFIG, or write "
-            f"{user_config()} with a [{SECTION}] section (base_url, token)"
+            f"{user_config()} with a [{API_SETTINGS_SECTION}] section (base_url, token)"
         )
     return Connection(with_slash(url) if url else found.base_url, token or found.token, found.source)

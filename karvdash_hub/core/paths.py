@@ -12,4 +12,4 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1]
 PROJECT_ROOT = PACKAGE_DIR.parent
 HUB_CONFIG_FILE = PROJECT_ROOT / "jupyterhub_config.py"
 SHIPPED_PROFILES_DIR = PROJECT_ROOT / "spawner_profiles"
-HUB_TEMPLATES_DIR = PACKAGE_DIR / "theme" / "templates"
+SHIPPED_TEMPLATES_DIR = PROJECT_ROOT / "service_templates"

@@ -1,4 +1,5 @@
-"""The dashboard's custom JupyterHub scopes.
+"""The dashboard as a JupyterHub service: its name, where the hub's proxy
+serves it, and its custom scopes.
 
 Every feature has a read and a write scope (``custom:karvdash:files:read``,
 ``custom:karvdash:files:write``, ...). Users hold them all through the
@@ -8,12 +9,15 @@ Every feature has a read and a write scope (``custom:karvdash:files:read``,
 from __future__ import annotations
 
 SERVICE_NAME = "karvdash"
+# the dashboard's URL path on the hub's proxy (JupyterHub's rule for services)
+SERVICE_PREFIX = f"/services/{SERVICE_NAME}/"
 FEATURES = ("files", "services", "templates", "datasets", "images")
 ACTIONS = {
     "read": "List and download {feature} in the dashboard.",
     "write": "Create, change and delete {feature} in the dashboard.",
 }
 
+CUSTOM_SCOPE_PREFIX = f"custom:{SERVICE_NAME}:"
 # What a person or a token needs to reach the service at all.
 ACCESS_SCOPE = f"access:services!service={SERVICE_NAME}"
 # Lets karvdashctl in a notebook find where the dashboard listens.
@@ -23,7 +27,7 @@ READ_SERVICE_SCOPE = f"read:services!service={SERVICE_NAME}"
 def scope(feature: str, action: str) -> str:
     if feature not in FEATURES or action not in ACTIONS:
         raise ValueError(f"no scope for {feature}:{action}")
-    return f"custom:{SERVICE_NAME}:{feature}:{action}"
+    return f"{CUSTOM_SCOPE_PREFIX}{feature}:{action}"
 
 
 def custom_scopes() -> dict[str, dict]:

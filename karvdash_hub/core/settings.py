@@ -7,9 +7,10 @@ upper-cased with underscores, the environment (``KARVDASH_FILES_URL``).
 
 Settings are read, in increasing order of precedence, from the trait defaults,
 one YAML values file (``$KARVDASH_VALUES``), the environment, and traitlets
-config. :func:`load_settings` validates them all and raises
-:class:`SettingsError` naming the first bad setting, so a wrong deployment
-stops at start-up instead of failing on the first request.
+config. :func:`load_settings` validates them all (and reads the files they
+name, :func:`check_files`) and raises :class:`SettingsError` naming the
+first bad setting, so a wrong deployment stops at start-up instead of
+failing on the first request.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from traitlets.config import Config, Configurable
 
 from .names import DNS_LABEL
 from .paths import PROJECT_ROOT
+from .scopes import SERVICE_PREFIX
 
 VALUES_ENV = "KARVDASH_VALUES"
 ENV_PREFIX = "KARVDASH_"
@@ -459,23 +461,14 @@ class KarvdashConfig(Configurable):
 
     @validate("dockerRegistryCert")
     def _valid_cert(self, proposal):
+        # no I/O here: check_files reads a named file
         value = proposal["value"].strip()
         if not value:
             return ""
-        if not value.startswith("-----BEGIN"):
-            value = _check_absolute_path(value)
-            try:
-                pem = Path(value).read_bytes()
-            except OSError as e:
-                raise TraitError(f"cannot read {value}: {e.strerror}") from None
-        else:
-            pem = value.encode()
-        from cryptography import x509
-
-        try:
-            x509.load_pem_x509_certificates(pem)
-        except ValueError:
-            raise TraitError("is not a PEM certificate") from None
+        if registry_cert_file(value):
+            _check_absolute_path(value)
+        elif not _is_pem_certificate(value.encode()):
+            raise TraitError("is not a PEM certificate")
         return proposal["value"]
 
     @validate("allowedHostPathDirs")
@@ -629,7 +622,37 @@ class KarvdashConfig(Configurable):
     @property
     def dashboard_api_url(self) -> str:
         """Where pods reach the dashboard's REST API."""
-        return self.karvdashctlURL or f"{self.ingressURL.rstrip('/')}/services/karvdash/api/"
+        return self.karvdashctlURL or f"{self.ingressURL.rstrip('/')}{SERVICE_PREFIX}api/"
+
+
+def registry_cert_file(setting: str) -> str:
+    """The file ``dockerRegistryCert`` names ('' when it is empty or holds
+    the PEM text itself)."""
+    value = setting.strip()
+    return "" if not value or value.startswith("-----BEGIN") else os.path.normpath(value)
+
+
+def _is_pem_certificate(pem: bytes) -> bool:
+    from cryptography import x509
+
+    try:
+        x509.load_pem_x509_certificates(pem)
+    except ValueError:
+        return False
+    return True
+
+
+def check_files(settings: KarvdashConfig) -> None:
+    """Checks that read the files settings name (the registry's CA), apart
+    from the validators, which do no I/O; :func:`load_settings` runs them."""
+    path = registry_cert_file(settings.dockerRegistryCert)
+    if path:
+        try:
+            pem = Path(path).read_bytes()
+        except OSError as e:
+            raise SettingsError("dockerRegistryCert", f"cannot read {path}: {e.strerror}") from None
+        if not _is_pem_certificate(pem):
+            raise SettingsError("dockerRegistryCert", "is not a PEM certificate")
 
 
 def parse_files_url(url: str) -> tuple[str, str, str]:
@@ -765,6 +788,7 @@ def load_settings(config: Config | None = None, environ=None, values_file=None) 
         except TraitError as e:
             raise SettingsError(name, _reason(e)) from None
     settings.config = merged
+    check_files(settings)
     settings.check()
     return settings
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from karvdash_hub import __version__
+from karvdash_hub.core.scopes import CUSTOM_SCOPE_PREFIX
 
 from .context import DashboardContext
 from .handlers import APIHandler
@@ -16,7 +17,7 @@ class APIIndexHandler(APIHandler):
                 "version": __version__,
                 "user": self.username,
                 "admin": self.is_admin,
-                "scopes": sorted(s for s in self.current_user.get("scopes", []) if s.startswith("custom:karvdash:")),
+                "scopes": sorted(s for s in self.current_user.get("scopes", []) if s.startswith(CUSTOM_SCOPE_PREFIX)),
                 "openapi": self.context.url("api/openapi.json"),
             }
         )
@@ -29,7 +30,7 @@ class OpenAPIHandler(APIHandler):
         pass
 
     def get(self):
-        self.write_json(document(self.context, self.context.extras.get("modules", [])))
+        self.write_json(document(self.context, self.context.features))
 
 
 def handlers(context: DashboardContext) -> list:

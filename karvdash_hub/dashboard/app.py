@@ -2,10 +2,9 @@
 
 Routes come from feature modules: each defines ``handlers(context)``
 returning ``(pattern, handler)`` pairs with patterns relative to the
-service prefix (every handler is given the context), and may define
-``openapi(context)`` returning its part of the API document. A new feature
-(services, templates, datasets, images) is one module and one line in
-:data:`FEATURE_MODULES`.
+service prefix (every handler is given the context), and ``openapi(context)``
+returning its part of the API document. A new feature is one module and
+one entry in :data:`FEATURES`.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ import argparse
 import asyncio
 import hashlib
 import hmac
-import importlib
 import logging
 import os
 import signal
@@ -30,35 +28,24 @@ from tornado.log import enable_pretty_logging
 
 from karvdash_hub.core.settings import SettingsError, load_settings
 from karvdash_hub.files.domains import UPLOADS, FileDomains
-from karvdash_hub.files.operations import TRASH_PREFIX, delete_quietly, trash_folder
+from karvdash_hub.files.operations import TRASH_PREFIX, delete_quietly, ensure_folders, trash_folder
 from karvdash_hub.files.uploads import UploadStore
 
+from . import apiindex, datasetpages, docs, filepages, imagepages, servicepages, templatepages, transferpages
 from .context import DashboardContext, HubEnvironment
 from .handlers import PageHandler
-from .kubeaccess import close_kube_client
 from .pages import PageRenderer
+from .stores import Stores
 
-FEATURE_MODULES = [
-    "karvdash_hub.dashboard.filepages",
-    "karvdash_hub.dashboard.servicepages",
-    "karvdash_hub.dashboard.templatepages",
-    "karvdash_hub.dashboard.datasetpages",
-    "karvdash_hub.dashboard.imagepages",
-    "karvdash_hub.dashboard.docs",
-    "karvdash_hub.dashboard.apiindex",
-]
+FEATURES = (filepages, transferpages, servicepages, templatepages, datasetpages, imagepages, docs, apiindex)
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 MAX_REQUEST_BODY = 256 * 1024 * 1024
 log = logging.getLogger("karvdash.dashboard")
 
 
-def feature_modules(names: list[str] = FEATURE_MODULES) -> list:
-    return [importlib.import_module(name) for name in names]
-
-
 def make_context(settings, hub: HubEnvironment) -> DashboardContext:
     domains = FileDomains.from_settings(settings)
-    domains.ensure_folders()
+    ensure_folders(domains)
     hub_auth = HubOAuth(api_url=hub.api_url, api_token=hub.api_token, base_url=hub.service_prefix, cache_max_age=60)
     return DashboardContext(
         settings=settings,
@@ -67,6 +54,7 @@ def make_context(settings, hub: HubEnvironment) -> DashboardContext:
         domains=domains,
         pages=PageRenderer(settings, base_url=hub.base_url, hub_prefix=hub.hub_prefix),
         uploads=UploadStore(domains.local_path(UPLOADS) / "staged", expiry=settings.uploadExpiry),
+        stores=Stores(settings, hub.api_url, hub.api_token),
     )
 
 
@@ -83,17 +71,16 @@ class HomeHandler(PageHandler):
         self.redirect(self.context.url("files/private/"))
 
 
-def make_app(context: DashboardContext, modules: list | None = None) -> web.Application:
-    modules = feature_modules() if modules is None else modules
+def make_app(context: DashboardContext, features=FEATURES) -> web.Application:
     prefix = context.prefix
     routes = [
         (prefix, HomeHandler, {"context": context}),
         (url_path_join(prefix, "oauth_callback"), OAuthCallbackHandler, {"context": context}),
     ]
-    for module in modules:
-        for pattern, handler in module.handlers(context):
+    for feature in features:
+        for pattern, handler in feature.handlers(context):
             routes.append((url_path_join(prefix, pattern) + "$", handler, {"context": context}))
-    context.extras["modules"] = modules
+    context.features = tuple(features)
     return web.Application(
         routes,
         # one secret for every replica, stable across restarts, known only to hub and dashboard
@@ -168,5 +155,5 @@ async def serve(context: DashboardContext, ip: str, port: int) -> None:
     await stopping.wait()
     cleaner.stop()
     server.stop()
-    await close_kube_client(context)
+    await context.stores.close()
     log.info("karvdash dashboard stopped")

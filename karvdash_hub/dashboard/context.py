@@ -1,24 +1,23 @@
 """What every part of the dashboard shares: settings, file domains, the
-hub's OAuth client, the page renderer, the upload staging area and the
-service's own view of the hub (its URLs and API token)."""
+hub's OAuth client, the page renderer, the upload staging area, the stores
+of the features, the feature modules themselves and the service's own view
+of the hub (its URLs and API token)."""
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import dataclass, field
-from typing import ClassVar
-from urllib.parse import quote
+from dataclasses import dataclass
+from types import ModuleType
 
 from jupyterhub.services.auth import HubOAuth
 from jupyterhub.utils import url_path_join
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
 from karvdash_hub.core.settings import KarvdashConfig
 from karvdash_hub.files.domains import FileDomains
 from karvdash_hub.files.uploads import UploadStore
 
 from .pages import PageRenderer
+from .stores import Stores
 
 
 @dataclass
@@ -66,8 +65,9 @@ class DashboardContext:
     domains: FileDomains
     pages: PageRenderer
     uploads: UploadStore
-    # features add what they need to share between their handlers here
-    extras: dict = field(default_factory=dict)
+    stores: Stores
+    # the feature modules serving this dashboard (routes, OpenAPI parts)
+    features: tuple[ModuleType, ...] = ()
 
     @property
     def prefix(self) -> str:
@@ -75,31 +75,3 @@ class DashboardContext:
 
     def url(self, *parts: str) -> str:
         return url_path_join(self.prefix, *parts)
-
-    async def hub_user_exists(self, name: str) -> bool:
-        """Ask the hub whether an account exists (with the service's token)."""
-        client = AsyncHTTPClient()
-        try:
-            response = await client.fetch(
-                url_path_join(self.hub.api_url, "users", quote(name, safe="")),
-                headers={"Authorization": f"token {self.hub.api_token}"},
-                request_timeout=20,
-            )
-        except HTTPClientError as error:
-            if error.code == 404:
-                return False
-            raise
-        return json.loads(response.body).get("name") == name
-
-
-class Feature:
-    """What the handlers of one feature share, made once per dashboard and
-    kept in the context's extras under ``key``."""
-
-    key: ClassVar[str]
-
-    @classmethod
-    def of(cls, context: DashboardContext):
-        if cls.key not in context.extras:
-            context.extras[cls.key] = cls(context)
-        return context.extras[cls.key]

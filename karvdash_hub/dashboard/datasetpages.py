@@ -9,99 +9,46 @@ by ``karvdash_hub.datasets.store`` (Kubernetes) and ``karvdash_hub.datasets.mode
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import ClassVar
 
 from karvdash_hub.core.names import DNS_LABEL
 from karvdash_hub.core.scopes import scope
 from karvdash_hub.datasets import model as ds
-from karvdash_hub.datasets.store import DatasetStore
 
-from .context import DashboardContext, Feature
-from .handlers import APIHandler, DashboardError, PageHandler
-from .kubeaccess import kube_client
+from .context import DashboardContext
+from .handlers import NAME, APIHandler, PageHandler
 from .openapi import error_responses, json_body, json_response, scopes_note
 
 log = logging.getLogger("karvdash.dashboard.datasets")
 
-DATASET_NAME = r"([a-z0-9][-a-z0-9]{0,62})"
 TYPE_ID = r"([a-z0-9-]{1,32})"
-
-
-@dataclass
-class DatasetsFeature(Feature):
-    key: ClassVar[str] = "datasets"
-    context: DashboardContext
-    datasets: DatasetStore | None = None
-
-    @property
-    def settings(self):
-        return self.context.settings
-
-    def check_available(self) -> None:
-        if not self.settings.datasetsAvailable:
-            raise DashboardError(404, "datasets are not enabled on this deployment (datasetsAvailable)")
-        if self.settings.mode != "kubernetes":
-            raise DashboardError(503, "datasets need Kubernetes: this deployment runs in local mode")
-
-    async def store(self) -> DatasetStore:
-        self.check_available()
-        if self.datasets is None:
-            self.datasets = DatasetStore(self.settings, await kube_client(self.context))
-        return self.datasets
-
-    def types(self) -> list[ds.DatasetType]:
-        return ds.enabled_types(self.settings.disabledDatasetTemplates)
-
-
-def dataset_error(error: ds.DatasetError) -> DashboardError:
-    return DashboardError(error.status, error.message)
-
-
-class DatasetsMixin:
-    @property
-    def feature(self) -> DatasetsFeature:
-        return DatasetsFeature.of(self.context)
-
-    async def run(self, call, *args):
-        """A store call with its failures as the dashboard's errors."""
-        try:
-            return await call(*args)
-        except ds.DatasetError as error:
-            raise dataset_error(error) from None
-
-    async def type_descriptions(self, user: str) -> list[dict]:
-        store = await self.feature.store()
-        services = await self.run(store.local_services, user)
-        return [t.to_json(sorted(services.get(t.local_template, {}))) for t in self.feature.types()]
 
 
 # --- REST API ----------------------------------------------------------------------------
 
 
-class DatasetsAPIHandler(DatasetsMixin, APIHandler):
+class DatasetsAPIHandler(APIHandler):
     async def get(self):
         self.require_scope("datasets", "read")
         user = await self.acting_user()
-        store = await self.feature.store()
-        self.write_json(await self.run(store.list, user))
+        store = await self.context.stores.datasets()
+        self.write_json(await store.list(user))
 
     async def post(self):
         self.require_scope("datasets", "write")
         user = await self.acting_user()
         body = self.json_body()
-        store = await self.feature.store()
-        created = await self.run(store.create, user, body)
+        store = await self.context.stores.datasets()
+        created = await store.create(user, body)
         self.set_header("Location", self.context.url("api/datasets", created["name"]))
         self.write_json(created, status=201)
 
 
-class DatasetAPIHandler(DatasetsMixin, APIHandler):
+class DatasetAPIHandler(APIHandler):
     async def get(self, name: str):
         self.require_scope("datasets", "read")
         user = await self.acting_user()
-        store = await self.feature.store()
-        obj = await self.run(store.get, user, name)
+        store = await self.context.stores.datasets()
+        obj = await store.get(user, name)
         text = ds.dataset_yaml(obj)
         if self.get_query_argument("download", ""):
             self.set_header("Content-Type", "application/yaml; charset=UTF-8")
@@ -113,47 +60,45 @@ class DatasetAPIHandler(DatasetsMixin, APIHandler):
     async def delete(self, name: str):
         self.require_scope("datasets", "write")
         user = await self.acting_user()
-        store = await self.feature.store()
-        await self.run(store.delete, user, name)
+        store = await self.context.stores.datasets()
+        await store.delete(user, name)
         self.set_status(204)
         self.finish()
 
 
-class DatasetTypesAPIHandler(DatasetsMixin, APIHandler):
+class DatasetTypesAPIHandler(APIHandler):
     async def get(self):
         self.require_scope("datasets", "read")
         user = await self.acting_user()
-        self.write_json(await self.type_descriptions(user))
+        store = await self.context.stores.datasets()
+        self.write_json(await store.type_descriptions(user))
 
 
 # --- pages -------------------------------------------------------------------------------
 
 
-class DatasetsPageHandler(DatasetsMixin, PageHandler):
+class DatasetsPageHandler(PageHandler):
     async def get(self):
         self.require_scope("datasets", "read")
-        self.feature.check_available()
+        self.context.stores.check_datasets()
         await self.acting_user()
         self.render_page(
             "datasets.html",
             karvdash_active="datasets",
-            types=self.feature.types(),
+            types=ds.enabled_types(self.context.settings.disabledDatasetTemplates),
             datasets_config={
                 "canWrite": self.has_scope("datasets", "write"),
             },
         )
 
 
-class NewDatasetPageHandler(DatasetsMixin, PageHandler):
+class NewDatasetPageHandler(PageHandler):
     async def get(self, type_id: str):
         self.require_scope("datasets", "write")
         acting_as = await self.acting_user()
-        try:
-            kind = ds.dataset_type(type_id, self.feature.settings.disabledDatasetTemplates)
-        except ds.DatasetError as error:
-            raise DashboardError(404, error.message) from None
-        store = await self.feature.store()
-        services = await self.run(store.local_services, acting_as)
+        kind = ds.dataset_type(type_id, self.context.settings.disabledDatasetTemplates, status=404)
+        store = await self.context.stores.datasets()
+        services = await store.local_services(acting_as)
         self.render_page(
             "dataset-new.html",
             karvdash_active="datasets",
@@ -169,7 +114,7 @@ def handlers(context: DashboardContext) -> list:
         (r"datasets/?", DatasetsPageHandler),
         (rf"datasets/new/{TYPE_ID}/?", NewDatasetPageHandler),
         (r"api/datasets/?", DatasetsAPIHandler),
-        (rf"api/datasets/{DATASET_NAME}/?", DatasetAPIHandler),
+        (rf"api/datasets/{NAME}/?", DatasetAPIHandler),
         (r"api/dataset-types/?", DatasetTypesAPIHandler),
     ]
 

@@ -12,10 +12,11 @@ from pathlib import Path
 import mistune
 from markupsafe import Markup
 
+from karvdash_hub.core.errors import KarvdashError
 from karvdash_hub.core.paths import PROJECT_ROOT
 
 from .context import DashboardContext
-from .handlers import DashboardError, PageHandler
+from .handlers import PageHandler
 from .openapi import document
 
 DOCS_DIR = PROJECT_ROOT / "docs"
@@ -52,7 +53,7 @@ def _render(path: Path, mtime: float) -> str:
 def render_page(name: str, folder: Path = DOCS_DIR) -> str:
     path = folder / f"{name}.md"
     if not PAGE_NAME.match(name) or not path.is_file():
-        raise DashboardError(404, f"no documentation page {name!r}")
+        raise KarvdashError(404, f"no documentation page {name!r}")
     return _render(path, path.stat().st_mtime)
 
 
@@ -80,7 +81,7 @@ class DocsHandler(PageHandler):
         body = render_page(name)
         variables = {}
         if name == "api":
-            api = document(self.context, self.context.extras.get("modules", []))
+            api = document(self.context, self.context.features)
             variables["endpoints"] = endpoint_rows(api)
             variables["api_base"] = api["servers"][0]["url"]
         self.render_page(
@@ -99,3 +100,7 @@ def handlers(context: DashboardContext) -> list:
         (r"docs/?", DocsHandler),
         (r"docs/([^/]+)/?", DocsHandler),
     ]
+
+
+def openapi(context: DashboardContext) -> dict:
+    return {}  # pages only, no API

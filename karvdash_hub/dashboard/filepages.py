@@ -1,34 +1,32 @@
 """Files: browse, create folders, rename, move and delete in the Private and
 Shared domains (pages and REST API). Downloads and uploads are in
-``transfers.py``; path safety and the operations themselves in
-``karvdash_hub.files.operations``."""
+``transferpages.py``; path safety and the operations themselves in
+``karvdash_hub.files``."""
 
 from __future__ import annotations
 
 import logging
-import os
-import stat
 from pathlib import PurePosixPath
 from urllib.parse import quote
 
 from jupyterhub.utils import url_path_join
 
+from karvdash_hub.core.errors import KarvdashError
+from karvdash_hub.core.scopes import scope
 from karvdash_hub.files import operations as fileops
-from karvdash_hub.files.domains import is_path_within
-from karvdash_hub.files.operations import BROWSABLE_DOMAINS, DOMAIN_TITLES, DomainFolder, clean_relative_path
+from karvdash_hub.files.operations import BROWSABLE_DOMAINS, DOMAIN_TITLES, DomainFolder, clean_relative_path, entry_json
+from karvdash_hub.images.registry import IMAGE_ARCHIVE_SUFFIX
 from karvdash_hub.services.templates import TEMPLATE_SUFFIX
 
 from .context import DashboardContext
-from .handlers import APIHandler, DashboardError, PageHandler
-from .transferpages import DownloadHandler, UploadHandler, UploadListHandler
+from .handlers import APIHandler, PageHandler
+from .openapi import error_responses, json_body, json_response, scopes_note
 
 log = logging.getLogger("karvdash.dashboard.files")
 
 DOMAIN = r"([^/]+)"
 # the path inside the domain: optional, tornado hands it over percent-decoded
 PATH = r"(?:/(.*))?"
-# the files the Files page offers to push to the registry (docker save, OCI layout)
-IMAGE_ARCHIVE_SUFFIX = ".tar"
 
 
 class FileHandlerMixin:
@@ -36,7 +34,7 @@ class FileHandlerMixin:
 
     async def domain_folder(self, domain: str) -> DomainFolder:
         user = await self.acting_user()
-        return await self.blocking(DomainFolder.for_user, self.context.domains, domain, user)
+        return await self.blocking(fileops.open_domain_folder, self.context.domains, domain, user)
 
     async def located(self, domain: str, path: str | None, *, follow: bool):
         """(domain folder, clean relative path, location on disk)."""
@@ -46,66 +44,25 @@ class FileHandlerMixin:
         return folder, relative, location
 
 
-def path_text(relative: PurePosixPath) -> str:
-    return str(relative) if relative.parts else ""
-
-
 def quote_path(relative: PurePosixPath) -> str:
     """A path for a URL: every name percent-encoded (names may hold # ? %)."""
     return "/".join(quote(part, safe="") for part in relative.parts)
-
-
-def entry_json(folder: DomainFolder, location, entry: fileops.Entry) -> dict:
-    return {**entry.to_json(), "domain": folder.domain, "path": path_text(folder.relative(location))}
-
-
-def open_for_reading(folder: DomainFolder, relative: PurePosixPath, what: str = "a file") -> int:
-    """A descriptor of the file ``relative`` in ``folder``, for features that
-    read a user's file (image archives, templates); blocking.
-
-    The last part is opened without following a link, and what was opened
-    is checked to be a file inside the domain: a link swapped in after the
-    path was checked cannot make the dashboard read anything else.
-    """
-    if not relative.parts:
-        raise fileops.BadPath(f"give the path of {what}")
-    location = folder.resolve(relative)
-    try:
-        descriptor = os.open(location, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise fileops.NotFound(f"{folder.display(relative)} does not exist") from None
-    except OSError as error:
-        raise fileops.BadPath(f"cannot open {folder.display(relative)}: {error.strerror}") from None
-    real = os.path.realpath(f"/proc/self/fd/{descriptor}")
-    if not is_path_within(real, str(folder.root)):
-        os.close(descriptor)
-        raise fileops.OutsideDomain(f"{folder.display(relative)} leads outside the {folder.domain} domain")
-    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-        os.close(descriptor)
-        raise fileops.BadPath(f"{folder.display(relative)} is a folder, not {what}")
-    return descriptor
 
 
 class FilesAPIHandler(FileHandlerMixin, APIHandler):
     async def get(self, domain: str, path: str | None):
         self.require_scope("files", "read")
         folder, relative, location = await self.located(domain, path, follow=True)
-        entry = await self.blocking(fileops.entry_for, folder, location, relative.name or folder.domain)
-        result = entry_json(folder, location, entry)
-        if entry.type == "folder":
-            entries = await self.blocking(fileops.list_folder, folder, location)
-            result["path"] = path_text(relative)
-            result["entries"] = [e.to_json() for e in entries]
-        self.write_json(result)
+        self.write_json(await self.blocking(fileops.describe, folder, relative, location))
 
     async def post(self, domain: str, path: str | None):
         self.require_scope("files", "write")
         body = self.json_body()
         if body.get("type") != "folder":
-            raise DashboardError(400, 'send {"type": "folder"} to create a folder; files are sent with /api/uploads')
+            raise KarvdashError(400, 'send {"type": "folder"} to create a folder; files are sent with /api/uploads')
         folder, relative, location = await self.located(domain, path, follow=False)
         if not relative.parts:
-            raise DashboardError(409, f"{folder.display('')} already exists")
+            raise KarvdashError(409, f"{folder.display('')} already exists")
         entry = await self.blocking(fileops.make_folder, folder, location)
         log.info("%s created folder %s", self.username, folder.display(relative))
         self.set_header("Location", self.context.url("api/files", domain, str(relative)))
@@ -116,11 +73,11 @@ class FilesAPIHandler(FileHandlerMixin, APIHandler):
         body = self.json_body()
         target_path = body.get("path")
         if not isinstance(target_path, str) or not target_path.strip("/"):
-            raise DashboardError(400, 'send {"path": "<new path>"} (and optionally "domain" and "overwrite")')
+            raise KarvdashError(400, 'send {"path": "<new path>"} (and optionally "domain" and "overwrite")')
         target_domain = body.get("domain", domain)
         overwrite = body.get("overwrite", False)
         if not isinstance(overwrite, bool):
-            raise DashboardError(400, '"overwrite" must be true or false')
+            raise KarvdashError(400, '"overwrite" must be true or false')
         folder, relative, location = await self.located(domain, path, follow=False)
         target_folder, target_relative, target = await self.located(target_domain, target_path, follow=False)
         trash = await self.blocking(fileops.trash_folder, self.context.domains)
@@ -151,13 +108,13 @@ class FilesPageHandler(FileHandlerMixin, PageHandler):
             self.redirect(self.page_url(url_path_join("api/download", domain, quote_path(relative))))
             return
         if entry.type != "folder":
-            raise DashboardError(403, f"{folder.display(relative)} leads outside the domain")
+            raise KarvdashError(403, f"{folder.display(relative)} leads outside the domain")
         settings = self.context.settings
         self.render_page(
             "files.html",
             files_config={
                 "domain": domain,
-                "path": path_text(relative),
+                "path": str(relative) if relative.parts else "",
                 "domains": [{"name": d, "title": DOMAIN_TITLES[d]} for d in BROWSABLE_DOMAINS],
                 "canWrite": self.has_scope("files", "write"),
                 # the row actions that hand a file to the Images and Templates features
@@ -182,15 +139,89 @@ def handlers(context: DashboardContext) -> list:
         (r"files/?", FilesHomeHandler),
         (rf"files/{DOMAIN}{PATH}", FilesPageHandler),
         (rf"api/files/{DOMAIN}{PATH}", FilesAPIHandler),
-        (rf"api/download/{DOMAIN}{PATH}", DownloadHandler),
-        (r"api/uploads/?", UploadListHandler),
-        (r"api/uploads/([^/]+)/?", UploadHandler),
     ]
 
 
+# --- OpenAPI ---------------------------------------------------------------------------------
+
+READ = scope("files", "read")
+WRITE = scope("files", "write")
+
+ENTRY = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string"},
+        "type": {"type": "string", "enum": ["file", "folder", "link"]},
+        "size": {"type": "integer", "description": "bytes (0 for folders)"},
+        "modified": {"type": "number", "description": "seconds since the epoch"},
+        "domain": {"type": "string"},
+        "path": {"type": "string"},
+    },
+}
+LISTING = {
+    "type": "object",
+    "properties": {
+        **ENTRY["properties"],
+        "entries": {"type": "array", "items": ENTRY, "description": "only for folders"},
+    },
+}
+DOMAIN_PARAMETER = {
+    "name": "domain",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "enum": ["private", "shared"]},
+}
+PATH_PARAMETER = {
+    "name": "path",
+    "in": "path",
+    "required": True,
+    "description": "Path inside the domain, `/`-separated; empty for the top folder. "
+    "`..`, `.`, absolute paths, NUL, control characters, backslashes, encoded separators, "
+    "names over 255 bytes and paths leading outside the domain through symlinks are refused.",
+    "schema": {"type": "string"},
+}
+AS = {"$ref": "#/components/parameters/as"}
+
+
+
+
 def openapi(context: DashboardContext) -> dict:
-    """This feature's part of the OpenAPI document."""
-    from .filesopenapi import paths
-
-    return paths()
-
+    file_parameters = [DOMAIN_PARAMETER, PATH_PARAMETER, AS]
+    return {
+        "/files/{domain}/{path}": {
+            "parameters": file_parameters,
+            "get": {
+                "summary": "A file's details, or a folder's details and entries",
+                "description": scopes_note(READ),
+                "responses": {"200": json_response("The file or folder", LISTING), **error_responses(400, 401, 403, 404)},
+            },
+            "post": {
+                "summary": "Create a folder",
+                "description": scopes_note(WRITE) + " The parent folder must exist; an existing name is a 409.",
+                "requestBody": json_body({"type": "object", "required": ["type"], "properties": {"type": {"const": "folder"}}}),
+                "responses": {"201": json_response("The new folder", ENTRY), **error_responses(400, 401, 403, 404, 409)},
+            },
+            "patch": {
+                "summary": "Rename or move (also to the other domain)",
+                "description": scopes_note(WRITE)
+                + " An existing target is a 409 unless `overwrite` is true; then it is replaced whole.",
+                "requestBody": json_body(
+                    {
+                        "type": "object",
+                        "required": ["path"],
+                        "properties": {
+                            "path": {"type": "string", "description": "new path inside the target domain"},
+                            "domain": {"type": "string", "enum": ["private", "shared"], "description": "default: the same"},
+                            "overwrite": {"type": "boolean", "default": False},
+                        },
+                    }
+                ),
+                "responses": {"200": json_response("The moved file or folder", ENTRY), **error_responses(400, 401, 403, 404, 409)},
+            },
+            "delete": {
+                "summary": "Delete a file, or a folder with everything in it",
+                "description": scopes_note(WRITE) + " The top folder of a domain cannot be deleted.",
+                "responses": {"204": {"description": "Deleted"}, **error_responses(400, 401, 403, 404)},
+            },
+        },
+    }

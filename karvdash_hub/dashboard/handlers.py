@@ -1,6 +1,11 @@
 """What every dashboard handler shares: hub login, scope checks, acting as
 another user (admins), errors, and running blocking work off the loop.
 
+Errors: handlers and the packages below raise
+:class:`~karvdash_hub.core.errors.KarvdashError`; this module is the one
+place that turns it into the API's ``{"status", "message"}`` answer (or the
+error page), without a traceback in the log.
+
 Authentication: a hub API token (``Authorization: token ...``) or the
 dashboard's OAuth cookie; with the cookie, a request that changes anything
 (and any ``fetch``) must carry the ``_xsrf`` token in ``X-XSRFToken``.
@@ -19,24 +24,18 @@ from urllib.parse import urlencode
 from jupyterhub.services.auth import HubOAuthenticated, UserNotAllowed, check_scopes
 from tornado import web
 
+from karvdash_hub.core.errors import KarvdashError
 from karvdash_hub.core.scopes import scope
 from karvdash_hub.core.settings import USERNAME_PATTERN
-from karvdash_hub.files.operations import FileError
 
 from .context import DashboardContext
 
 log = logging.getLogger("karvdash.dashboard")
 
 
-class DashboardError(web.HTTPError):
-    """An HTTP error whose message is shown as is (no %-formatting of user
-    input), with optional extra fields for the JSON body (e.g. the offset an
-    upload continues from)."""
-
-    def __init__(self, status_code: int, message: str, **extra):
-        super().__init__(status_code, "%s", message)
-        self.extra = extra
 USERNAME = re.compile(USERNAME_PATTERN)
+# a route's group for a service, template or dataset name (a DNS label)
+NAME = r"([a-z0-9][-a-z0-9]{0,62})"
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
@@ -51,12 +50,12 @@ class DashboardHandler(HubOAuthenticated, web.RequestHandler):
         # the mixin's get_current_user() blocks on a thread: ask the hub asynchronously
         model = await self.hub_auth.get_user(self, sync=False)
         if model and model.get("kind", "user") != "user":
-            raise DashboardError(403, "the dashboard works for users; services have no files or namespaces here")
+            raise KarvdashError(403, "the dashboard works for users; services have no files or namespaces here")
         if model:
             try:
                 model = self.check_hub_user(model)
             except UserNotAllowed:
-                raise DashboardError(403, f"{model.get('name')} may not use the dashboard (missing access scope)") from None
+                raise KarvdashError(403, f"{model.get('name')} may not use the dashboard (missing access scope)") from None
         self._hub_auth_user_cache = model
         self.current_user = model
 
@@ -78,7 +77,7 @@ class DashboardHandler(HubOAuthenticated, web.RequestHandler):
 
     def require_scope(self, feature: str, action: str) -> None:
         if not self.has_scope(feature, action):
-            raise DashboardError(403, f"this needs the scope {scope(feature, action)}, which your token does not have")
+            raise KarvdashError(403, f"this needs the scope {scope(feature, action)}, which your token does not have")
 
     async def acting_user(self) -> str:
         """Whose files (and later services) this request works on.
@@ -93,9 +92,9 @@ class DashboardHandler(HubOAuthenticated, web.RequestHandler):
             self._acting_user = self.username
             return self.username
         if not self.is_admin:
-            raise DashboardError(403, "only administrators may act as another user")
-        if not USERNAME.match(target) or not await self.context.hub_user_exists(target):
-            raise DashboardError(404, f"no user {target!r}")
+            raise KarvdashError(403, "only administrators may act as another user")
+        if not USERNAME.match(target) or await self.context.stores.hub_users(target) is None:
+            raise KarvdashError(404, f"no user {target!r}")
         log.warning("%s acts as %s: %s %s", self.username, target, self.request.method, self.request.path)
         self._acting_user = target
         return target
@@ -109,22 +108,22 @@ class DashboardHandler(HubOAuthenticated, web.RequestHandler):
 
     def error_message(self, status_code: int, exc_info) -> str:
         error = exc_info[1] if exc_info else None
+        if isinstance(error, KarvdashError):
+            return error.message
         if isinstance(error, web.HTTPError) and error.log_message:
             return error.log_message % error.args if error.args else error.log_message
-        if isinstance(error, FileError):
-            return error.message
         return HTTPStatus(status_code).phrase if status_code in HTTPStatus._value2member_map_ else "error"
 
     def _handle_request_exception(self, e):
-        # path and file errors carry their own status: answer them, don't log a traceback
-        if isinstance(e, FileError):
+        # refusals carry their own status: answer them, don't log a traceback
+        if isinstance(e, KarvdashError):
             if not self._finished:
                 self.send_error(e.status, exc_info=(type(e), e, e.__traceback__))
             return
         super()._handle_request_exception(e)
 
     def log_exception(self, typ, value, tb):
-        if isinstance(value, FileError):
+        if isinstance(value, KarvdashError):
             return
         super().log_exception(typ, value, tb)
 
@@ -136,15 +135,15 @@ class APIHandler(DashboardHandler):
         await super().prepare()
         if self.current_user is None:
             if self.request.method in WRITE_METHODS and self.get_cookie(self.hub_auth.cookie_name):
-                raise DashboardError(403, "XSRF check failed: send the _xsrf cookie's value in the X-XSRFToken header")
-            raise DashboardError(401, "authentication required: log in, or send a hub API token in the Authorization header")
+                raise KarvdashError(403, "XSRF check failed: send the _xsrf cookie's value in the X-XSRFToken header")
+            raise KarvdashError(401, "authentication required: log in, or send a hub API token in the Authorization header")
 
     def set_default_headers(self):
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.set_header("Cache-Control", "no-store")
 
     def get_login_url(self):
-        raise DashboardError(401, "authentication required")
+        raise KarvdashError(401, "authentication required")
 
     def json_body(self) -> dict:
         if not self.request.body:
@@ -152,9 +151,9 @@ class APIHandler(DashboardHandler):
         try:
             body = json.loads(self.request.body)
         except ValueError:
-            raise DashboardError(400, "the body is not valid JSON") from None
+            raise KarvdashError(400, "the body is not valid JSON") from None
         if not isinstance(body, dict):
-            raise DashboardError(400, "the body must be a JSON object")
+            raise KarvdashError(400, "the body must be a JSON object")
         return body
 
     def write_json(self, value, status: int = 200) -> None:

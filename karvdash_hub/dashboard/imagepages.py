@@ -10,111 +10,42 @@ meanwhile cannot make it read anything else.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
-from dataclasses import dataclass
-from pathlib import PurePosixPath
-from typing import ClassVar
 
+from karvdash_hub.core.errors import KarvdashError
 from karvdash_hub.core.scopes import scope
-from karvdash_hub.files.operations import BROWSABLE_DOMAINS, DomainFolder, FileError, clean_relative_path
-from karvdash_hub.images.registry import (
-    RegistryAccess,
-    RegistryClient,
-    RegistryError,
-    check_repository,
-    check_tag,
-    inspect_archive,
-)
+from karvdash_hub.files.operations import BROWSABLE_DOMAINS, clean_relative_path, open_domain_folder, open_for_reading
+from karvdash_hub.images.registry import choose_reference, inspect_archive, plan_push
 
-from .context import DashboardContext, Feature
-from .filepages import open_for_reading
-from .handlers import APIHandler, DashboardError, PageHandler
+from .context import DashboardContext
+from .handlers import APIHandler, PageHandler
 from .openapi import error_responses, json_body, json_response, scopes_note
 
 log = logging.getLogger("karvdash.dashboard.images")
 
 REPOSITORY = r"([a-z0-9][a-z0-9._/-]{0,254})"
 TAG = r"([A-Za-z0-9_][A-Za-z0-9_.-]{0,127})"
-CONCURRENT_TAG_LISTS = 8
 
 
-@dataclass
-class ImagesFeature(Feature):
-    key: ClassVar[str] = "images"
-    context: DashboardContext
-    access: RegistryAccess | None = None
-
-    def registry(self) -> RegistryClient:
-        """A client for one request (its connections close with it)."""
-        if self.access is None:
-            self.access = RegistryAccess.from_settings(self.context.settings)
-            if self.access is None:
-                raise DashboardError(404, "no registry is configured on this deployment (dockerRegistryURL)")
-        return RegistryClient(self.access)
-
-
-class ImagesMixin:
-    @property
-    def feature(self) -> ImagesFeature:
-        return ImagesFeature.of(self.context)
-
-    async def run(self, call, *args):
-        try:
-            return await call(*args)
-        except RegistryError as error:
-            raise DashboardError(error.status, error.message) from None
-
-    async def overview(self, registry: RegistryClient) -> list[dict]:
-        """Every repository with its tags."""
-        names = await self.run(registry.repositories)
-        limit = asyncio.Semaphore(CONCURRENT_TAG_LISTS)
-
-        async def one(name: str) -> dict:
-            async with limit:
-                try:
-                    return {"name": name, "tags": await registry.tags(name)}
-                except RegistryError as error:
-                    if error.status == 404:
-                        return {"name": name, "tags": []}
-                    raise DashboardError(error.status, error.message) from None
-
-        return list(await asyncio.gather(*(one(n) for n in names)))
-
-    async def open_archive(self, domain: str, path: str) -> tuple[int, str]:
-        """Open the archive ``domain/path`` of the acting user for reading:
-        (descriptor, display name)."""
-        if domain not in BROWSABLE_DOMAINS:
-            raise DashboardError(400, f"domain must be one of {', '.join(BROWSABLE_DOMAINS)}")
-        user = await self.acting_user()
-
-        def opened():
-            folder = DomainFolder.for_user(self.context.domains, domain, user)
-            relative = clean_relative_path(path)
-            return open_for_reading(folder, relative, "an image archive (.tar)"), folder.display(relative)
-
-        try:
-            return await self.blocking(opened)
-        except FileError as error:
-            raise DashboardError(error.status, error.message) from None
-
-
-def archive_name_hint(path: str) -> str:
-    """A name to suggest from the file name: ``images/My_App.tar`` -> ``my-app``."""
-    stem = PurePosixPath(path).name.split(".")[0].lower()
-    cleaned = "".join(c if c.isalnum() else "-" for c in stem).strip("-")
-    return "-".join(part for part in cleaned.split("-") if part)
+def open_archive(domains, domain: str, path: str, user: str) -> tuple[int, str]:
+    """The archive ``domain/path`` of ``user`` open for reading: (descriptor,
+    display name). Blocking."""
+    if domain not in BROWSABLE_DOMAINS:
+        raise KarvdashError(400, f"domain must be one of {', '.join(BROWSABLE_DOMAINS)}")
+    folder = open_domain_folder(domains, domain, user)
+    relative = clean_relative_path(path)
+    return open_for_reading(folder, relative, "an image archive (.tar)"), folder.display(relative)
 
 
 # --- REST API ----------------------------------------------------------------------------
 
 
-class ImagesAPIHandler(ImagesMixin, APIHandler):
+class ImagesAPIHandler(APIHandler):
     async def get(self):
         self.require_scope("images", "read")
-        async with self.feature.registry() as registry:
-            self.write_json({"registry": registry.access.host, "images": await self.overview(registry)})
+        async with self.context.stores.registry() as registry:
+            self.write_json({"registry": registry.access.host, "images": await registry.overview()})
 
     async def post(self):
         """Push ``{"domain", "path", "name"?, "tag"?}``; name and tag default
@@ -123,26 +54,14 @@ class ImagesAPIHandler(ImagesMixin, APIHandler):
         body = self.json_body()
         domain, path = body.get("domain", "private"), body.get("path")
         if not isinstance(domain, str) or not isinstance(path, str) or not path:
-            raise DashboardError(400, 'send {"domain": "private", "path": "<archive.tar>", "name": ..., "tag": ...}')
-        descriptor, display = await self.open_archive(domain, path)
+            raise KarvdashError(400, 'send {"domain": "private", "path": "<archive.tar>", "name": ..., "tag": ...}')
+        user = await self.acting_user()
+        descriptor, display = await self.blocking(open_archive, self.context.domains, domain, path, user)
+        archive = f"/proc/self/fd/{descriptor}"
         try:
-            try:
-                info = await self.blocking(inspect_archive, f"/proc/self/fd/{descriptor}")
-            except RegistryError as error:
-                raise DashboardError(400, f"{display}: {error.message}") from None
-            name, tag = body.get("name"), body.get("tag")
-            suggested = info.suggestion()
-            if not name:
-                name = suggested[0] if suggested else archive_name_hint(path)
-            if not tag:
-                tag = suggested[1] if suggested and suggested[0] == name else "latest"
-            try:
-                check_repository(name)
-                check_tag(tag)
-            except RegistryError as error:
-                raise DashboardError(400, error.message) from None
-            async with self.feature.registry() as registry:
-                pushed = await self.run(registry.push_archive, f"/proc/self/fd/{descriptor}", info, name, tag)
+            info, name, tag = await self.blocking(plan_push, archive, display, path, body.get("name"), body.get("tag"))
+            async with self.context.stores.registry() as registry:
+                pushed = await registry.push_archive(archive, info, name, tag)
         finally:
             os.close(descriptor)
         log.info("%s pushed %s as %s:%s", self.username, display, name, tag)
@@ -150,33 +69,28 @@ class ImagesAPIHandler(ImagesMixin, APIHandler):
         self.write_json(pushed, status=201)
 
 
-class ImageAPIHandler(ImagesMixin, APIHandler):
+class ImageAPIHandler(APIHandler):
     async def get(self, name: str):
         self.require_scope("images", "read")
-        async with self.feature.registry() as registry:
-            image = await self.run(registry.image, name)
+        async with self.context.stores.registry() as registry:
+            image = await registry.image(name)
         self.write_json({**image, "registry": registry.access.host})
 
 
-class ImageTagAPIHandler(ImagesMixin, APIHandler):
+class ImageTagAPIHandler(APIHandler):
     async def get(self, name: str, tag: str):
         self.require_scope("images", "read")
-        try:
-            async with self.feature.registry() as registry:
-                digest, size, media_type = await registry.tag_details(name, tag)
-        except RegistryError as error:
-            if error.status == 404:
-                raise DashboardError(404, f"no image {name}:{tag} in the registry") from None
-            raise DashboardError(error.status, error.message) from None
+        async with self.context.stores.registry() as registry:
+            digest, size, media_type = await registry.tag_details(name, tag)
         self.write_json({"name": name, "tag": tag, "digest": digest, "size": size, "media_type": media_type,
                          "image": registry.access.image(name, tag)})
 
     async def delete(self, name: str, tag: str):
         self.require_scope("images", "write")
         if not self.is_admin:
-            raise DashboardError(403, "only administrators may delete images")
-        async with self.feature.registry() as registry:
-            await self.run(registry.delete_tag, name, tag)
+            raise KarvdashError(403, "only administrators may delete images")
+        async with self.context.stores.registry() as registry:
+            await registry.delete_tag(name, tag)
         log.warning("%s deleted image %s:%s", self.username, name, tag)
         self.set_status(204)
         self.finish()
@@ -185,10 +99,10 @@ class ImageTagAPIHandler(ImagesMixin, APIHandler):
 # --- pages -------------------------------------------------------------------------------
 
 
-class ImagesPageHandler(ImagesMixin, PageHandler):
+class ImagesPageHandler(PageHandler):
     async def get(self):
         self.require_scope("images", "read")
-        registry = self.feature.registry()
+        registry = self.context.stores.registry()
         self.render_page(
             "images.html",
             karvdash_active="images",
@@ -197,10 +111,10 @@ class ImagesPageHandler(ImagesMixin, PageHandler):
         )
 
 
-class ImagePageHandler(ImagesMixin, PageHandler):
+class ImagePageHandler(PageHandler):
     async def get(self, name: str):
         self.require_scope("images", "read")
-        registry = self.feature.registry()
+        registry = self.context.stores.registry()
         self.render_page(
             "image.html",
             karvdash_active="images",
@@ -210,28 +124,32 @@ class ImagePageHandler(ImagesMixin, PageHandler):
         )
 
 
-class AddImagePageHandler(ImagesMixin, PageHandler):
+def suggested_reference(domains, domain: str, path: str, user: str) -> tuple[str, str]:
+    """The name and tag the add-image form proposes for an archive (its own
+    when it can be read, else from the file name). Blocking."""
+    try:
+        descriptor, _ = open_archive(domains, domain, path, user)
+    except KarvdashError:
+        return choose_reference(None, path)
+    try:
+        return choose_reference(inspect_archive(f"/proc/self/fd/{descriptor}"), path)
+    except KarvdashError:
+        return choose_reference(None, path)
+    finally:
+        os.close(descriptor)
+
+
+class AddImagePageHandler(PageHandler):
     async def get(self):
         self.require_scope("images", "write")
-        registry = self.feature.registry()
+        registry = self.context.stores.registry()
         # whose files the archive comes from (an administrator's ?as=, kept by the form)
-        await self.acting_user()
+        user = await self.acting_user()
         # ?file=private/images/app.tar, as the Files page links it
         domain, _, path = self.get_query_argument("file", "").lstrip("/").partition("/")
         name = tag = ""
         if domain in BROWSABLE_DOMAINS and path:
-            try:
-                descriptor, _ = await self.open_archive(domain, path)
-            except DashboardError:
-                descriptor = None
-            if descriptor is not None:
-                try:
-                    suggested = (await self.blocking(inspect_archive, f"/proc/self/fd/{descriptor}")).suggestion()
-                except RegistryError:
-                    suggested = None
-                finally:
-                    os.close(descriptor)
-                name, tag = suggested or (archive_name_hint(path), "latest")
+            name, tag = await self.blocking(suggested_reference, self.context.domains, domain, path, user)
         self.render_page(
             "image-add.html",
             karvdash_active="images",

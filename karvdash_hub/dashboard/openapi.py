@@ -1,9 +1,10 @@
 """The OpenAPI document of the dashboard's REST API, assembled from the
-``openapi(context)`` parts of the feature modules."""
+``openapi(context)`` part of every feature module."""
 
 from __future__ import annotations
 
 from karvdash_hub import __version__
+from karvdash_hub.core.scopes import ACCESS_SCOPE, CUSTOM_SCOPE_PREFIX, SERVICE_NAME
 
 ERROR = {"$ref": "#/components/responses/Error"}
 
@@ -24,12 +25,10 @@ def scopes_note(*scopes: str) -> str:
     return "Needs " + " and ".join(f"`{s}`" for s in scopes) + "."
 
 
-def document(context, modules) -> dict:
+def document(context, features) -> dict:
     paths: dict = {}
-    for module in modules:
-        part = getattr(module, "openapi", None)
-        if part:
-            paths.update(part(context))
+    for feature in features:
+        paths.update(feature.openapi(context))
     return {
         "openapi": "3.1.0",
         "info": {
@@ -38,7 +37,7 @@ def document(context, modules) -> dict:
             "description": (
                 "JSON API of the karvdash dashboard. Authenticate with a JupyterHub API token "
                 "(`Authorization: token <token>`); the token needs "
-                "`access:services!service=karvdash` and the `custom:karvdash:<feature>:<read|write>` "
+                f"`{ACCESS_SCOPE}` and the `{CUSTOM_SCOPE_PREFIX}<feature>:<read|write>` "
                 "scope of what it does. Browsers use the dashboard's login cookie and send the "
                 "`_xsrf` cookie's value in `X-XSRFToken`. Every error answers "
                 '`{"status": <code>, "message": "..."}`. Administrators may add `?as=<user>` to '
@@ -59,7 +58,7 @@ def document(context, modules) -> dict:
                 "hubCookie": {
                     "type": "apiKey",
                     "in": "cookie",
-                    "name": "service-karvdash",
+                    "name": f"service-{SERVICE_NAME}",
                     "description": "Set by the hub's OAuth login; writes also need X-XSRFToken.",
                 },
             },

@@ -19,9 +19,9 @@ from jupyterhub.utils import url_path_join
 from markupsafe import Markup
 from tornado.web import StaticFileHandler
 
-from karvdash_hub.core.paths import HUB_TEMPLATES_DIR
 from karvdash_hub.core.settings import KarvdashConfig
-from karvdash_hub.hub.config import template_vars
+from karvdash_hub.theme import HUB_TEMPLATES_DIR
+from karvdash_hub.theme.variables import template_vars
 
 DASHBOARD_TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 JUPYTERHUB_TEMPLATES_DIR = Path(DATA_FILES_PATH) / "templates"

@@ -2,148 +2,60 @@
 and REST API), and the ingress-auth endpoint that protects them.
 
 The work is done by ``karvdash_hub.services.store`` (Kubernetes) and
-``karvdash_hub.services.templates`` (rendering); this module checks who asks
-and maps failures to HTTP statuses: 404 unknown template or service, 400
-bad values, 409 singleton or name conflict, 429 no free URL prefix.
+``karvdash_hub.services.templates`` (rendering), which answer with their
+own statuses: 404 unknown template or service, 400 bad values, 409
+singleton or name conflict, 429 no free URL prefix. This module checks who
+asks and which scope they hold.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from pathlib import Path
-from typing import ClassVar
 from urllib.parse import urlsplit
 
 from jupyterhub.utils import url_path_join
 from tornado import web
 
-from karvdash_hub.core.paths import PROJECT_ROOT
+from karvdash_hub.core.errors import KarvdashError
 from karvdash_hub.core.scopes import scope
 from karvdash_hub.services import ingressauth
 from karvdash_hub.services import templates as st
-from karvdash_hub.services.store import (
-    InstanceError,
-    InstanceStore,
-    UserTemplateStore,
-    pod_namespace,
-)
 
-from .context import DashboardContext, Feature
-from .handlers import APIHandler, DashboardError, PageHandler
-from .kubeaccess import kube_client
+from .context import DashboardContext
+from .handlers import NAME, APIHandler, PageHandler
 from .openapi import error_responses, json_body, json_response, scopes_note
 
 log = logging.getLogger("karvdash.dashboard.services")
 
-SHIPPED_TEMPLATES_DIR = PROJECT_ROOT / "service_templates"
-SERVICE_NAME = r"([a-z0-9][-a-z0-9]{0,62})"
 
-
-@dataclass
-class ServicesFeature(Feature):
-    """What the services and templates handlers share (one per dashboard)."""
-
-    key: ClassVar[str] = "services"
-    context: DashboardContext
-    instances: InstanceStore | None = None
-    user_templates: UserTemplateStore | None = None
-    lookup: ingressauth.HubUserLookup | None = None
-
-    @property
-    def settings(self):
-        return self.context.settings
-
-    @property
-    def on_kubernetes(self) -> bool:
-        return self.settings.mode == "kubernetes"
-
-    async def store(self) -> InstanceStore:
-        if not self.on_kubernetes:
-            raise DashboardError(503, "services need Kubernetes: this deployment runs in local mode")
-        if self.instances is None:
-            api = await kube_client(self.context)
-            namespace = self.settings.hubNamespace or pod_namespace()
-            self.instances = InstanceStore(api, namespace)
-            self.user_templates = UserTemplateStore(self.instances)
-        return self.instances
-
-    def namespace(self, username: str) -> str:
-        return self.settings.user_namespace(username)
-
-    async def templates(self, handler, username: str) -> dict[str, st.ServiceTemplate]:
-        """Every template ``username`` may use, by id."""
-        folder_templates, problems = await handler.blocking(
-            st.file_catalogue,
-            SHIPPED_TEMPLATES_DIR,
-            Path(self.settings.stateDir) / "templates",
-            self.settings.disabledServiceTemplates,
-        )
-        for problem in problems:
-            log.warning("template skipped: %s", problem)
-        user_templates = []
-        if self.on_kubernetes:
-            await self.store()
-            try:
-                user_templates, problems = await self.user_templates.list(username, self.namespace(username))
-            except InstanceError as error:
-                raise instance_error(error) from None
-            for problem in problems:
-                log.warning("template of %s skipped: %s", username, problem)
-        return st.combine(folder_templates, user_templates)
-
-    def render_context(self) -> st.RenderContext:
-        """The deployment's part of rendering (the instance's part comes later)."""
-        settings = self.settings
-        check = settings.serviceAuthURL or url_path_join(settings.ingressURL or "http://localhost", self.context.prefix,
-                                                         ingressauth.CHECK_PATH)
-        signin = url_path_join(settings.ingressURL or "http://localhost", self.context.prefix, ingressauth.SIGNIN_PATH)
-        registry = urlsplit(settings.dockerRegistryURL)
-        return st.RenderContext(
-            username="",
-            namespace="",
-            hostname="",
-            registry=(registry.hostname or "") + (f":{registry.port}" if registry.port else ""),
-            ingress_class=settings.ingressClassName,
-            url_scheme=urlsplit(settings.ingressURL).scheme or "https",
-            auth_url=check,
-            signin_url=signin,
-        )
-
-    def hub_lookup(self) -> ingressauth.HubUserLookup:
-        if self.lookup is None:
-            self.lookup = ingressauth.HubUserLookup(self.context.hub.api_url, self.context.hub.api_token)
-        return self.lookup
-
-
-def instance_error(error: InstanceError) -> DashboardError:
-    return DashboardError(error.status, error.message)
-
-
-class ServicesMixin:
-    @property
-    def feature(self) -> ServicesFeature:
-        return ServicesFeature.of(self.context)
-
-    async def template(self, user: str, template_id: str) -> st.ServiceTemplate:
-        templates = await self.feature.templates(self, user)
-        if template_id not in templates:
-            raise DashboardError(404, f"no template {template_id!r}")
-        return templates[template_id]
+def render_context(settings, prefix: str) -> st.RenderContext:
+    """The deployment's part of rendering (the instance's part comes later):
+    the ingress-auth endpoints of this dashboard, the registry, the ingress."""
+    check = settings.serviceAuthURL or url_path_join(settings.ingressURL or "http://localhost", prefix,
+                                                     ingressauth.CHECK_PATH)
+    signin = url_path_join(settings.ingressURL or "http://localhost", prefix, ingressauth.SIGNIN_PATH)
+    registry = urlsplit(settings.dockerRegistryURL)
+    return st.RenderContext(
+        username="",
+        namespace="",
+        hostname="",
+        registry=(registry.hostname or "") + (f":{registry.port}" if registry.port else ""),
+        ingress_class=settings.ingressClassName,
+        url_scheme=urlsplit(settings.ingressURL).scheme or "https",
+        auth_url=check,
+        signin_url=signin,
+    )
 
 
 # --- REST API ----------------------------------------------------------------------------
 
 
-class ServicesAPIHandler(ServicesMixin, APIHandler):
+class ServicesAPIHandler(APIHandler):
     async def get(self):
         self.require_scope("services", "read")
         user = await self.acting_user()
-        store = await self.feature.store()
-        try:
-            instances = await store.list(user, self.feature.namespace(user))
-        except InstanceError as error:
-            raise instance_error(error) from None
+        store = await self.context.stores.instances()
+        instances = await store.list(user, self.context.settings.user_namespace(user))
         self.write_json([i.to_json() for i in instances])
 
     async def post(self):
@@ -152,22 +64,20 @@ class ServicesAPIHandler(ServicesMixin, APIHandler):
         body = self.json_body()
         template_id = body.pop("id", None)
         if not isinstance(template_id, str) or not template_id:
-            raise DashboardError(400, 'send {"id": "<template id>", "NAME": ..., <variables>}')
-        template = await self.template(user, template_id)
-        store = await self.feature.store()
+            raise KarvdashError(400, 'send {"id": "<template id>", "NAME": ..., <variables>}')
+        template = await self.context.stores.template(user, template_id)
+        store = await self.context.stores.instances()
+        settings = self.context.settings
         values = {**template.form_defaults(), **body}
-        try:
-            instance = await store.create(
-                template,
-                values,
-                owner=user,
-                namespace=self.feature.namespace(user),
-                context=self.feature.render_context(),
-                domain=self.feature.settings.ingress_domain,
-                url_prefixes=self.feature.settings.serviceURLPrefixes,
-            )
-        except InstanceError as error:
-            raise instance_error(error) from None
+        instance = await store.create(
+            template,
+            values,
+            owner=user,
+            namespace=settings.user_namespace(user),
+            context=render_context(settings, self.context.prefix),
+            domain=settings.ingress_domain,
+            url_prefixes=settings.serviceURLPrefixes,
+        )
         log.info("%s started service %s from template %s", user, instance.name, template.id)
         self.set_header("Location", self.context.url("api/services", instance.name))
         # credentials generated here are shown this once (they are kept only in a Secret)
@@ -175,7 +85,7 @@ class ServicesAPIHandler(ServicesMixin, APIHandler):
         self.write_json({**instance.to_json(), **({"credentials": generated} if generated else {})}, status=201)
 
 
-class ServiceAPIHandler(ServicesMixin, APIHandler):
+class ServiceAPIHandler(APIHandler):
     async def post(self, name: str):
         """Run a command in the service's pods: ``{"command": [...], "all_pods": false}``."""
         self.require_scope("services", "write")
@@ -183,23 +93,17 @@ class ServiceAPIHandler(ServicesMixin, APIHandler):
         body = self.json_body()
         all_pods = body.get("all_pods", False)
         if not isinstance(all_pods, bool):
-            raise DashboardError(400, '"all_pods" must be true or false')
-        store = await self.feature.store()
-        try:
-            results = await store.exec(user, self.feature.namespace(user), name, body.get("command"), all_pods)
-        except InstanceError as error:
-            raise instance_error(error) from None
+            raise KarvdashError(400, '"all_pods" must be true or false')
+        store = await self.context.stores.instances()
+        results = await store.exec(user, self.context.settings.user_namespace(user), name, body.get("command"), all_pods)
         log.info("%s ran %r in service %s", user, body.get("command"), name)
         self.write_json(results)
 
     async def delete(self, name: str):
         self.require_scope("services", "write")
         user = await self.acting_user()
-        store = await self.feature.store()
-        try:
-            await store.delete(user, self.feature.namespace(user), name)
-        except InstanceError as error:
-            raise instance_error(error) from None
+        store = await self.context.stores.instances()
+        await store.delete(user, self.context.settings.user_namespace(user), name)
         log.info("%s removed service %s", user, name)
         self.set_status(204)
         self.finish()
@@ -208,25 +112,25 @@ class ServiceAPIHandler(ServicesMixin, APIHandler):
 # --- pages -------------------------------------------------------------------------------
 
 
-class ServicesPageHandler(ServicesMixin, PageHandler):
+class ServicesPageHandler(PageHandler):
     async def get(self):
         self.require_scope("services", "read")
         user = await self.acting_user()
-        templates = await self.feature.templates(self, user)
+        templates = await self.context.stores.templates(user)
         self.render_page(
             "services.html",
             karvdash_active="services",
-            kubernetes=self.feature.on_kubernetes,
+            kubernetes=self.context.stores.on_kubernetes,
             templates=list(templates.values()),
             services_config={"canWrite": self.has_scope("services", "write")},
         )
 
 
-class NewServicePageHandler(ServicesMixin, PageHandler):
+class NewServicePageHandler(PageHandler):
     async def get(self, template_id: str):
         self.require_scope("services", "write")
         user = await self.acting_user()
-        template = await self.template(user, template_id)
+        template = await self.context.stores.template(user, template_id)
         self.render_page(
             "service-new.html",
             karvdash_active="services",
@@ -252,12 +156,11 @@ class IngressAuthCheckHandler(web.RequestHandler):
         self.context = context
 
     async def get(self, owner: str, instance: str):
-        feature = ServicesFeature.of(self.context)
         decision = await ingressauth.check(
             self.get_cookie(ingressauth.COOKIE_NAME),
             owner,
             self.application.settings["cookie_secret"],
-            feature.hub_lookup(),
+            self.context.stores.hub_users,
             allow_admins=self.context.settings.serviceAuthAdmins,
         )
         self.set_status(decision.status)
@@ -277,7 +180,7 @@ class IngressAuthSignInHandler(PageHandler):
         settings = self.context.settings
         domain = ingressauth.cookie_domain(settings.ingressURL)
         if not domain:
-            raise DashboardError(503, "ingressURL is not set: services have no host names to sign in to")
+            raise KarvdashError(503, "ingressURL is not set: services have no host names to sign in to")
         self.set_cookie(
             ingressauth.COOKIE_NAME,
             ingressauth.cookie_value(self.application.settings["cookie_secret"], self.username),
@@ -295,10 +198,10 @@ class IngressAuthSignInHandler(PageHandler):
 def handlers(context: DashboardContext) -> list:
     return [
         (r"services/?", ServicesPageHandler),
-        (r"services/new/([a-z0-9][-a-z0-9]{0,62})/?", NewServicePageHandler),
+        (rf"services/new/{NAME}/?", NewServicePageHandler),
         (r"api/services/?", ServicesAPIHandler),
-        (rf"api/services/{SERVICE_NAME}/?", ServiceAPIHandler),
-        (rf"{ingressauth.CHECK_PATH}/([a-z0-9]{{1,32}})/{SERVICE_NAME}", IngressAuthCheckHandler),
+        (rf"api/services/{NAME}/?", ServiceAPIHandler),
+        (rf"{ingressauth.CHECK_PATH}/([a-z0-9]{{1,32}})/{NAME}", IngressAuthCheckHandler),
         (ingressauth.SIGNIN_PATH, IngressAuthSignInHandler),
     ]
 
@@ -344,7 +247,7 @@ EXEC_RESULT = {
 def openapi(context: DashboardContext) -> dict:
     read, write = scopes_note(scope("services", "read")), scopes_note(scope("services", "write"))
     acting = {"$ref": "#/components/parameters/as"}
-    name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string", "pattern": f"^{SERVICE_NAME}$"}}
+    name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string", "pattern": f"^{NAME}$"}}
     return {
         "/services": {
             "get": {

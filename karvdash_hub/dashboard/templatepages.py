@@ -5,46 +5,24 @@ admin templates are read-only (403 on delete)."""
 from __future__ import annotations
 
 import logging
-import os
 
+from karvdash_hub.core.errors import KarvdashError
 from karvdash_hub.core.scopes import scope
-from karvdash_hub.files.operations import DomainFolder, clean_relative_path
+from karvdash_hub.services import catalogue
 from karvdash_hub.services import templates as st
-from karvdash_hub.services.store import InstanceError
 
 from .context import DashboardContext
-from .filepages import open_for_reading
-from .handlers import APIHandler, DashboardError, PageHandler
+from .handlers import NAME, APIHandler, PageHandler
 from .openapi import error_responses, json_body, json_response, scopes_note
-from .servicepages import ServicesMixin, instance_error
 
 log = logging.getLogger("karvdash.dashboard.templates")
 
-# a template is a text file of a few kilobytes; refuse anything much larger
-MAX_TEMPLATE_BYTES = 256 * 1024
-TEMPLATE_ID = r"([a-z0-9][-a-z0-9]{0,62})"
 
-
-def read_template_file(domains, domain: str, path: str, user: str) -> str:
-    """The text of ``path`` in the user's file domain (blocking)."""
-    if not path.endswith(st.TEMPLATE_SUFFIX):
-        raise DashboardError(400, f"template files end with {st.TEMPLATE_SUFFIX}")
-    folder = DomainFolder.for_user(domains, domain, user)
-    with os.fdopen(open_for_reading(folder, clean_relative_path(path), "a template"), "rb") as f:
-        data = f.read(MAX_TEMPLATE_BYTES + 1)
-    if len(data) > MAX_TEMPLATE_BYTES:
-        raise DashboardError(400, f"a template is at most {MAX_TEMPLATE_BYTES // 1024} KiB")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise DashboardError(400, "the template is not UTF-8 text") from None
-
-
-class TemplatesAPIHandler(ServicesMixin, APIHandler):
+class TemplatesAPIHandler(APIHandler):
     async def get(self):
         self.require_scope("templates", "read")
         user = await self.acting_user()
-        templates = await self.feature.templates(self, user)
+        templates = await self.context.stores.templates(user)
         self.write_json([t.summary() for t in templates.values()])
 
     async def post(self):
@@ -54,29 +32,24 @@ class TemplatesAPIHandler(ServicesMixin, APIHandler):
         body = self.json_body()
         if isinstance(body.get("data"), str):
             text = body["data"]
-            if len(text.encode()) > MAX_TEMPLATE_BYTES:
-                raise DashboardError(400, f"a template is at most {MAX_TEMPLATE_BYTES // 1024} KiB")
         elif isinstance(body.get("path"), str):
             text = await self.blocking(
-                read_template_file, self.context.domains, body.get("domain", "private"), body["path"], user
+                catalogue.read_template_file, self.context.domains, body.get("domain", "private"), body["path"], user
             )
         else:
-            raise DashboardError(400, 'send {"data": "<template YAML>"} or {"domain": ..., "path": ...}')
-        taken = await self.feature.templates(self, user)
-        await self.feature.store()
-        try:
-            template = await self.feature.user_templates.add(user, self.feature.namespace(user), text, taken)
-        except InstanceError as error:
-            raise instance_error(error) from None
+            raise KarvdashError(400, 'send {"data": "<template YAML>"} or {"domain": ..., "path": ...}')
+        taken = await self.context.stores.templates(user)
+        store = await self.context.stores.user_templates()
+        template = await store.add(user, self.context.settings.user_namespace(user), text, taken)
         log.info("%s added template %s", user, template.id)
         self.set_header("Location", self.context.url("api/templates", template.id))
         self.write_json(template.summary(), status=201)
 
 
-class TemplateAPIHandler(ServicesMixin, APIHandler):
+class TemplateAPIHandler(APIHandler):
     async def get(self, template_id: str):
         self.require_scope("templates", "read")
-        template = await self.template(await self.acting_user(), template_id)
+        template = await self.context.stores.template(await self.acting_user(), template_id)
         if self.get_query_argument("download", ""):
             self.set_header("Content-Type", "application/yaml; charset=UTF-8")
             self.set_header("Content-Disposition", f'attachment; filename="{template.id}{st.TEMPLATE_SUFFIX}"')
@@ -87,29 +60,26 @@ class TemplateAPIHandler(ServicesMixin, APIHandler):
     async def delete(self, template_id: str):
         self.require_scope("templates", "write")
         user = await self.acting_user()
-        template = await self.template(user, template_id)
+        template = await self.context.stores.template(user, template_id)
         if not template.deletable:
-            raise DashboardError(403, f"{template.name} comes with the deployment and cannot be deleted")
-        await self.feature.store()
-        try:
-            await self.feature.user_templates.delete(user, self.feature.namespace(user), template_id)
-        except InstanceError as error:
-            raise instance_error(error) from None
+            raise KarvdashError(403, f"{template.name} comes with the deployment and cannot be deleted")
+        store = await self.context.stores.user_templates()
+        await store.delete(user, self.context.settings.user_namespace(user), template_id)
         log.info("%s deleted template %s", user, template_id)
         self.set_status(204)
         self.finish()
 
 
-class TemplatesPageHandler(ServicesMixin, PageHandler):
+class TemplatesPageHandler(PageHandler):
     async def get(self):
         self.require_scope("templates", "read")
         user = await self.acting_user()
-        templates = await self.feature.templates(self, user)
+        templates = await self.context.stores.templates(user)
         self.render_page(
             "templates.html",
             karvdash_active="templates",
             templates=list(templates.values()),
-            can_add=self.feature.on_kubernetes and self.has_scope("templates", "write"),
+            can_add=self.context.stores.on_kubernetes and self.has_scope("templates", "write"),
         )
 
 
@@ -117,7 +87,7 @@ def handlers(context: DashboardContext) -> list:
     return [
         (r"templates/?", TemplatesPageHandler),
         (r"api/templates/?", TemplatesAPIHandler),
-        (rf"api/templates/{TEMPLATE_ID}/?", TemplateAPIHandler),
+        (rf"api/templates/{NAME}/?", TemplateAPIHandler),
     ]
 
 
@@ -143,7 +113,7 @@ NEW_TEMPLATE = {
     "type": "object",
     "description": "The YAML itself, or a `*.template.yaml` file of your domains.",
     "oneOf": [
-        {"required": ["data"], "properties": {"data": {"type": "string", "maxLength": MAX_TEMPLATE_BYTES}}},
+        {"required": ["data"], "properties": {"data": {"type": "string", "maxLength": st.MAX_TEMPLATE_BYTES}}},
         {"required": ["path"], "properties": {"domain": {"type": "string", "enum": ["private", "shared"],
                                                         "default": "private"}, "path": {"type": "string"}}},
     ],
@@ -153,7 +123,7 @@ NEW_TEMPLATE = {
 def openapi(context: DashboardContext) -> dict:
     read, write = scopes_note(scope("templates", "read")), scopes_note(scope("templates", "write"))
     acting = {"$ref": "#/components/parameters/as"}
-    template_id = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "pattern": f"^{TEMPLATE_ID}$"}}
+    template_id = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "pattern": f"^{NAME}$"}}
     return {
         "/templates": {
             "get": {

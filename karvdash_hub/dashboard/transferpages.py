@@ -11,75 +11,24 @@ from __future__ import annotations
 import asyncio
 import mimetypes
 import os
-import re
-import shutil
 from email.utils import formatdate
-from urllib.parse import quote
 
 from tornado import web
 from tornado.iostream import StreamClosedError
-from zipstream import ZIP_STORED, ZipStream
 
+from karvdash_hub.core.errors import KarvdashError
 from karvdash_hub.files import operations as fileops
+from karvdash_hub.files.downloads import CHUNK, build_zip, content_disposition, next_batch, parse_range
 from karvdash_hub.files.operations import DomainFolder, clean_relative_path
 from karvdash_hub.files.uploads import Upload
 
-from .handlers import APIHandler, DashboardError
+from .context import DashboardContext
+from .filepages import AS, DOMAIN, DOMAIN_PARAMETER, ENTRY, PATH, PATH_PARAMETER, READ, WRITE
+from .handlers import APIHandler
+from .openapi import error_responses, json_body, json_response, scopes_note
 
-CHUNK = 1024 * 1024
 # a single upload request may carry at most this much (the browser sends less)
 MAX_CHUNK = 256 * 1024 * 1024
-SINGLE_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
-
-
-def content_disposition(name: str) -> str:
-    """``attachment`` with the name in RFC 6266 form (UTF-8 safe)."""
-    fallback = name.encode("ascii", "replace").decode().replace('"', "_").replace("\\", "_").replace("?", "_")
-    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
-
-
-def parse_range(header: str, size: int) -> tuple[int, int] | None:
-    """(start, end exclusive) of a single ``bytes=`` range; None to send the
-    whole file (no range, several ranges or one we do not understand);
-    raises ValueError for a range past the end (416)."""
-    match = SINGLE_RANGE.match(header.strip())
-    if not match:
-        return None
-    first, last = match.groups()
-    if not first and not last:
-        return None
-    if not first:  # the last N bytes
-        length = int(last)
-        if length == 0:
-            raise ValueError("empty suffix range")
-        return max(size - length, 0), size
-    start = int(first)
-    end = min(int(last) + 1, size) if last else size
-    if start >= size or (last and int(last) < start):
-        raise ValueError("range starts past the end")
-    return start, end
-
-
-def build_zip(folder: DomainFolder, top, name: str) -> ZipStream:
-    """A stored (uncompressed) zip of ``top``, with its size known up front."""
-    archive = ZipStream(compress_type=ZIP_STORED, sized=True)
-    archive.mkdir(name + "/")
-    for real, relative in fileops.walk_files(folder, top):
-        if real is None:
-            archive.mkdir(f"{name}/{relative}")
-        else:
-            archive.add_path(str(real), f"{name}/{relative}")
-    return archive
-
-
-def next_batch(iterator) -> bytes:
-    """Up to about CHUNK bytes from the zip generator (runs in the thread pool)."""
-    batch = bytearray()
-    for piece in iterator:
-        batch += piece
-        if len(batch) >= CHUNK:
-            break
-    return bytes(batch)
 
 
 class DownloadHandler(APIHandler):
@@ -92,7 +41,7 @@ class DownloadHandler(APIHandler):
         self.require_scope("files", "read")
         relative = clean_relative_path(path or "")
         user = await self.acting_user()
-        folder = await self.blocking(DomainFolder.for_user, self.context.domains, domain, user)
+        folder = await self.blocking(fileops.open_domain_folder, self.context.domains, domain, user)
         real = await self.blocking(folder.resolve, relative)
         if not os.path.exists(real):
             raise fileops.NotFound(f"{folder.display(relative)} does not exist")
@@ -116,7 +65,7 @@ class DownloadHandler(APIHandler):
                     wanted = parse_range(range_header, size)
                 except ValueError:
                     self.set_header("Content-Range", f"bytes */{size}")
-                    raise DashboardError(416, f"the range {range_header} is outside the file ({size} bytes)") from None
+                    raise KarvdashError(416, f"the range {range_header} is outside the file ({size} bytes)") from None
                 if wanted is not None:
                     start, end = wanted
                     self.set_status(206)
@@ -193,43 +142,24 @@ class UploadListHandler(APIHandler):
         domain, path, size = body.get("domain"), body.get("path"), body.get("size")
         overwrite = body.get("overwrite", False)
         if not isinstance(domain, str) or not isinstance(path, str):
-            raise DashboardError(400, 'send {"domain": ..., "path": ..., "size": ...}')
+            raise KarvdashError(400, 'send {"domain": ..., "path": ..., "size": ...}')
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-            raise DashboardError(400, '"size" must be the whole number of bytes to send')
+            raise KarvdashError(400, '"size" must be the whole number of bytes to send')
         if not isinstance(overwrite, bool):
-            raise DashboardError(400, '"overwrite" must be true or false')
-        relative = clean_relative_path(path)
-        if not relative.parts:
-            raise DashboardError(400, "an upload needs a file name")
+            raise KarvdashError(400, '"overwrite" must be true or false')
         user = await self.acting_user()
-        folder = await self.blocking(DomainFolder.for_user, self.context.domains, domain, user)
-        target = await self.blocking(folder.locate, relative)
-        await self.blocking(check_target, folder, target, overwrite)
-        free = await self.blocking(lambda: shutil.disk_usage(self.context.uploads.folder.parent).free)
-        if size > free:
-            raise DashboardError(507, f"not enough space: {size} bytes to send, {free} free")
         upload = await self.blocking(
-            self.context.uploads.create,
+            self.context.uploads.start,
+            self.context.domains,
             owner=self.username,
-            domain=folder.domain,
+            domain=domain,
             domain_user=user,
-            path=str(relative),
+            path=path,
             size=size,
             overwrite=overwrite,
         )
         self.set_header("Location", self.context.url("api/uploads", upload.id))
         self.write_json(upload.to_json(), status=201)
-
-
-def check_target(folder: DomainFolder, target, overwrite: bool) -> None:
-    display = folder.display(folder.relative(target))
-    if not target.parent.is_dir():
-        raise fileops.NotFound(f"folder {folder.display(folder.relative(target.parent))} does not exist")
-    if os.path.lexists(target):
-        if os.path.isdir(target) and not os.path.islink(target):
-            raise fileops.Conflict(f"{display} is a folder")
-        if not overwrite:
-            raise fileops.Conflict(f"{display} already exists")
 
 
 @web.stream_request_body
@@ -254,7 +184,7 @@ class UploadHandler(APIHandler):
                 await self.start_chunk()
             else:
                 self._body = bytearray()
-        except (web.HTTPError, fileops.FileError) as refusal:
+        except (web.HTTPError, KarvdashError) as refusal:
             # answer only once the body is in: a reply before it makes the
             # proxy see a reset connection (and answer 503 instead of ours)
             self.refusal = refusal
@@ -272,15 +202,15 @@ class UploadHandler(APIHandler):
         offset = await self.blocking(upload.offset)
         claimed = self.request.headers.get("Upload-Offset", "")
         if not claimed.isdigit():
-            raise DashboardError(400, "send the offset of this chunk in the Upload-Offset header", offset=offset)
+            raise KarvdashError(400, "send the offset of this chunk in the Upload-Offset header", offset=offset)
         if int(claimed) != offset:
-            raise DashboardError(409, f"the upload continues at byte {offset}, not {claimed}", offset=offset)
+            raise KarvdashError(409, f"the upload continues at byte {offset}, not {claimed}", offset=offset)
         length = self.request.headers.get("Content-Length")
         remaining = upload.size - offset
         if length is not None and (not length.isdigit() or int(length) > remaining):
-            raise DashboardError(413, f"this chunk goes past the end: {remaining} bytes remain", offset=offset)
+            raise KarvdashError(413, f"this chunk goes past the end: {remaining} bytes remain", offset=offset)
         if upload.id in store.writing:
-            raise DashboardError(409, "another request is sending this upload", offset=offset)
+            raise KarvdashError(409, "another request is sending this upload", offset=offset)
         store.writing.add(upload.id)
         self.upload = upload
         self.position = offset
@@ -294,12 +224,12 @@ class UploadHandler(APIHandler):
         if self.upload is None:
             # other methods have small JSON bodies
             if len(self._body) + len(chunk) > 64 * 1024:
-                self.refusal = DashboardError(413, "the body is too large")
+                self.refusal = KarvdashError(413, "the body is too large")
                 return
             self._body += chunk
             return
         if self.position + len(self.pending) + len(chunk) > self.upload.size:
-            raise DashboardError(413, "the chunk goes past the end of the upload")
+            raise KarvdashError(413, "the chunk goes past the end of the upload")
         self.pending += chunk
         if len(self.pending) >= CHUNK:
             await self.write_pending()
@@ -351,7 +281,7 @@ class UploadHandler(APIHandler):
         self.require_scope("files", "write")
         body = self.json_body()
         if not isinstance(body.get("overwrite"), bool):
-            raise DashboardError(400, 'send {"overwrite": true} or {"overwrite": false}')
+            raise KarvdashError(400, 'send {"overwrite": true} or {"overwrite": false}')
         upload = await self.blocking(self.context.uploads.get, upload_id, self.username)
         upload.overwrite = body["overwrite"]
         await self.blocking(self.context.uploads.save, upload)
@@ -363,7 +293,7 @@ class UploadHandler(APIHandler):
         store = self.context.uploads
         upload = await self.blocking(store.get, upload_id, self.username)
         if upload.id in store.writing:
-            raise DashboardError(409, "a request is sending this upload right now")
+            raise KarvdashError(409, "a request is sending this upload right now")
         await self.blocking(store.remove, upload)
         self.set_status(204)
         self.finish()
@@ -378,17 +308,116 @@ class UploadHandler(APIHandler):
         await self.blocking(os.fsync, self.fd)
         os.close(self.fd)
         self.fd = None
-        entry = await self.blocking(self.finish_upload, upload)
+        entry = await self.blocking(self.context.uploads.finish, self.context.domains, upload)
         self.write_json({**upload.to_json(upload.size), "complete": True, "entry": entry}, status=201)
 
-    def finish_upload(self, upload: Upload) -> dict:
-        """Move the complete staged file to its place (blocking; thread pool)."""
-        folder = DomainFolder.for_user(self.context.domains, upload.domain, upload.domain_user)
-        relative = clean_relative_path(upload.path)
-        target = folder.locate(relative)
-        check_target(folder, target, upload.overwrite)
-        os.chmod(upload.data_path, 0o644)
-        fileops.place_file(upload.data_path, target, overwrite=upload.overwrite, display=folder.display(relative))
-        self.context.uploads.remove(upload)
-        entry = fileops.entry_for(folder, target)
-        return {**entry.to_json(), "domain": folder.domain, "path": str(relative)}
+
+def handlers(context: DashboardContext) -> list:
+    return [
+        (rf"api/download/{DOMAIN}{PATH}", DownloadHandler),
+        (r"api/uploads/?", UploadListHandler),
+        (r"api/uploads/([^/]+)/?", UploadHandler),
+    ]
+
+
+# --- OpenAPI ---------------------------------------------------------------------------------
+
+UPLOAD = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "domain": {"type": "string"},
+        "path": {"type": "string"},
+        "size": {"type": "integer"},
+        "offset": {"type": "integer", "description": "bytes received so far; the next chunk starts here"},
+        "overwrite": {"type": "boolean"},
+        "created": {"type": "number"},
+        "complete": {"type": "boolean"},
+        "entry": ENTRY,
+    },
+}
+UPLOAD_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def openapi(context: DashboardContext) -> dict:
+    file_parameters = [DOMAIN_PARAMETER, PATH_PARAMETER, AS]
+    return {
+        "/download/{domain}/{path}": {
+            "parameters": file_parameters,
+            "get": {
+                "summary": "Download a file (HTTP Range supported) or a folder as a zip",
+                "description": scopes_note(READ) + " Streamed; a folder arrives as `<name>.zip` (stored, not compressed).",
+                "parameters": [
+                    {"name": "Range", "in": "header", "required": False, "schema": {"type": "string"}, "example": "bytes=0-1023"}
+                ],
+                "responses": {
+                    "200": {"description": "The file or zip", "content": {"application/octet-stream": {}}},
+                    "206": {"description": "The requested range"},
+                    **error_responses(400, 401, 403, 404, 416),
+                },
+            },
+        },
+        "/uploads": {
+            "get": {
+                "summary": "The caller's unfinished uploads",
+                "description": scopes_note(WRITE),
+                "responses": {
+                    "200": json_response("Uploads", {"type": "object", "properties": {"uploads": {"type": "array", "items": UPLOAD}}}),
+                    **error_responses(401, 403),
+                },
+            },
+            "post": {
+                "summary": "Start an upload",
+                "description": scopes_note(WRITE)
+                + " The bytes are staged under `uploads/` and appear at `path` in one step when the last one "
+                "arrives. An existing name is a 409 unless `overwrite` is true; a folder there is always a 409.",
+                "parameters": [AS],
+                "requestBody": json_body(
+                    {
+                        "type": "object",
+                        "required": ["domain", "path", "size"],
+                        "properties": {
+                            "domain": {"type": "string", "enum": ["private", "shared"]},
+                            "path": {"type": "string"},
+                            "size": {"type": "integer", "minimum": 0},
+                            "overwrite": {"type": "boolean", "default": False},
+                        },
+                    }
+                ),
+                "responses": {"201": json_response("The upload", UPLOAD), **error_responses(400, 401, 403, 404, 409, 507)},
+            },
+        },
+        "/uploads/{id}": {
+            "parameters": [UPLOAD_ID],
+            "get": {
+                "summary": "An upload's state (the offset to continue from)",
+                "description": scopes_note(WRITE),
+                "responses": {"200": json_response("The upload", UPLOAD), **error_responses(401, 403, 404)},
+            },
+            "put": {
+                "summary": "Send the next chunk",
+                "description": scopes_note(WRITE)
+                + " The body is the raw bytes; `Upload-Offset` must equal the upload's offset (else 409 with "
+                "the right `offset`). The chunk with the last byte answers 201 with the placed file's `entry`; "
+                "an empty chunk at the end retries placing it (after a 409 and a PATCH with overwrite).",
+                "parameters": [{"name": "Upload-Offset", "in": "header", "required": True, "schema": {"type": "integer"}}],
+                "requestBody": {"required": True, "content": {"application/octet-stream": {}}},
+                "responses": {
+                    "200": json_response("Chunk stored", UPLOAD),
+                    "201": json_response("Upload complete; the file is in place", UPLOAD),
+                    **error_responses(400, 401, 403, 404, 409, 413),
+                },
+            },
+            "patch": {
+                "summary": "Allow or forbid replacing an existing file",
+                "description": scopes_note(WRITE),
+                "requestBody": json_body({"type": "object", "required": ["overwrite"], "properties": {"overwrite": {"type": "boolean"}}}),
+                "responses": {"200": json_response("The upload", UPLOAD), **error_responses(400, 401, 403, 404)},
+            },
+            "delete": {
+                "summary": "Cancel an upload (its staged bytes are removed)",
+                "description": scopes_note(WRITE),
+                "responses": {"204": {"description": "Cancelled"}, **error_responses(401, 403, 404, 409)},
+            },
+        },
+    }

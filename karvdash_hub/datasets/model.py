@@ -2,7 +2,7 @@
 user can add, their validation, the Secret that holds S3 credentials and what
 the dashboard shows (and lets people download) of a dataset.
 
-Pure functions: ``datasetstore.py`` sends what they build. Credentials never
+Pure functions: ``store.py`` sends what they build. Credentials never
 go into the Dataset itself: it names a Secret (``secret-name``) with the
 ``accessKeyID`` and ``secretAccessKey`` keys Datashim reads, and every view of
 a Dataset (list, YAML download) leaves them out.
@@ -14,14 +14,14 @@ import base64
 import copy
 import re
 import secrets
-import string
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import yaml
 
+from karvdash_hub.core import names
 from karvdash_hub.core.errors import KarvdashError
-from karvdash_hub.core.labels import MANAGED_BY_LABEL, MANAGED_BY_VALUE, OWNER_LABEL
+from karvdash_hub.core.labels import owner_labels
 from karvdash_hub.core.names import DNS_LABEL
 
 DATASET_KIND = "Dataset"
@@ -40,7 +40,6 @@ CREDENTIAL_KEYS = (ACCESS_KEY, SECRET_KEY)
 
 # a dataset name is a PVC name (Datashim) and part of a volume name: a DNS label
 MAX_NAME = 63
-SUFFIX_LENGTH = 4
 BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 REGION = re.compile(r"^[a-z0-9-]{0,32}$")
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -150,11 +149,13 @@ def enabled_types(disabled: list[str] | tuple[str, ...]) -> list[DatasetType]:
     return [t for t in TYPES.values() if t.id not in set(disabled)]
 
 
-def dataset_type(type_id, disabled: list[str] | tuple[str, ...] = ()) -> DatasetType:
+def dataset_type(type_id, disabled: list[str] | tuple[str, ...] = (), status: int = 400) -> DatasetType:
+    """The type ``type_id``; an unknown or disabled one is refused with
+    ``status`` (400 in a request body, 404 in an address)."""
     if not isinstance(type_id, str) or type_id not in TYPES:
-        raise DatasetError(400, f"unknown dataset type {type_id!r}; types are {', '.join(TYPES)}")
+        raise DatasetError(status, f"unknown dataset type {type_id!r}; types are {', '.join(TYPES)}")
     if type_id in disabled:
-        raise DatasetError(400, f"dataset type {type_id} is disabled on this deployment")
+        raise DatasetError(status, f"dataset type {type_id} is disabled on this deployment")
     return TYPES[type_id]
 
 
@@ -175,15 +176,13 @@ def check_name(name) -> str:
 def free_name(wanted: str, taken, choose=secrets.choice) -> str:
     """``wanted`` if it is free, else ``wanted-xxxx`` with a random suffix
     (shortened so the result is still a valid name)."""
-    if wanted not in taken:
-        return wanted
-    alphabet = string.ascii_lowercase + string.digits
-    base = wanted[: MAX_NAME - SUFFIX_LENGTH - 1].rstrip("-")
-    for _ in range(100):
-        candidate = f"{base}-{''.join(choose(alphabet) for _ in range(SUFFIX_LENGTH))}"
-        if candidate not in taken:
-            return candidate
-    raise DatasetError(409, f"no free name like {wanted!r}")
+    return names.free_name(
+        wanted,
+        taken,
+        limit=MAX_NAME,
+        error=DatasetError(409, f"no free name like {wanted!r}"),
+        suffix=lambda: names.random_suffix(choose),
+    )
 
 
 def secret_name(dataset: str) -> str:
@@ -327,10 +326,6 @@ def with_name(request: DatasetRequest, name: str) -> DatasetRequest:
 
 
 # --- objects --------------------------------------------------------------------------------
-
-
-def owner_labels(owner: str) -> dict[str, str]:
-    return {OWNER_LABEL: owner, MANAGED_BY_LABEL: MANAGED_BY_VALUE}
 
 
 def dataset_object(group: str, request: DatasetRequest, namespace: str, owner: str) -> dict:

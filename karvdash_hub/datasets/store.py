@@ -1,6 +1,6 @@
 """Datasets in Kubernetes: list, add, read and remove the Datashim Datasets
 of one user's namespace, with their credentials Secrets. Thin I/O over
-kubernetes_asyncio; what is sent comes from ``datasets.py``.
+kubernetes_asyncio; what is sent comes from ``model.py``.
 
 Names are claimed by create-only requests, so two requests for the same
 name cannot both get it: the second one gets a suffix.
@@ -14,9 +14,9 @@ import logging
 from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio.client.rest import ApiException
 
+from karvdash_hub.core.kubeapi import RETRIES_ON_BUSY, api_message, retry_delay
 from karvdash_hub.core.labels import OWNER_LABEL, TEMPLATE_LABEL
 from karvdash_hub.core.settings import KarvdashConfig
-from karvdash_hub.services.store import RETRIES_ON_BUSY, api_message, retry_delay
 
 from . import model as ds
 
@@ -37,9 +37,6 @@ class DatasetStore:
     @property
     def group(self) -> str:
         return self.settings.datasetsAPIGroup
-
-    def namespace(self, username: str) -> str:
-        return self.settings.user_namespace(username)
 
     async def _request(self, call, *args, **kwargs):
         """``call`` (a method of the API clients), tried again while the API
@@ -77,7 +74,7 @@ class DatasetStore:
 
     async def list(self, username: str) -> list[dict]:
         """Summaries of the user's datasets, by name."""
-        items = await self._objects(self.namespace(username))
+        items = await self._objects(self.settings.user_namespace(username))
         return sorted((ds.summary(item) for item in items), key=lambda s: s["name"])
 
     async def get(self, username: str, name: str) -> dict:
@@ -86,17 +83,23 @@ class DatasetStore:
         try:
             return await self._request(
                 self.custom.get_namespaced_custom_object,
-                self.group, ds.DATASET_VERSION, self.namespace(username), ds.DATASET_PLURAL, name,
+                self.group, ds.DATASET_VERSION, self.settings.user_namespace(username), ds.DATASET_PLURAL, name,
             )
         except ApiException as error:
             if error.status == 404 and "not found" in api_message(error):
                 raise ds.DatasetError(404, f"no dataset named {name}") from None
             raise self._failure(f"read dataset {name}", error) from None
 
+    async def type_descriptions(self, username: str) -> list[dict]:
+        """The types users may add, each with the user's services that can serve it."""
+        services = await self.local_services(username)
+        types = ds.enabled_types(self.settings.disabledDatasetTemplates)
+        return [t.to_json(sorted(services.get(t.local_template, {}))) for t in types]
+
     async def local_services(self, username: str) -> dict[str, dict[str, str]]:
         """For each type served from the user's own services: the user's
         instances of its template and their endpoints."""
-        namespace = self.namespace(username)
+        namespace = self.settings.user_namespace(username)
         result: dict[str, dict[str, str]] = {}
         for kind in ds.TYPES.values():
             if not kind.local_template or kind.local_template in result:
@@ -115,7 +118,7 @@ class DatasetStore:
     async def create(self, username: str, body: dict) -> dict:
         """Check ``body`` and add the dataset (and its Secret); return its summary.
         A taken name gets a random suffix."""
-        namespace = self.namespace(username)
+        namespace = self.settings.user_namespace(username)
         kind = ds.TYPES.get(body.get("type")) if isinstance(body, dict) and isinstance(body.get("type"), str) else None
         # only types served by the user's own services need them looked up
         services = await self.local_services(username) if kind and kind.local_template else {}
@@ -178,7 +181,7 @@ class DatasetStore:
     async def delete(self, username: str, name: str) -> None:
         """Remove the user's dataset and the credentials Secret karvdash made for it."""
         dataset = await self.get(username, name)
-        namespace = self.namespace(username)
+        namespace = self.settings.user_namespace(username)
         await self._delete_dataset(namespace, name, dataset["metadata"]["uid"])
         referenced = ((dataset.get("spec") or {}).get("local") or {}).get("secret-name")
         if referenced == ds.secret_name(name):

@@ -13,7 +13,6 @@ of ``filesURL``:
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -60,27 +59,6 @@ class FileDomains:
 
     def local_path(self, domain: str, username: str | None = None) -> Path:
         return self.root / self.relative_path(domain, username)
-
-    def ensure_folders(self, username: str | None = None) -> None:
-        """Create the shared folders and, given a user, that user's private folder."""
-        for domain in (SHARED, UPLOADS):
-            self.local_path(domain).mkdir(parents=True, exist_ok=True)
-        # uploads hold other users' partial files: only the hub's account reads them
-        os.chmod(self.local_path(UPLOADS), 0o700)
-        if username:
-            self.local_path(PRIVATE, username).mkdir(parents=True, exist_ok=True)
-
-    def delete_private(self, username: str) -> bool:
-        """Delete the private folder of a deleted user; False if there was none.
-        Blocking (a whole tree): call it in an executor."""
-        folder = self.local_path(PRIVATE, username)
-        # a user name is one path component; refuse anything that is not
-        if folder.parent != self.root / PRIVATE or folder.name != username or folder.is_symlink():
-            raise ValueError(f"refusing to delete {folder}")
-        if not folder.exists():
-            return False
-        shutil.rmtree(folder)
-        return True
 
     # --- folders, as nodes see them ------------------------------------------------
 

@@ -130,6 +130,7 @@ class DomainFolder:
 
     @classmethod
     def for_user(cls, domains: FileDomains, domain: str, username: str) -> DomainFolder:
+        """The domain as ``username`` sees it; creates nothing (see :func:`open_domain_folder`)."""
         if domain not in BROWSABLE_DOMAINS:
             raise NotFound(f"no file domain {domain!r}; domains are {', '.join(BROWSABLE_DOMAINS)}")
         owner = username if domain == PRIVATE else None
@@ -139,9 +140,7 @@ class DomainFolder:
                 check_name(owner)
             except BadPath:
                 raise OutsideDomain(f"the user name {owner!r} cannot name a private folder") from None
-        root = domains.local_path(domain, owner)
-        root.mkdir(parents=True, exist_ok=True)
-        return cls(domain=domain, owner=owner, root=Path(os.path.realpath(root)))
+        return cls(domain=domain, owner=owner, root=Path(os.path.realpath(domains.local_path(domain, owner))))
 
     def locate(self, path: str | PurePosixPath) -> Path:
         """Where ``path`` is, for changing it: every folder on the way has its
@@ -172,7 +171,79 @@ class DomainFolder:
         return f"{self.domain}/{text}" if text not in ("", ".") else f"{self.domain}/"
 
 
+# --- the domains' folders on disk ----------------------------------------------------
+
+
+def ensure_folders(domains: FileDomains, username: str | None = None) -> None:
+    """Create the shared folders and, given a user, that user's private folder."""
+    for domain in (SHARED, UPLOADS):
+        domains.local_path(domain).mkdir(parents=True, exist_ok=True)
+    # uploads hold other users' partial files: only the hub's account reads them
+    os.chmod(domains.local_path(UPLOADS), 0o700)
+    if username:
+        domains.local_path(PRIVATE, username).mkdir(parents=True, exist_ok=True)
+
+
+def delete_private(domains: FileDomains, username: str) -> bool:
+    """Delete the private folder of a deleted user; False if there was none.
+    Blocking (a whole tree): call it in an executor."""
+    folder = domains.local_path(PRIVATE, username)
+    # a user name is one path component; refuse anything that is not
+    if folder.parent != domains.root / PRIVATE or folder.name != username or folder.is_symlink():
+        raise ValueError(f"refusing to delete {folder}")
+    if not folder.exists():
+        return False
+    shutil.rmtree(folder)
+    return True
+
+
+def open_domain_folder(domains: FileDomains, domain: str, username: str) -> DomainFolder:
+    """The domain as ``username`` sees it, their private folder made on first use."""
+    folder = DomainFolder.for_user(domains, domain, username)
+    folder.root.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 # --- reading -------------------------------------------------------------------------
+
+
+def open_for_reading(folder: DomainFolder, relative: PurePosixPath, what: str = "a file") -> int:
+    """A descriptor of the file ``relative`` in ``folder``, for features that
+    read a user's file (image archives, templates).
+
+    The last part is opened without following a link, and what was opened
+    is checked to be a file inside the domain: a link swapped in after the
+    path was checked cannot make the dashboard read anything else.
+    """
+    if not relative.parts:
+        raise BadPath(f"give the path of {what}")
+    location = folder.resolve(relative)
+    try:
+        descriptor = os.open(location, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise NotFound(f"{folder.display(relative)} does not exist") from None
+    except OSError as error:
+        raise BadPath(f"cannot open {folder.display(relative)}: {error.strerror}") from None
+    real = os.path.realpath(f"/proc/self/fd/{descriptor}")
+    if not is_path_within(real, str(folder.root)):
+        os.close(descriptor)
+        raise OutsideDomain(f"{folder.display(relative)} leads outside the {folder.domain} domain")
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise BadPath(f"{folder.display(relative)} is a folder, not {what}")
+    return descriptor
+
+
+def read_text(folder: DomainFolder, relative: PurePosixPath, what: str, limit: int) -> str:
+    """The UTF-8 text of a small file of the domain (``what`` names it in errors)."""
+    with os.fdopen(open_for_reading(folder, relative, what), "rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise BadPath(f"{what} is at most {limit // 1024} KiB")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadPath(f"{what} is not UTF-8 text") from None
 
 
 def entry_for(folder: DomainFolder, path: Path, name: str | None = None) -> Entry:
@@ -189,6 +260,22 @@ def entry_for(folder: DomainFolder, path: Path, name: str | None = None) -> Entr
         info = os.stat(real)
     kind = "folder" if stat.S_ISDIR(info.st_mode) else "file"
     return Entry(name, kind, info.st_size if kind == "file" else 0, info.st_mtime)
+
+
+def entry_json(folder: DomainFolder, location: Path, entry: Entry) -> dict:
+    """An entry as the API shows it: with its domain and its path there."""
+    relative = folder.relative(location)
+    return {**entry.to_json(), "domain": folder.domain, "path": str(relative) if relative.parts else ""}
+
+
+def describe(folder: DomainFolder, relative: PurePosixPath, location: Path) -> dict:
+    """``relative`` (found at ``location``) as the API shows it; a folder with its entries."""
+    entry = entry_for(folder, location, relative.name or folder.domain)
+    result = entry_json(folder, location, entry)
+    if entry.type == "folder":
+        result["path"] = str(relative) if relative.parts else ""
+        result["entries"] = [e.to_json() for e in list_folder(folder, location)]
+    return result
 
 
 def list_folder(folder: DomainFolder, path: Path) -> list[Entry]:
@@ -238,6 +325,19 @@ def walk_files(folder: DomainFolder, top: Path):
 
 
 # --- changing ------------------------------------------------------------------------
+
+
+def check_target(folder: DomainFolder, target: Path, overwrite: bool) -> None:
+    """Whether a file may be placed at ``target``: its folder exists, a file
+    there only with ``overwrite``, never over a folder."""
+    display = folder.display(folder.relative(target))
+    if not target.parent.is_dir():
+        raise NotFound(f"folder {folder.display(folder.relative(target.parent))} does not exist")
+    if os.path.lexists(target):
+        if os.path.isdir(target) and not os.path.islink(target):
+            raise Conflict(f"{display} is a folder")
+        if not overwrite:
+            raise Conflict(f"{display} already exists")
 
 
 def make_folder(folder: DomainFolder, path: Path) -> Entry:

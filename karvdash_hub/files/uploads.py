@@ -17,11 +17,24 @@ import json
 import os
 import re
 import secrets
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .operations import NotFound
+from karvdash_hub.core.errors import KarvdashError
+
+from .domains import FileDomains
+from .operations import (
+    BadPath,
+    NotFound,
+    check_target,
+    clean_relative_path,
+    entry_for,
+    entry_json,
+    open_domain_folder,
+    place_file,
+)
 
 UPLOAD_ID = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
 
@@ -91,6 +104,33 @@ class UploadStore:
         os.close(os.open(upload.data_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         self.save(upload)
         return upload
+
+    def start(self, domains: FileDomains, *, owner: str, domain: str, domain_user: str, path: str, size: int,
+              overwrite: bool) -> Upload:
+        """A new upload of ``size`` bytes to ``path`` of ``domain_user``'s
+        ``domain``, once the target is known to be free (or ``overwrite``)
+        and the bytes fit on the disk."""
+        relative = clean_relative_path(path)
+        if not relative.parts:
+            raise BadPath("an upload needs a file name")
+        folder = open_domain_folder(domains, domain, domain_user)
+        check_target(folder, folder.locate(relative), overwrite)
+        free = shutil.disk_usage(self.folder.parent).free
+        if size > free:
+            raise KarvdashError(507, f"not enough space: {size} bytes to send, {free} free")
+        return self.create(owner=owner, domain=folder.domain, domain_user=domain_user, path=str(relative), size=size,
+                           overwrite=overwrite)
+
+    def finish(self, domains: FileDomains, upload: Upload) -> dict:
+        """Move the complete staged file to its place; the new entry as the API shows it."""
+        folder = open_domain_folder(domains, upload.domain, upload.domain_user)
+        relative = clean_relative_path(upload.path)
+        target = folder.locate(relative)
+        check_target(folder, target, upload.overwrite)
+        os.chmod(upload.data_path, 0o644)
+        place_file(upload.data_path, target, overwrite=upload.overwrite, display=folder.display(relative))
+        self.remove(upload)
+        return entry_json(folder, target, entry_for(folder, target))
 
     def save(self, upload: Upload) -> None:
         meta = {key: value for key, value in asdict(upload).items() if key != "folder"}

@@ -7,24 +7,21 @@ everything here only sets values that the deployment did not set itself, so
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import jupyterhub
 from traitlets.config import Config
 
-from karvdash_hub import __version__
-from karvdash_hub.core.paths import HUB_TEMPLATES_DIR, PROJECT_ROOT
+from karvdash_hub.core.paths import PROJECT_ROOT
 from karvdash_hub.core.settings import KarvdashConfig
 from karvdash_hub.files.domains import FileDomains
+from karvdash_hub.files.operations import ensure_folders
+from karvdash_hub.theme import HUB_TEMPLATES_DIR
+from karvdash_hub.theme.variables import template_vars
 
 from . import deployment
-
-DASHBOARD_SERVICE = "karvdash"
-DOCS_URL = "/services/karvdash/docs/"
+from .service import configure_service
 
 
 def _setdefault(section: Config, name: str, value) -> None:
@@ -41,49 +38,6 @@ def proxy_command() -> list[str]:
     return [found] if found else ["configurable-http-proxy"]
 
 
-def dashboard_available() -> bool:
-    return importlib.util.find_spec("karvdash_hub.hub.service") is not None
-
-
-def nav_entries(settings: KarvdashConfig) -> list[tuple[str, str]]:
-    """The dashboard's pages in the hub's navigation bar: (label, path)."""
-    if not dashboard_available():
-        return []
-    entries = [("Files", "files"), ("Services", "services"), ("Templates", "templates")]
-    if settings.datasetsAvailable:
-        entries.append(("Datasets", "datasets"))
-    if settings.dockerRegistryURL:
-        entries.append(("Images", "images"))
-    return entries
-
-
-def argo_link(settings: KarvdashConfig) -> str:
-    """The navigation bar's Workflows entry ('' without ``argoURL``). With
-    ``argoNamespace`` (SSO with namespace delegation) a person may use Argo
-    in their own namespace only, so the entry opens that namespace's
-    workflows; ``page.html`` fills in ``{username}``."""
-    if not settings.argoURL or not settings.argoNamespace:
-        return settings.argoURL
-    parts = urlsplit(settings.argoURL)
-    path = f"{parts.path.rstrip('/')}/workflows/{settings.namespaceTemplate}"
-    return urlunsplit(parts._replace(path=path))
-
-
-def template_vars(settings: KarvdashConfig) -> dict:
-    return {
-        "karvdash_title": settings.dashboardTitle,
-        "karvdash_theme": settings.dashboardTheme.lower(),
-        "karvdash_version": __version__,
-        "jupyterhub_version": jupyterhub.__version__,
-        "karvdash_issues_url": settings.issuesURL,
-        "karvdash_docs_url": DOCS_URL if dashboard_available() else "",
-        "karvdash_nav": nav_entries(settings),
-        "karvdash_dashboard_prefix": f"/services/{DASHBOARD_SERVICE}/",
-        "karvdash_native_auth": settings.authenticator == "native",
-        "karvdash_argo_url": argo_link(settings),
-    }
-
-
 def configure(c: Config) -> KarvdashConfig:
     """Apply the karvdash-hub settings to the JupyterHub config ``c``."""
     settings = deployment.activate(deployment.load(config=c)).settings
@@ -94,7 +48,7 @@ def configure(c: Config) -> KarvdashConfig:
             c[section] = values
     state = Path(settings.stateDir)
     state.mkdir(mode=0o700, parents=True, exist_ok=True)
-    FileDomains.from_settings(settings).ensure_folders()
+    ensure_folders(FileDomains.from_settings(settings))
 
     hub = c.JupyterHub
     _setdefault(hub, "db_url", f"sqlite:///{state / 'jupyterhub.sqlite'}")
@@ -130,10 +84,7 @@ def configure(c: Config) -> KarvdashConfig:
         from .auth import KarvdashOAuthenticator as authenticator_class
     _setdefault(hub, "authenticator_class", authenticator_class)
 
-    if dashboard_available():
-        from .service import configure_service
-
-        configure_service(c, settings)
+    configure_service(c, settings)
     return settings
 
 

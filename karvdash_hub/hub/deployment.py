@@ -16,7 +16,7 @@ from traitlets.config import Config
 from karvdash_hub.core.paths import SHIPPED_PROFILES_DIR
 from karvdash_hub.core.settings import KarvdashConfig, load_settings
 
-from .profiles import Profile, ProfileError, load_profiles
+from .profiles import Profile, ProfileError, load_profiles, unknown_overrides
 
 
 @dataclass(frozen=True)
@@ -41,11 +41,8 @@ def load(config: Config | None = None) -> Deployment:
 def check_overrides(profiles: list[Profile]) -> None:
     """A misspelt KubeSpawner trait in a profile stops start-up, instead of
     failing the first spawn of that profile."""
-    from kubespawner import KubeSpawner
-
-    traits = set(KubeSpawner.class_trait_names())
     for profile in profiles:
-        unknown = sorted(profile.override_keys() - traits)
+        unknown = unknown_overrides(profile)
         if unknown:
             raise ProfileError(f"{profile.source}: kubespawner_override sets unknown KubeSpawner traits {unknown}")
 

@@ -15,6 +15,7 @@ from jupyterhub.spawner import SimpleLocalProcessSpawner
 from traitlets import default
 
 from karvdash_hub.files.domains import MOUNTED_DOMAINS, FileDomains
+from karvdash_hub.files.operations import ensure_folders
 
 from .profiles import Profile, Selection
 from .profilespawner import ProfileSpawnerMixin
@@ -62,7 +63,7 @@ class KarvdashLocalSpawner(ProfileSpawnerMixin, SimpleLocalProcessSpawner):
         """The server's root folder: ``private`` and ``shared`` link to the
         same folders the dashboard shows and pods mount."""
         domains = FileDomains.from_settings(self.karvdash_settings)
-        domains.ensure_folders(self.user.name)
+        ensure_folders(domains, self.user.name)
         home = Path(self.home_dir)
         home.mkdir(parents=True, exist_ok=True)
         for domain in MOUNTED_DOMAINS:

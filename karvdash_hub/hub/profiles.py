@@ -23,12 +23,13 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from karvdash_hub.core.names import DNS_LABEL
+
 # The option of GPU profiles that says how many GPUs (choice keys are counts).
 GPU_OPTION = "gpus"
 # The port of a user server (KubeSpawner's default); an app must listen on another.
 SERVER_PORT = 8888
 
-SLUG = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 UNLISTED_SUFFIX = "--unlisted-choice"
 
 _CHOICE = {
@@ -49,7 +50,7 @@ PROFILE_SCHEMA = {
     "additionalProperties": False,
     "properties": {
         "display_name": {"type": "string", "minLength": 1},
-        "slug": {"type": "string", "pattern": SLUG.pattern},
+        "slug": {"type": "string", "pattern": DNS_LABEL.pattern},
         "description": {"type": "string"},
         "default": {"type": "boolean"},
         "groups": {"type": "array", "items": {"type": "string", "minLength": 1}},
@@ -145,7 +146,7 @@ class Profile:
             where = "/".join(str(p) for p in e.absolute_path) or "(top)"
             raise ProfileError(f"{path}: at {where}: {e.message}") from None
         slug = data.pop("slug", path.stem)
-        if not SLUG.match(slug):
+        if not DNS_LABEL.match(slug):
             raise ProfileError(f"{path}: the file name {slug!r} is not a valid profile slug; set 'slug'")
         profile = cls(slug=slug, source=str(path), **data)
         profile._check_options()
@@ -259,6 +260,15 @@ def _format_values(obj, **values):
     if isinstance(obj, list):
         return [_format_values(v, **values) for v in obj]
     return obj
+
+
+def unknown_overrides(profile: Profile) -> list[str]:
+    """The keys of ``profile``'s overrides that are not KubeSpawner settings
+    (KubeSpawner would ignore a misspelt one silently)."""
+    # imported here: local mode reads profiles without loading KubeSpawner
+    from kubespawner import KubeSpawner
+
+    return sorted(profile.override_keys() - set(KubeSpawner.class_trait_names(config=True)))
 
 
 def load_profiles(folders: list[Path], disabled: list[str] = ()) -> list[Profile]:

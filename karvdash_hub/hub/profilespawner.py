@@ -9,9 +9,9 @@ import jinja2
 from tornado import web
 from traitlets import HasTraits, Instance, List, default
 
-from karvdash_hub.core.paths import HUB_TEMPLATES_DIR
 from karvdash_hub.core.settings import KarvdashConfig
 from karvdash_hub.images.registry import registry_image_choices
+from karvdash_hub.theme import HUB_TEMPLATES_DIR
 
 from . import deployment
 from .profiles import Profile, Selection, UserOptionsError, options_from_form, select

@@ -16,7 +16,7 @@ import sys
 
 from traitlets.config import Config
 
-from karvdash_hub.core.scopes import ACCESS_SCOPE, READ_SERVICE_SCOPE, SERVICE_NAME, custom_scopes, user_scopes
+from karvdash_hub.core.scopes import SERVICE_NAME, custom_scopes, user_scopes
 from karvdash_hub.core.settings import ENV_PREFIX, VALUES_ENV, KarvdashConfig, env_names
 
 # Scopes of JupyterHub's default roles that a redefinition must keep.
@@ -106,6 +106,6 @@ def configure_service(c: Config, settings: KarvdashConfig) -> None:
     roles = list(hub.get("load_roles", []))
     roles = merge_role(roles, "user", user_scopes())
     # a server's token (karvdashctl in a notebook) may use the dashboard as its owner
-    roles = merge_role(roles, "server", [ACCESS_SCOPE, READ_SERVICE_SCOPE, *custom_scopes()])
+    roles = merge_role(roles, "server", user_scopes())
     roles = merge_role(roles, DASHBOARD_ROLE, DASHBOARD_SCOPES, services=[SERVICE_NAME])
     hub.load_roles = roles

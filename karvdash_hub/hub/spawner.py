@@ -6,7 +6,7 @@ KubeSpawner does the pod work; this class adds what karvdash-hub needs:
   ``apply_user_options`` before anything starts) applied as KubeSpawner
   overrides, GPUs from the settings, and non-Jupyter apps behind the hub's
   login (a ``jupyter-standaloneproxy`` sidecar);
-- the user's namespace, prepared before every start (``namespaces.py``):
+- the user's namespace, prepared before every start (``karvdash_hub.namespaces``):
   labels for the webhook, a RoleBinding, the API settings with a scoped
   token, the registry pull secret; and the namespace's datasets mounted;
 - clear messages on the spawn page while the namespace is prepared and when
@@ -28,16 +28,18 @@ from kubespawner.clients import shared_client
 from kubespawner.utils import recursive_update
 from traitlets import default, validate
 
+from karvdash_hub.core.kubeapi import api_error_message
+from karvdash_hub.core.scopes import ACCESS_SCOPE, CUSTOM_SCOPE_PREFIX, READ_SERVICE_SCOPE
 from karvdash_hub.datasets.mounts import dataset_volumes
 from karvdash_hub.files.domains import FileDomains
+from karvdash_hub.files.operations import delete_private
 from karvdash_hub.namespaces import objects
+from karvdash_hub.namespaces.spawnfailures import SpawnFailure, api_failure, pod_failure
 from karvdash_hub.namespaces.store import UserNamespaces
 
-from .profiles import GPU_OPTION, Profile, Selection
+from .profiles import GPU_OPTION, Profile, Selection, unknown_overrides
 from .profilespawner import ProfileSpawnerMixin
-from .spawnfailures import SpawnFailure, api_error_message, api_failure, pod_failure
 
-DASHBOARD_SERVICE = "karvdash"
 # The token in a namespace's API settings Secret carries this note, so the
 # hub finds (and replaces) it among the user's tokens.
 NAMESPACE_TOKEN_NOTE = "karvdash namespace API settings"
@@ -47,8 +49,8 @@ MAIN_CONTAINER = "notebook"
 def namespace_token_scopes(held: set[str]) -> list[str]:
     """Of the scopes a user holds, those a token in their namespace may carry:
     the dashboard's own (``custom:karvdash:*``) and access to the dashboard."""
-    service = {f"access:services!service={DASHBOARD_SERVICE}", f"read:services!service={DASHBOARD_SERVICE}"}
-    return sorted(s for s in held if s.startswith(f"custom:{DASHBOARD_SERVICE}:") or s in service)
+    service = {ACCESS_SCOPE, READ_SERVICE_SCOPE}
+    return sorted(s for s in held if s.startswith(CUSTOM_SCOPE_PREFIX) or s in service)
 
 
 def merge_override(current, value):
@@ -118,15 +120,9 @@ class KarvdashSpawner(ProfileSpawnerMixin, KubeSpawner):
     def check_profile(self, profile: Profile) -> None:
         """Refuse override keys KubeSpawner does not have, so a typo in a
         profile file is an error instead of a silently ignored setting."""
-        overrides = [profile.kubespawner_override]
-        for option in profile.profile_options.values():
-            overrides += [c.get("kubespawner_override", {}) for c in option.get("choices", {}).values()]
-            overrides.append(option.get("unlisted_choice", {}).get("kubespawner_override", {}))
-        traits = set(self.trait_names(config=True))
-        for override in overrides:
-            unknown = sorted(set(override) - traits)
-            if unknown:
-                raise ValueError(f"{profile.source}: kubespawner_override has unknown KubeSpawner settings {unknown}")
+        unknown = unknown_overrides(profile)
+        if unknown:
+            raise ValueError(f"{profile.source}: kubespawner_override has unknown KubeSpawner settings {unknown}")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -314,5 +310,5 @@ class KarvdashSpawner(ProfileSpawnerMixin, KubeSpawner):
         if self.karvdash_settings.deletePrivateFilesWithUser:
             domains = FileDomains.from_settings(self.karvdash_settings)
             loop = asyncio.get_running_loop()
-            if await loop.run_in_executor(None, domains.delete_private, username):
+            if await loop.run_in_executor(None, delete_private, domains, username):
                 self.log.info("Deleted the private folder of removed user %s", username)

@@ -24,13 +24,13 @@ import tarfile
 import tempfile
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from urllib.parse import quote, urljoin, urlsplit
 
 import aiohttp
 
 from karvdash_hub.core.errors import KarvdashError
-from karvdash_hub.core.settings import KarvdashConfig
+from karvdash_hub.core.settings import KarvdashConfig, registry_cert_file
 from karvdash_hub.namespaces.objects import registry_credentials
 
 log = logging.getLogger("karvdash.registry")
@@ -60,6 +60,11 @@ class RegistryError(KarvdashError):
 
 # --- names ---------------------------------------------------------------------------------
 
+# repositories whose tags are listed at once for the overview
+CONCURRENT_TAG_LISTS = 8
+# the files the Files page offers to push to the registry (docker save, OCI layout)
+IMAGE_ARCHIVE_SUFFIX = ".tar"
+
 
 def check_repository(name) -> str:
     if not isinstance(name, str) or not name:
@@ -76,16 +81,6 @@ def check_tag(tag) -> str:
     if not isinstance(tag, str) or not TAG.match(tag):
         raise RegistryError(400, f"{tag!r} is not a tag (up to 128 letters, digits, '_', '.' and '-', not starting with '.' or '-')")
     return tag
-
-
-def split_reference(reference: str) -> tuple[str, str]:
-    """``team/image:tag`` -> ("team/image", "tag"); the tag defaults to ``latest``."""
-    if not isinstance(reference, str) or not reference:
-        raise RegistryError(400, "give an image as name:tag")
-    name, colon, tag = reference.rpartition(":")
-    if not colon or "/" in tag:
-        name, tag = reference, "latest"
-    return check_repository(name), check_tag(tag)
 
 
 def archive_reference(repo_tag: str) -> tuple[str, str] | None:
@@ -166,10 +161,8 @@ class RegistryAccess:
 
 def read_ca(setting: str) -> str:
     """``dockerRegistryCert``: PEM text, or the path of a PEM file (read once at start)."""
-    value = setting.strip()
-    if not value or value.startswith("-----BEGIN"):
-        return value
-    return Path(value).read_text()
+    path = registry_cert_file(setting)
+    return Path(path).read_text() if path else setting.strip()
 
 
 # --- pure parts of the API -----------------------------------------------------------------
@@ -256,6 +249,34 @@ class ArchiveInfo:
             if found:
                 return found
         return None
+
+
+def archive_name_hint(path: str) -> str:
+    """A name to suggest from the file name: ``images/My_App.tar`` -> ``my-app``."""
+    stem = PurePosixPath(path).name.split(".")[0].lower()
+    cleaned = "".join(c if c.isalnum() else "-" for c in stem).strip("-")
+    return "-".join(part for part in cleaned.split("-") if part)
+
+
+def choose_reference(info: ArchiveInfo | None, path: str, name: str = "", tag: str = "") -> tuple[str, str]:
+    """The name and tag to push the archive at ``path`` as: the ones asked
+    for, else the archive's own (``docker save``'s RepoTags), else a name
+    from the file name and ``latest``."""
+    suggested = info.suggestion() if info else None
+    name = name or (suggested[0] if suggested else archive_name_hint(path))
+    tag = tag or (suggested[1] if suggested and suggested[0] == name else "latest")
+    return name, tag
+
+
+def plan_push(archive: str | os.PathLike, display: str, path: str, name: str = "", tag: str = "") -> tuple[ArchiveInfo, str, str]:
+    """What pushing the archive (``display`` names it, ``path`` in its
+    domain) would push, checked: (its contents, name, tag). Blocking."""
+    try:
+        info = inspect_archive(archive)
+    except RegistryError as error:
+        raise RegistryError(400, f"{display}: {error.message}") from None
+    name, tag = choose_reference(info, path, name, tag)
+    return info, check_repository(name), check_tag(tag)
 
 
 def inspect_archive(path: str | os.PathLike) -> ArchiveInfo:
@@ -448,8 +469,29 @@ class RegistryClient:
 
     async def tag_details(self, repository: str, tag: str) -> tuple[str, int, str]:
         """(digest, size, media type) of one tag."""
-        digest, media_type, manifest = await self.manifest(repository, tag)
-        return digest, await self._size(repository, media_type, manifest), media_type
+        try:
+            digest, media_type, manifest = await self.manifest(repository, tag)
+            return digest, await self._size(repository, media_type, manifest), media_type
+        except RegistryError as error:
+            if error.status == 404:
+                raise RegistryError(404, f"no image {repository}:{tag} in the registry") from None
+            raise
+
+    async def overview(self) -> list[dict]:
+        """Every repository with its tags (a repository gone meanwhile has none)."""
+        names = await self.repositories()
+        limit = asyncio.Semaphore(CONCURRENT_TAG_LISTS)
+
+        async def one(name: str) -> dict:
+            async with limit:
+                try:
+                    return {"name": name, "tags": await self.tags(name)}
+                except RegistryError as error:
+                    if error.status == 404:
+                        return {"name": name, "tags": []}
+                    raise
+
+        return list(await asyncio.gather(*(one(n) for n in names)))
 
     async def image(self, repository: str) -> dict:
         """A repository's tags grouped by the digest they point at."""

@@ -1,9 +1,9 @@
 """Kubernetes objects of user namespaces and user servers, as plain dicts.
 
 Pure functions of the settings, the user and the chosen profile: no I/O, so
-tests compare their output with exact expected manifests. ``namespaces.py``
-sends the namespace objects; ``spawner.py`` turns the server parts into
-KubeSpawner settings.
+tests compare their output with exact expected manifests. ``store.py``
+sends the namespace objects; ``karvdash_hub.hub.spawner`` turns the server
+parts into KubeSpawner settings.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from urllib.parse import unquote, urlsplit
 
 from karvdash_hub.admission.rules import pod_additions
 from karvdash_hub.core import labels
+from karvdash_hub.core.labels import owner_labels
 from karvdash_hub.core.settings import USERNAME_PATTERN, KarvdashConfig
 from karvdash_hub.files.domains import FileDomains
 
@@ -27,10 +28,6 @@ APP_PROXY_CONTAINER = "karvdash-app-proxy"
 APP_PORT_NAME = "app"
 # KubeSpawner finds the server's port by this name (in any container).
 SERVER_PORT_NAME = "notebook-port"
-
-
-def owner_labels(username: str) -> dict[str, str]:
-    return {labels.OWNER_LABEL: username, labels.MANAGED_BY_LABEL: labels.MANAGED_BY_VALUE}
 
 
 def _b64(data: str | bytes) -> str:
@@ -68,7 +65,7 @@ def role_binding(settings: KarvdashConfig, username: str) -> dict:
 def api_settings_ini(api_url: str, token: str) -> str:
     """``karvdashctl``'s configuration file: where the API is and the token."""
     config = configparser.ConfigParser(interpolation=None)
-    config["Karvdash"] = {"base_url": api_url, "token": token}
+    config[labels.API_SETTINGS_SECTION] = {"base_url": api_url, "token": token}
     text = io.StringIO()
     config.write(text)
     return text.getvalue()
@@ -81,7 +78,7 @@ def read_api_settings_token(ini: str) -> str:
         config.read_string(ini)
     except configparser.Error:
         return ""
-    return config.get("Karvdash", "token", fallback="")
+    return config.get(labels.API_SETTINGS_SECTION, "token", fallback="")
 
 
 def api_settings_secret(settings: KarvdashConfig, username: str, token: str) -> dict:
@@ -127,19 +124,6 @@ def registry_pull_secret(settings: KarvdashConfig, username: str) -> dict | None
         },
         "data": {".dockerconfigjson": _b64(config)},
     }
-
-
-def namespace_objects(settings: KarvdashConfig, username: str, token: str) -> list[dict]:
-    """Everything a user namespace holds before a server starts, namespace first."""
-    objects = [
-        namespace(settings, username),
-        role_binding(settings, username),
-        api_settings_secret(settings, username, token),
-    ]
-    pull_secret = registry_pull_secret(settings, username)
-    if pull_secret is not None:
-        objects.append(pull_secret)
-    return objects + argo_objects(settings, username)
 
 
 # --- the user's identity in a shared Argo Workflows --------------------------------------

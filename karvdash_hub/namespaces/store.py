@@ -15,13 +15,12 @@ from collections.abc import Awaitable, Callable
 from kubernetes_asyncio.client import ApiException
 
 from karvdash_hub.core import labels
+from karvdash_hub.core.kubeapi import api_error_message
 from karvdash_hub.core.settings import KarvdashConfig
-from karvdash_hub.hub.spawnfailures import SpawnFailure, api_error_message, api_failure
+from karvdash_hub.datasets.model import DATASET_PLURAL, DATASET_VERSION
 
 from . import objects
-
-DATASETS_VERSION = "v1alpha1"
-DATASETS_PLURAL = "datasets"
+from .spawnfailures import SpawnFailure, api_failure
 
 Report = Callable[[str], None]
 TokenSource = Callable[[str], str | Awaitable[str]]
@@ -239,14 +238,14 @@ class UserNamespaces:
         namespace = self.settings.user_namespace(username)
         try:
             found = await self.custom.list_namespaced_custom_object(
-                self.settings.datasetsAPIGroup, DATASETS_VERSION, namespace, DATASETS_PLURAL
+                self.settings.datasetsAPIGroup, DATASET_VERSION, namespace, DATASET_PLURAL
             )
         except ApiException as e:
             if e.status == 404:
                 self.log.warning(
                     "datasetsAvailable is set but the %s/%s Dataset API is missing",
                     self.settings.datasetsAPIGroup,
-                    DATASETS_VERSION,
+                    DATASET_VERSION,
                 )
                 return []
             raise _refused(f"list the datasets of {namespace}", e) from None

@@ -89,7 +89,7 @@ def decide(requester: HubUser | None, owner: str, allow_admins: bool = False) ->
         return Decision(200, "owner", requester.name)
     if allow_admins and requester.admin:
         return Decision(200, "administrator", requester.name)
-    return Decision(403, f"this service belongs to another user", requester.name)
+    return Decision(403, "this service belongs to another user", requester.name)
 
 
 async def check(

@@ -1,6 +1,6 @@
 """Service instances in Kubernetes: create, list, delete, exec, and users'
 own templates (``Template`` custom resources). Thin I/O over
-kubernetes_asyncio; what gets applied comes from ``servicetemplates``.
+kubernetes_asyncio; what gets applied comes from ``templates``.
 
 All state is in Kubernetes, so a restarted dashboard loses nothing:
 
@@ -32,20 +32,20 @@ from typing import Iterable
 
 from aiohttp import WSMsgType
 from kubernetes_asyncio import client as k8s
-from kubernetes_asyncio import config as k8s_config
 from kubernetes_asyncio.client.rest import ApiException
 from kubernetes_asyncio.dynamic import DynamicClient
 from kubernetes_asyncio.dynamic.exceptions import ResourceNotFoundError
 from kubernetes_asyncio.stream import WsApiClient
 
 from karvdash_hub.core.errors import KarvdashError
+from karvdash_hub.core.kubeapi import RETRIES_ON_BUSY, api_message, retry_delay
 from karvdash_hub.core.labels import (
     INSTANCE_LABEL,
     INSTANCE_PART_LABEL,
-    MANAGED_BY_LABEL,
-    MANAGED_BY_VALUE,
     OWNER_LABEL,
     TEMPLATE_LABEL,
+    instance_labels,
+    owner_labels,
 )
 
 from . import templates as st
@@ -65,9 +65,6 @@ FAILED_WAITING_REASONS = {
     "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CrashLoopBackOff",
     "CreateContainerConfigError", "CreateContainerError", "RunContainerError",
 }
-# The API server answers 429 while it is busy or while a new kind's storage
-# is (re)initializing; a request is tried this many more times.
-RETRIES_ON_BUSY = 3
 MAX_COMMAND_ARGS = 100
 MAX_COMMAND_LENGTH = 16384
 
@@ -101,13 +98,6 @@ class Instance:
 
 
 # --- pure parts --------------------------------------------------------------------------
-
-
-def instance_labels(owner: str, name: str, template_id: str, part: str | None = None) -> dict[str, str]:
-    labels = {OWNER_LABEL: owner, INSTANCE_LABEL: name, TEMPLATE_LABEL: template_id, MANAGED_BY_LABEL: MANAGED_BY_VALUE}
-    if part:
-        labels[INSTANCE_PART_LABEL] = part
-    return labels
 
 
 def selector(labels: dict[str, str], *extra: str) -> str:
@@ -175,25 +165,6 @@ def check_command(command) -> list[str]:
     return command
 
 
-def retry_delay(headers) -> float:
-    """Seconds to wait before retrying a 429 answer: its Retry-After, at most 2."""
-    try:
-        return min(float((headers or {}).get("Retry-After") or 1), 2.0)
-    except (TypeError, ValueError):
-        return 1.0
-
-
-def api_message(error: ApiException) -> str:
-    """The API server's own message of an error."""
-    body = getattr(error, "body", None)
-    if body:
-        try:
-            return json.loads(body).get("message") or str(body)
-        except (ValueError, AttributeError):
-            return body.decode(errors="replace") if isinstance(body, bytes) else str(body)
-    return f"{error.status} {error.reason}"
-
-
 def not_allowed(what: str, error: ApiException) -> InstanceError:
     """The dashboard's account may not make ``what``: a kind outside its
     ClusterRole, or a Role granting more than it holds."""
@@ -202,28 +173,6 @@ def not_allowed(what: str, error: ApiException) -> InstanceError:
         f"Kubernetes does not let the dashboard create {what} ({api_message(error)}); "
         "an administrator can allow it with the chart value dashboard.extraRules",
     )
-
-
-async def api_client_from_environment(kubeconfig: str = "") -> k8s.ApiClient:
-    """An API client from ``kubeconfig`` if given, else with the pod's
-    service account, else from ``$KUBECONFIG``."""
-    configuration = k8s.Configuration()
-    if kubeconfig:
-        await k8s_config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
-    elif os.environ.get("KUBERNETES_SERVICE_HOST"):
-        k8s_config.load_incluster_config(client_configuration=configuration)
-    else:
-        await k8s_config.load_kube_config(client_configuration=configuration)
-    return k8s.ApiClient(configuration)
-
-
-def pod_namespace(default: str = "default") -> str:
-    """The namespace of the running pod's service account (blocking read of a tiny file)."""
-    try:
-        with open("/var/run/secrets/kubernetes.io/serviceaccount/namespace") as f:
-            return f.read().strip() or default
-    except OSError:
-        return default
 
 
 # --- I/O ------------------------------------------------------------------------------------
@@ -738,6 +687,8 @@ class UserTemplateStore:
 
     async def add(self, owner: str, namespace: str, text: str, taken_ids: Iterable[str]) -> st.ServiceTemplate:
         """Validate ``text`` and store it under a free id derived from its name."""
+        if len(text.encode()) > st.MAX_TEMPLATE_BYTES:
+            raise InstanceError(400, f"a template is at most {st.MAX_TEMPLATE_BYTES // 1024} KiB")
         try:
             # parsed once for the name, then again under its id
             probe = st.parse_template(text, "new", "user")
@@ -754,7 +705,7 @@ class UserTemplateStore:
                 "metadata": {
                     "name": template_id,
                     "namespace": namespace,
-                    "labels": {OWNER_LABEL: owner, MANAGED_BY_LABEL: MANAGED_BY_VALUE},
+                    "labels": owner_labels(owner),
                 },
                 "spec": {"data": text},
             }

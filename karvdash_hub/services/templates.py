@@ -12,8 +12,8 @@ structure or its namespace, whatever characters it holds. Undeclared
 ``$...`` stays as it is (shell and nginx variables survive); ``$$`` is a
 literal ``$``, as in Karvdash (``string.Template`` rules).
 
-Everything here is pure: the I/O layer (``instances.py``) applies what
-:func:`render` returns.
+Everything here is pure: ``catalogue.py`` reads the template folders,
+``store.py`` applies what :func:`render` returns.
 """
 
 from __future__ import annotations
@@ -26,24 +26,18 @@ import secrets
 import string
 import unicodedata
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Iterable
 
 import jsonschema
 import yaml
 
-from karvdash_hub.core.labels import (
-    DATASETS_LABEL,
-    INSTANCE_LABEL,
-    MANAGED_BY_LABEL,
-    MANAGED_BY_VALUE,
-    OWNER_LABEL,
-    TEMPLATE_LABEL,
-    VALUES_ANNOTATION,
-)
-from karvdash_hub.core.names import DNS_LABEL, DNS_SUBDOMAIN, LABEL_VALUE
+from karvdash_hub.core.labels import DATASETS_LABEL, INSTANCE_LABEL, OWNER_LABEL, VALUES_ANNOTATION, instance_labels
+from karvdash_hub.core.names import DNS_LABEL, DNS_SUBDOMAIN, LABEL_VALUE, SUFFIX_LENGTH
+from karvdash_hub.core.names import free_name as _free_name
 
 TEMPLATE_SUFFIX = ".template.yaml"
+# a template is a text file of a few kilobytes; anything much larger is refused
+MAX_TEMPLATE_BYTES = 256 * 1024
 
 # Filled by the system, hidden from the form.
 RESERVED_VARIABLES = ("NAMESPACE", "HOSTNAME", "REGISTRY", "PRIVATE", "SHARED")
@@ -396,49 +390,9 @@ def _check_object(obj, index: int, singleton: bool) -> str:
     return where
 
 
-def load_folder(folder: Path, source: str, disabled: Iterable[str] = ()) -> tuple[dict[str, ServiceTemplate], list[str]]:
-    """Templates of one folder by id, and one message per file that failed.
-
-    A bad file does not hide the good ones; its message names the file.
-    """
-    disabled = set(disabled)
-    templates, problems = {}, []
-    if not folder.is_dir():
-        return templates, problems
-    for path in sorted(folder.glob("*" + TEMPLATE_SUFFIX)):
-        if path.name in disabled:
-            continue
-        try:
-            template_id = template_id_from_filename(path.name)
-            text = path.read_text(encoding="utf-8")
-            templates[template_id] = parse_template(text, template_id, source, filename=path.name)
-        except (TemplateError, OSError, UnicodeDecodeError) as e:
-            problems.append(f"{path}: {e}")
-    return templates, problems
-
-
-def file_catalogue(
-    system_folder: Path, admin_folder: Path, disabled: Iterable[str] = ()
-) -> tuple[dict[str, ServiceTemplate], list[str]]:
-    """Shipped templates (minus ``disabledServiceTemplates``), then admin ones,
-    which replace shipped ones of the same file name."""
-    system, problems = load_folder(system_folder, "system", disabled)
-    admin, admin_problems = load_folder(admin_folder, "admin")
-    return {**system, **admin}, problems + admin_problems
-
-
-def combine(file_templates: dict[str, ServiceTemplate], user_templates: Iterable[ServiceTemplate]) -> dict[str, ServiceTemplate]:
-    """All templates a user sees, sorted by display name; file templates win
-    an id clash (user template ids are chosen not to clash, see :func:`free_id`)."""
-    merged = dict(file_templates)
-    for template in user_templates:
-        merged.setdefault(template.id, template)
-    return dict(sorted(merged.items(), key=lambda item: (item[1].name.lower(), item[0])))
-
-
 def free_id(wanted: str, taken: Iterable[str], token: Callable[[], str] | None = None) -> str:
-    """``wanted`` if free, else ``wanted-xxxx``."""
-    return _free_name(wanted, set(taken), token, limit=63)
+    """``wanted`` if free, else ``wanted-xxxx`` (a template id is a DNS label)."""
+    return _free_name(wanted, taken, limit=63, error=ValuesError("NAME", "no free name found"), suffix=token)
 
 
 # --- values -------------------------------------------------------------------------------
@@ -529,19 +483,10 @@ def check_name(name: str) -> str:
 
 def free_name(wanted: str, taken: Iterable[str], token: Callable[[], str] | None = None) -> str:
     """NAME if free, else ``NAME-xxxx`` (as Karvdash did)."""
-    return _free_name(wanted, set(taken), token, limit=MAX_NAME_LENGTH + 5)
-
-
-def _free_name(wanted: str, taken: set[str], token, limit: int) -> str:
-    if wanted not in taken:
-        return wanted
-    token = token or (lambda: "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(4)))
-    base = wanted[: limit - 5].rstrip("-")
-    for _ in range(100):
-        candidate = f"{base}-{token()}"
-        if candidate not in taken:
-            return candidate
-    raise ValuesError("NAME", "no free name found")
+    return _free_name(
+        wanted, taken, limit=MAX_NAME_LENGTH + 1 + SUFFIX_LENGTH, error=ValuesError("NAME", "no free name found"),
+        suffix=token,
+    )
 
 
 # --- rendering ---------------------------------------------------------------------------
@@ -569,12 +514,7 @@ def render(template: ServiceTemplate, values: dict, context: RenderContext) -> R
         {**{v.name: v.default for v in template.variables}, **context.reserved_values()}.items()
     }
     name = checked["NAME"]
-    labels = {
-        OWNER_LABEL: context.username,
-        INSTANCE_LABEL: name,
-        TEMPLATE_LABEL: template.id,
-        MANAGED_BY_LABEL: MANAGED_BY_VALUE,
-    }
+    labels = instance_labels(context.username, name, template.id)
     secret = {v.name for v in template.variables if v.secret}
     public = {k: v for k, v in checked.items() if k not in secret}
     annotations = {VALUES_ANNOTATION: json.dumps(public, sort_keys=True, separators=(",", ":"))}
@@ -715,8 +655,3 @@ def service_url(objects: list[dict], scheme: str = "https") -> str:
         if rule.get("host"):
             return f"{scheme}://{rule['host']}"
     return ""
-
-
-def dump_objects(objects: list[dict]) -> str:
-    """Rendered objects as one multi-document YAML text (stable key order)."""
-    return yaml.safe_dump_all(objects, sort_keys=True, default_flow_style=False, allow_unicode=True)

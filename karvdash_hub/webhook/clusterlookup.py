@@ -12,33 +12,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 
 import aiohttp
-from kubernetes_asyncio import client, config
+from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from karvdash_hub.core.kubeapi import retry_delay
 from karvdash_hub.core.labels import OWNER_LABEL
+from karvdash_hub.datasets.model import DATASET_PLURAL, DATASET_VERSION
 
 log = logging.getLogger("karvdash_hub.webhook")
-
-DATASETS_VERSION = "v1alpha1"
-DATASETS_PLURAL = "datasets"
 
 
 class ClusterUnavailable(RuntimeError):
     """The Kubernetes API could not answer."""
-
-
-async def api_client() -> client.ApiClient:
-    """A client from the pod's service account, else from KUBECONFIG."""
-    configuration = client.Configuration()
-    if os.environ.get("KUBERNETES_SERVICE_HOST"):
-        config.load_incluster_config(client_configuration=configuration)
-    else:
-        await config.load_kube_config(client_configuration=configuration, persist_config=False)
-    return client.ApiClient(configuration)
 
 
 class ClusterLookup:
@@ -62,7 +50,8 @@ class ClusterLookup:
             except ApiException as e:
                 if e.status == 404:
                     raise
-                retry_after = _retry_after(e)
+                # short waits: the API server waits for this answer
+                retry_after = retry_delay(e.headers, default=0.2, shortest=0.05, longest=1.0)
                 if e.status not in (429, 503) or time.monotonic() + retry_after >= deadline:
                     raise ClusterUnavailable(f"cannot {what}: {e.status} {e.reason}") from None
                 log.info("%s: %s %s, trying again in %.1f s", what, e.status, e.reason, retry_after)
@@ -91,17 +80,9 @@ class ClusterLookup:
             listing = await self._request(
                 f"list datasets in {namespace}",
                 lambda: self.custom.list_namespaced_custom_object(
-                    self.datasets_group, DATASETS_VERSION, namespace, DATASETS_PLURAL))
+                    self.datasets_group, DATASET_VERSION, namespace, DATASET_PLURAL))
         except ApiException:  # 404
             log.warning("no %s/%s datasets in the cluster (is Datashim installed?)",
-                        self.datasets_group, DATASETS_VERSION)
+                        self.datasets_group, DATASET_VERSION)
             return []
         return sorted(item["metadata"]["name"] for item in listing.get("items", []))
-
-
-def _retry_after(error: ApiException) -> float:
-    try:
-        seconds = float((error.headers or {}).get("Retry-After", 0.2))
-    except (TypeError, ValueError):
-        seconds = 0.2
-    return min(max(seconds, 0.05), 1.0)

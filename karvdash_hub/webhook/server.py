@@ -26,9 +26,10 @@ from tornado.ioloop import PeriodicCallback
 
 from karvdash_hub import __version__
 from karvdash_hub.admission.rules import AdmissionRequest, ReviewError, parse_review, review_response
+from karvdash_hub.core.kubeapi import api_client_from_environment
 from karvdash_hub.core.settings import KarvdashConfig, SettingsError, load_settings
 
-from .clusterlookup import ClusterLookup, api_client
+from .clusterlookup import ClusterLookup
 from .reviews import Reviewer
 
 log = logging.getLogger("karvdash_hub.webhook")
@@ -142,7 +143,8 @@ def check_tls_settings(settings: KarvdashConfig) -> None:
 
 async def serve(settings: KarvdashConfig, stop: asyncio.Event) -> None:
     certificate = ServingCertificate(settings.webhookCertFile, settings.webhookKeyFile)
-    api = await api_client()
+    # the pod's service account, else $KUBECONFIG (never written back)
+    api = await api_client_from_environment(persist_config=False)
     reviewer = Reviewer(settings, ClusterLookup(api, settings.datasetsAPIGroup))
     server = httpserver.HTTPServer(make_app(reviewer.mutate, reviewer.validate),
                                    ssl_options=certificate.context, max_body_size=MAX_BODY)

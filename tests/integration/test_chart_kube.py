@@ -22,18 +22,19 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from karvdash_hub.core.kubeapi import api_client_from_environment
 from karvdash_hub.core.labels import INSTANCE_LABEL
 from karvdash_hub.core.settings import env_names, load_settings
 from karvdash_hub.datasets import model as ds
 from karvdash_hub.datasets.store import DatasetStore
 from karvdash_hub.namespaces import objects
 from karvdash_hub.services import templates as st
+from karvdash_hub.services.catalogue import file_catalogue
 from karvdash_hub.services.store import (
     URL_PREFIX_CLAIM,
     InstanceError,
     InstanceStore,
     UserTemplateStore,
-    api_client_from_environment,
 )
 from tests.kube.fixtures import wait_for
 
@@ -286,7 +287,7 @@ def user_namespace(kube_api_client):
 
 
 def shipped_templates(tmp_path):
-    catalogue, problems = st.file_catalogue(ROOT / "service_templates", tmp_path / "no-admin-templates")
+    catalogue, problems = file_catalogue(ROOT / "service_templates", tmp_path / "no-admin-templates")
     assert problems == []
     return catalogue
 

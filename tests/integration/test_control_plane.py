@@ -17,7 +17,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from tests.kube.cluster import LOCAL_PROCESS_LABEL, POD_CIDR, read_versions
-from tests.kube.fixtures import new_api_client, wait_for
+from tests.kube.fixtures import wait_for
 from tests.kube.pki import CertificateAuthority
 
 pytestmark = [pytest.mark.kube, pytest.mark.integration]

@@ -24,6 +24,7 @@ from karvdash_hub.core.labels import INSTANCE_LABEL, OWNER_LABEL, TEMPLATE_LABEL
 from karvdash_hub.core.settings import load_settings
 from karvdash_hub.namespaces import objects
 from karvdash_hub.services import templates as st
+from karvdash_hub.services.catalogue import file_catalogue
 from karvdash_hub.services.store import (
     FIELD_MANAGER,
     RECORD_PREFIX,
@@ -36,7 +37,7 @@ from tests.kube.fixtures import new_api_client, wait_for
 pytestmark = [pytest.mark.kube, pytest.mark.integration]
 
 ROOT = Path(__file__).resolve().parents[2]
-CATALOGUE, _ = st.file_catalogue(ROOT / "service_templates", ROOT / "no-admin-templates")
+CATALOGUE, _ = file_catalogue(ROOT / "service_templates", ROOT / "no-admin-templates")
 CRD = ROOT / "chart" / "karvdash-hub" / "crds" / "template-crd.yaml"
 SETTINGS = load_settings(environ={"KARVDASH_MODE": "kubernetes", "KARVDASH_INGRESS_URL": "https://example.com"})
 HUB_NAMESPACE = "karvdash-hub-test"
@@ -491,7 +492,7 @@ def dashboard_kubeconfig(kube_cluster, sync_api, tmp_path_factory):
 
 @pytest.fixture
 async def dashboard_store(dashboard_kubeconfig, tmp_path):
-    from karvdash_hub.services.store import api_client_from_environment
+    from karvdash_hub.core.kubeapi import api_client_from_environment
 
     async with await api_client_from_environment(str(dashboard_kubeconfig)) as api:
         yield InstanceStore(api, HUB_NAMESPACE, discovery_cache=str(tmp_path / "dashboard-discovery.json"))

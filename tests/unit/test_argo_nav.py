@@ -14,7 +14,8 @@ from traitlets.config import Config
 
 from karvdash_hub.core.settings import load_settings
 from karvdash_hub.dashboard.pages import PageRenderer, PageUser
-from karvdash_hub.hub.config import argo_link, configure
+from karvdash_hub.hub.config import configure
+from karvdash_hub.theme.variables import argo_link
 
 ARGO = "https://argo.example.test/argo/"
 

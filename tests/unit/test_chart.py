@@ -389,7 +389,7 @@ def test_commands_exist_in_the_project(tmp_path):
     assert commands["kd-karvdash-hub-webhook"] == ["karvdash-webhook"]
     assert {"karvdash-hub", "karvdash-webhook"} <= scripts
     assert commands["kd-karvdash-hub-dashboard"][:3] == ["python3", "-m", "karvdash_hub.dashboard"]
-    assert (ROOT / "services" / "dashboard" / "__main__.py").exists()
+    assert (ROOT / "karvdash_hub" / "dashboard" / "__main__.py").exists()
     assert commands["kd-karvdash-hub-proxy"][0] == "configurable-http-proxy"
     assert "configurable-http-proxy" in json.loads((ROOT / "package.json").read_text())["dependencies"]
 
@@ -480,9 +480,9 @@ def test_dashboard_cluster_role_is_the_documented_one(tmp_path):
 def test_dashboard_holds_what_the_shipped_templates_roles_grant(tmp_path):
     # Kubernetes lets the dashboard create a Role only if it holds the Role's
     # permissions (it has no escalate): each shipped template's Roles must be covered
-    from karvdash_hub.services import templates as st
+    from karvdash_hub.services.catalogue import file_catalogue
 
-    catalogue, problems = st.file_catalogue(ROOT / "service_templates", tmp_path / "no-admin-templates")
+    catalogue, problems = file_catalogue(ROOT / "service_templates", tmp_path / "no-admin-templates")
     assert problems == []
     roles = [o for template in catalogue.values() for o in template.objects if o["kind"] == "Role"]
     assert {o["metadata"]["name"] for o in roles} == {"$NAME-controller", "$NAME-server", "$NAME-workflow"}

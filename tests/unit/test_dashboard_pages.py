@@ -14,10 +14,10 @@ from tornado import web
 
 from karvdash_hub.core.settings import load_settings
 from karvdash_hub.dashboard import app, docs, openapi
-from karvdash_hub.dashboard import transferpages as transfers
 from karvdash_hub.dashboard.pages import PageRenderer, tojson_script
+from karvdash_hub.files import downloads
 from karvdash_hub.files.domains import FileDomains
-from karvdash_hub.files.operations import DomainFolder
+from karvdash_hub.files.operations import DomainFolder, ensure_folders
 
 
 @pytest.fixture
@@ -87,7 +87,7 @@ def test_doc_pages_exist_and_render(tmp_path):
     assert "<h1>User guide</h1>" in html
     with pytest.raises(Exception) as missing:
         docs.render_page("../README")
-    assert missing.value.status_code == 404
+    assert missing.value.status == 404
 
 
 def test_the_user_guide_and_api_reference_have_a_section_per_feature():
@@ -105,7 +105,7 @@ def fake_context(settings):
 
 
 def test_openapi_document_lists_every_files_endpoint_with_the_error_shape(settings):
-    modules = app.feature_modules()
+    modules = app.FEATURES
     document = openapi.document(fake_context(settings), modules)
     assert document["openapi"].startswith("3.")
     assert document["servers"] == [{"url": "/services/karvdash/api"}]
@@ -134,7 +134,7 @@ def handled_methods(handler: type) -> set[str]:
 def test_every_api_route_and_method_is_in_the_openapi_document(settings):
     """The API reference is generated from the OpenAPI document: every
     endpoint a feature serves must be in it, and nothing it does not serve."""
-    modules = app.feature_modules()
+    modules = app.FEATURES
     context = fake_context(settings)
     assert all(hasattr(m, "openapi") for m in modules if any(p.startswith("api/") for p, _ in m.handlers(context)))
     document = openapi.document(context, modules)
@@ -165,12 +165,12 @@ def test_routes_come_from_the_feature_modules(settings):
             calls.append(context)
             return [(r"things/?", app.HomeHandler)]
 
-    context = SimpleNamespace(prefix="/services/karvdash/", hub=SimpleNamespace(api_token="t" * 32), hub_auth=SimpleNamespace(login_url="/hub/login"), extras={})
-    application = app.make_app(context, modules=[Feature])
+    context = SimpleNamespace(prefix="/services/karvdash/", hub=SimpleNamespace(api_token="t" * 32), hub_auth=SimpleNamespace(login_url="/hub/login"))
+    application = app.make_app(context, features=[Feature])
     rules = {rule.matcher.regex.pattern: rule for rule in application.wildcard_router.rules}
     assert rules["/services/karvdash/things/?$"].target_kwargs == {"context": context}
     assert calls == [context]
-    assert context.extras["modules"] == [Feature]
+    assert context.features == (Feature,)
 
 
 @pytest.mark.parametrize(
@@ -187,35 +187,35 @@ def test_routes_come_from_the_feature_modules(settings):
     ],
 )
 def test_parse_range(header, expected):
-    assert transfers.parse_range(header, 100) == expected
+    assert downloads.parse_range(header, 100) == expected
 
 
 @pytest.mark.parametrize("header", ["bytes=100-", "bytes=200-300", "bytes=9-3", "bytes=-0"])
 def test_unsatisfiable_ranges(header):
     with pytest.raises(ValueError):
-        transfers.parse_range(header, 100)
+        downloads.parse_range(header, 100)
 
 
 def test_content_disposition_is_ascii_safe():
-    assert transfers.content_disposition('a "b".txt') == "attachment; filename=\"a _b_.txt\"; filename*=UTF-8''a%20%22b%22.txt"
-    value = transfers.content_disposition("été.csv")
+    assert downloads.content_disposition('a "b".txt') == "attachment; filename=\"a _b_.txt\"; filename*=UTF-8''a%20%22b%22.txt"
+    value = downloads.content_disposition("été.csv")
     assert value.isascii() and "filename*=UTF-8''%C3%A9t%C3%A9.csv" in value
 
 
 def test_folder_zip_has_the_files_and_its_announced_size(tmp_path):
     root = tmp_path / "files"
     domains = FileDomains(scheme="file", server="", export_path=str(root), root=root)
-    domains.ensure_folders("alice")
+    ensure_folders(domains, "alice")
     folder = DomainFolder.for_user(domains, "private", "alice")
     (folder.root / "d" / "sub").mkdir(parents=True)
     (folder.root / "d" / "empty").mkdir()
     (folder.root / "d" / "a.txt").write_text("hello")
     (folder.root / "d" / "sub" / "b.bin").write_bytes(bytes(range(256)) * 1000)
-    archive = transfers.build_zip(folder, folder.root / "d", "d")
+    archive = downloads.build_zip(folder, folder.root / "d", "d")
     size = len(archive)
     pieces = iter(archive)
     data = b""
-    while batch := transfers.next_batch(pieces):
+    while batch := downloads.next_batch(pieces):
         data += batch
     assert len(data) == size
     with zipfile.ZipFile(io.BytesIO(data)) as z:

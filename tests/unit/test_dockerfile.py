@@ -184,7 +184,7 @@ def test_python_of_the_image_meets_python_requires():
 
 
 @pytest.mark.parametrize("path, expected", [
-    ("karvdash_hub/settings.py", False),
+    ("karvdash_hub/core/settings.py", False),
     ("karvdash_hub/__pycache__/x.pyc", True),
     ("tests/unit/test_x.py", True),
     ("Dockerfile", True),

@@ -9,14 +9,22 @@ import pytest
 
 from karvdash_hub.files import operations as files
 from karvdash_hub.files.domains import FileDomains
-from karvdash_hub.files.operations import BadPath, Conflict, DomainFolder, NotFound, OutsideDomain, clean_relative_path
+from karvdash_hub.files.operations import (
+    BadPath,
+    Conflict,
+    DomainFolder,
+    NotFound,
+    OutsideDomain,
+    clean_relative_path,
+    ensure_folders,
+)
 
 
 @pytest.fixture
 def domains(tmp_path) -> FileDomains:
     root = tmp_path / "files"
     domains = FileDomains(scheme="file", server="", export_path=str(root), root=root)
-    domains.ensure_folders("alice")
+    ensure_folders(domains, "alice")
     return domains
 
 
@@ -127,7 +135,7 @@ def test_a_symlink_inside_the_domain_is_followed_for_reading_only(private):
 
 
 def test_the_private_root_of_another_user_is_never_reached(domains, private):
-    domains.ensure_folders("bob")
+    ensure_folders(domains, "bob")
     (domains.root / "private" / "bob" / "mine").write_text("bob's")
     for path in ("../bob/mine", "bob/mine"):
         try:

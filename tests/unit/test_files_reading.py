@@ -8,17 +8,16 @@ from pathlib import PurePosixPath
 
 import pytest
 
-from karvdash_hub.dashboard.filepages import open_for_reading
 from karvdash_hub.files.domains import FileDomains
-from karvdash_hub.files.operations import BadPath, DomainFolder, NotFound, OutsideDomain
+from karvdash_hub.files.operations import BadPath, DomainFolder, NotFound, OutsideDomain, ensure_folders, open_for_reading
 
 
 @pytest.fixture
 def domains(tmp_path) -> FileDomains:
     root = tmp_path / "files"
     domains = FileDomains(scheme="file", server="", export_path=str(root), root=root)
-    domains.ensure_folders("alice")
-    domains.ensure_folders("bob")
+    ensure_folders(domains, "alice")
+    ensure_folders(domains, "bob")
     return domains
 
 

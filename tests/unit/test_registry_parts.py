@@ -39,13 +39,6 @@ def test_tags(tag, ok):
             reg.check_tag(tag)
 
 
-def test_split_reference():
-    assert reg.split_reference("team/app:1.0") == ("team/app", "1.0")
-    assert reg.split_reference("team/app") == ("team/app", "latest")
-    with pytest.raises(reg.RegistryError):
-        reg.split_reference("Team/App:1")
-
-
 @pytest.mark.parametrize(
     "repo_tag, expected",
     [

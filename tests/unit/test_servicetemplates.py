@@ -23,6 +23,7 @@ from karvdash_hub.core.labels import (
     TEMPLATE_LABEL,
     VALUES_ANNOTATION,
 )
+from karvdash_hub.services import catalogue
 from karvdash_hub.services import templates as st
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,7 +32,7 @@ GOLDEN = Path(__file__).parent / "golden" / "templates"
 # the test cluster's version, and the oldest release still in common use
 KUBE_VERSIONS = ["1.34", "1.30"]
 
-CATALOGUE, PROBLEMS = st.file_catalogue(SHIPPED, ROOT / "no-admin-templates")
+CATALOGUE, PROBLEMS = catalogue.file_catalogue(SHIPPED, ROOT / "no-admin-templates")
 
 
 def context(name: str = "svc", **overrides) -> st.RenderContext:
@@ -67,7 +68,7 @@ def test_catalogue_loads_without_problems():
 @pytest.mark.parametrize("template_id", sorted(CATALOGUE))
 def test_golden_rendering(template_id):
     rendered = render_defaults(CATALOGUE[template_id])
-    text = st.dump_objects(rendered.objects)
+    text = yaml.safe_dump_all(rendered.objects, sort_keys=True, default_flow_style=False, allow_unicode=True)
     golden = GOLDEN / f"{template_id}.yaml"
     if os.environ.get("KARVDASH_UPDATE_GOLDEN"):
         golden.parent.mkdir(parents=True, exist_ok=True)
@@ -316,7 +317,8 @@ def test_free_text_value_cannot_change_structure(value):
     env = rendered.objects[2]["spec"]["template"]["spec"]["containers"][0]["env"]
     assert env == [{"name": "MESSAGE", "value": value.strip()}]
     # the text that is applied reads back as the same objects
-    assert list(yaml.safe_load_all(st.dump_objects(rendered.objects))) == rendered.objects
+    text = yaml.safe_dump_all(rendered.objects, sort_keys=True, default_flow_style=False, allow_unicode=True)
+    assert list(yaml.safe_load_all(text)) == rendered.objects
     assert json.loads(rendered.objects[0]["metadata"]["annotations"][VALUES_ANNOTATION])["MESSAGE"] == value.strip()
 
 
@@ -455,7 +457,7 @@ def test_admin_templates_override_shipped_ones_and_disabled_are_hidden(tmp_path)
     (admin / "broken.template.yaml").write_text("kind: Template\n")
     (admin / "Bad Name.template.yaml").write_text(HEADER + "---\n" + CONFIGMAP)
     (admin / "ignored.yaml").write_text("not a template")
-    templates, problems = st.file_catalogue(SHIPPED, admin, disabled=["jupyter.template.yaml"])
+    templates, problems = catalogue.file_catalogue(SHIPPED, admin, disabled=["jupyter.template.yaml"])
     assert templates["redis"].name == "Admin Redis" and templates["redis"].source == "admin"
     assert "jupyter" not in templates and "zeppelin" in templates
     assert "broken" not in templates and "ignored" not in templates
@@ -467,7 +469,7 @@ def test_admin_templates_override_shipped_ones_and_disabled_are_hidden(tmp_path)
 def test_combine_sorts_by_name_and_keeps_file_templates_on_clash():
     user = st.parse_template(HEADER.replace("name: T", "name: AAA mine") + "---\n" + CONFIGMAP, "redis", "user")
     other = st.parse_template(HEADER.replace("name: T", "name: ZZZ mine") + "---\n" + CONFIGMAP, "mine", "user")
-    merged = st.combine(CATALOGUE, [user, other])
+    merged = catalogue.combine(CATALOGUE, [user, other])
     assert merged["redis"].source == "system"
     assert list(merged)[-1] == "mine"
     assert list(merged)[0] == "argo"

@@ -27,7 +27,7 @@ from karvdash_hub.hub.spawner import (
     merge_override,
     namespace_token_scopes,
 )
-from karvdash_hub.hub.spawnfailures import SpawnFailure
+from karvdash_hub.namespaces.spawnfailures import SpawnFailure
 from tests.unit.test_objects import golden, k8s_valid
 
 PROFILES = ["jupyter", "jupyter-gpu", "zeppelin", "zeppelin-gpu", "argo"]

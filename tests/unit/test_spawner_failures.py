@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from karvdash_hub.hub.spawnfailures import SpawnFailure, api_error_message, api_failure, pod_failure
+from karvdash_hub.core.kubeapi import api_error_message
+from karvdash_hub.namespaces.spawnfailures import SpawnFailure, api_failure, pod_failure
 
 
 def waiting(reason, message="", image="example.test/lab:1", init=False):

@@ -2,12 +2,11 @@
 
 Kubernetes reports a missing image, an exceeded quota or a refused request
 in pod statuses, events and API errors; without these messages the person
-would only see a timeout. Pure functions of those reports.
+would only see a timeout. Pure functions of those reports, used by the
+namespace set-up (``store.py``) and by ``karvdash_hub.hub.spawner``.
 """
 
 from __future__ import annotations
-
-import json
 
 # Container waiting reasons that mean the image will not come.
 IMAGE_PULL_REASONS = frozenset(
@@ -24,17 +23,6 @@ class SpawnFailure(RuntimeError):
     @property
     def jupyterhub_message(self) -> str:
         return str(self)
-
-
-def api_error_message(body: str | bytes | None, fallback: str = "") -> str:
-    """The ``message`` of a Kubernetes API error body (a Status object)."""
-    try:
-        status = json.loads(body or b"")
-    except ValueError:
-        return (body.decode(errors="replace") if isinstance(body, bytes) else body or fallback).strip()
-    if isinstance(status, dict) and status.get("message"):
-        return status["message"]
-    return fallback
 
 
 def api_failure(action: str, status: int, message: str) -> str:

@@ -1,41 +1,60 @@
 # karvdash-hub: `make run` starts the hub in local mode, `make test` runs every test.
-# Both set up what they need first: a virtual environment in .venv, the hub's
-# proxy from npm in node_modules, and (for tests) Debian's chromium and the
-# Kubernetes binaries built from Go modules.
+# Both set up what they need first: a virtual environment in .venv with
+# karvdash-hub and its dependencies, the hub's proxy from npm in node_modules;
+# only for tests, the test tools (pytest, Playwright, ...) in the same .venv,
+# Debian's chromium and the Kubernetes binaries built from Go modules.
 
 SHELL := /bin/bash
 PYTHON_BOOT ?= python3
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 PIP := $(PYTHON) -m pip
-# reinstall when the package's requirements change
-VENV_STAMP := $(VENV)/.installed-$(shell cat setup.cfg pyproject.toml | sha1sum | cut -c1-12)
+# reinstall when the package's requirements change: what running needs
+# (RUN_STAMP), and the test tools on top (VENV_STAMP, which the targets of
+# tools/kube/kube.mk use too)
+REQUIREMENTS := $(shell cat setup.cfg pyproject.toml | sha1sum | cut -c1-12)
+RUN_STAMP := $(VENV)/.installed-run-$(REQUIREMENTS)
+VENV_STAMP := $(VENV)/.installed-test-$(REQUIREMENTS)
 PROXY := node_modules/.bin/configurable-http-proxy
 CHROMIUM ?= /usr/bin/chromium
 PYTEST_ARGS ?=
 
-.PHONY: run setup test test-unit test-integration chromium registry clean help chart-schema
+.PHONY: run setup setup-test test test-unit test-integration chromium registry dex clean help chart-schema
 
 help:
 	@echo "make run      set up and run the hub in local mode on http://127.0.0.1:8000"
 	@echo "make test     set up and run every test (unit, integration, browser, Kubernetes)"
 	@echo "make test-unit            only the fast unit tests"
 	@echo "make cluster / cluster-down   a local Kubernetes control plane for trying things"
+	@echo "make cluster NODE=real        the same with a real node (kubelet, containerd; root; docs/deployment.md)"
+	@echo "make test-node                the real-node tests (not part of make test)"
 
-setup: $(VENV_STAMP) $(PROXY)
+setup: $(RUN_STAMP) $(PROXY)
 
-$(VENV_STAMP): setup.cfg pyproject.toml
+setup-test: $(VENV_STAMP) $(PROXY)
+
+# pip speaks up only on errors
+$(RUN_STAMP): setup.cfg pyproject.toml
 	@test -x $(PYTHON) || $(PYTHON_BOOT) -m venv $(VENV)
-	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -e '.[test]'
+	@echo "Installing karvdash-hub and its dependencies into $(VENV)/"
+	@$(PIP) install --quiet --upgrade pip
+	@$(PIP) install --quiet -e .
 	@rm -f $(VENV)/.installed-* && touch $@
 
-$(PROXY): package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+$(VENV_STAMP): $(RUN_STAMP)
+	@echo "Installing the test tools into $(VENV)/"
+	@$(PIP) install --quiet -e '.[test]'
 	@touch $@
 
+$(PROXY): package.json package-lock.json
+	@echo "Installing the hub's proxy (configurable-http-proxy) into node_modules/"
+	@npm ci --no-audit --no-fund --loglevel=error >/dev/null
+	@touch $@
+
+# exit status 3: a hub already runs on this checkout's state, which
+# karvdash-hub has said in one line; nothing failed
 run: setup
-	$(VENV)/bin/karvdash-hub $(ARGS)
+	@$(VENV)/bin/karvdash-hub $(ARGS) || [ $$? = 3 ]
 
 # Debian's chromium drives the browser tests (Playwright's own browser
 # download cannot work without internet access beyond package registries).
@@ -55,23 +74,34 @@ registry:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends docker-registry skopeo >/dev/null; \
 	fi
 
+# Dex, the OpenID Connect provider of the single sign-on tests, from Go
+# modules (tools/dex/build.sh; cached outside the repository, a no-op once
+# built). Without Go those tests skip; with Go a failed build stops here and
+# the tests fail rather than skip.
+dex:
+	@if ! command -v go >/dev/null 2>&1 && [ ! -x /usr/local/go/bin/go ]; then \
+	  echo "Single sign-on tests skipped: Go not found; install Go >= 1.25 to build Dex (tools/dex/build.sh)"; \
+	else \
+	  tools/dex/build.sh >/dev/null; \
+	fi
+
 include tools/kube/kube.mk
 
 # Where Go is, the control plane gets built, so a Kubernetes test that finds
 # no binaries is a failure, not a skip.
 HAVE_GO := $(shell command -v go >/dev/null 2>&1 || test -x /usr/local/go/bin/go && echo 1)
 
-test: setup chromium registry kube-binaries
+test: setup-test chromium registry kube-binaries dex
 	KARVDASH_KUBE_REQUIRED=$(HAVE_GO) $(PYTHON) -m pytest $(PYTEST_ARGS)
 
-test-unit: setup
+test-unit: setup-test
 	$(PYTHON) -m pytest -m "not integration" $(PYTEST_ARGS)
 
-test-integration: setup chromium registry kube-binaries
+test-integration: setup-test chromium registry kube-binaries dex
 	KARVDASH_KUBE_REQUIRED=$(HAVE_GO) $(PYTHON) -m pytest -m integration $(PYTEST_ARGS)
 
 # The chart's values.schema.json from values.schema.yaml and the settings model.
-chart-schema: $(VENV_STAMP)
+chart-schema: $(RUN_STAMP)
 	$(PYTHON) chart/generate_values_schema.py
 
 clean:

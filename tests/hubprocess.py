@@ -7,23 +7,21 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
 
+from karvdash_hub.hub.service import free_loopback_port
+
 ROOT = Path(__file__).resolve().parent.parent
 HUB_COMMAND = [str(Path(sys.executable).parent / "karvdash-hub")]
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+free_port = free_loopback_port
 
 
 @dataclass
@@ -140,8 +138,9 @@ def hub_environment(state_dir: Path, extra: dict | None = None) -> dict:
     return env
 
 
-def start_hub(state_dir: Path, env: dict | None = None, args: list[str] = (), timeout: float = 60) -> RunningHub:
-    """Start karvdash-hub and wait until its API answers."""
+def start_hub(state_dir: Path, env: dict | None = None, args: list[str] = (), timeout: float = 180) -> RunningHub:
+    """Start karvdash-hub and wait until its API answers (generously: on a
+    loaded 2-core machine the hub and its dashboard take a minute to import)."""
     state_dir.mkdir(parents=True, exist_ok=True)
     port, hub_port, api_port = free_port(), free_port(), free_port()
     environment = hub_environment(state_dir, env)
@@ -170,9 +169,9 @@ def start_hub(state_dir: Path, env: dict | None = None, args: list[str] = (), ti
             hub.stop()
             raise RuntimeError(f"karvdash-hub exited with {process.returncode}:\n{hub.log()}")
         try:
-            if requests.get(hub.hub_api, timeout=2).status_code == 200:
+            if requests.get(hub.hub_api, timeout=5).status_code == 200:
                 return hub
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or too busy to answer in time
             pass
         time.sleep(0.3)
     hub.stop()
@@ -189,3 +188,56 @@ def run_hub_until_exit(state_dir: Path, env: dict, timeout: float = 60) -> subpr
         timeout=timeout,
         cwd=state_dir if state_dir.exists() else None,
     )
+
+
+@dataclass
+class Announced:
+    """A hub started as ``make run`` starts it, and what it printed."""
+
+    hub: RunningHub
+    # its output up to the login line, that line included
+    lines: list[str]
+    # /hub/login's status, asked the moment the login line was read
+    login_status: int
+
+
+def start_hub_as_make_run(state_dir: Path, port: int, timeout: float = 180) -> Announced:
+    """``karvdash-hub --port PORT`` with nothing else chosen (the internal
+    ports, the admin password), read until it prints where to log in."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KARVDASH_")}
+    env["KARVDASH_STATE_DIR"] = str(state_dir)
+    log_path = state_dir / "hub.log"
+    process = subprocess.Popen(
+        [*HUB_COMMAND, "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        cwd=state_dir, start_new_session=True, text=True, errors="replace",
+    )
+    hub = RunningHub(url=f"http://127.0.0.1:{port}", state_dir=state_dir, log_path=log_path, process=process)
+    lines: list[str] = []
+    found = threading.Event()
+    status = {}
+
+    def read():
+        # drains the pipe for the hub's whole life: a full pipe would stop it
+        with open(log_path, "w") as log:
+            for line in process.stdout:
+                log.write(line)
+                log.flush()
+                if found.is_set():
+                    continue
+                lines.append(line.rstrip("\n"))
+                if "karvdash-hub: log in at" in line:
+                    try:
+                        status["login"] = requests.get(hub.url + "/hub/login", timeout=10).status_code
+                    except requests.ConnectionError:
+                        status["login"] = 0
+                    found.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while not found.wait(0.2):
+        if process.poll() is not None or time.monotonic() > deadline:
+            hub.stop()
+            raise RuntimeError(f"karvdash-hub printed no login line (exit {process.returncode}):\n{hub.log()}")
+    hub.admin_password = (state_dir / "admin-password").read_text().strip()
+    return Announced(hub=hub, lines=lines, login_status=status["login"])

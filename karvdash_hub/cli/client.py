@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from urllib.parse import quote
+from dataclasses import replace
+from urllib.parse import quote, urlsplit
 
 import requests
+
+from karvdash_hub.core.scopes import SERVICE_PREFIX
 
 from .connection import Connection, ConnectionProblem
 
@@ -29,17 +32,34 @@ class DashboardClient:
         self.session = session or requests.Session()
         self.session.headers["Authorization"] = f"token {connection.token}"
         self.timeout = timeout
+        # an address without the dashboard's prefix may be the hub's: looked at once
+        self.located = SERVICE_PREFIX in urlsplit(connection.base_url).path
 
     def url(self, path: str) -> str:
         return self.connection.api_url + path
 
-    def request(self, method: str, path: str, *, json=None, expect_json: bool = True, **kwargs):
+    def send(self, method: str, url: str, **kwargs) -> requests.Response:
         try:
-            response = self.session.request(method, self.url(path), json=json, timeout=self.timeout, **kwargs)
+            return self.session.request(method, url, timeout=self.timeout, **kwargs)
         except requests.ConnectionError as e:
             raise ConnectionProblem(f"cannot reach the dashboard at {self.connection.base_url}: {e}") from None
         except requests.Timeout:
             raise ConnectionProblem(f"the dashboard at {self.connection.base_url} did not answer in time") from None
+
+    def locate(self) -> None:
+        """Given the hub's address (``https://example.org/``), find the
+        dashboard under it, at ``<address>/services/karvdash/``."""
+        self.located = True
+        if is_dashboard(self.send("GET", self.connection.api_url)):
+            return
+        under_hub = self.connection.base_url + SERVICE_PREFIX.lstrip("/")
+        if is_dashboard(self.send("GET", under_hub + "api/")):
+            self.connection = replace(self.connection, base_url=under_hub)
+
+    def request(self, method: str, path: str, *, json=None, expect_json: bool = True, **kwargs):
+        if not self.located:
+            self.locate()
+        response = self.send(method, self.url(path), json=json, **kwargs)
         check(response)
         if not expect_json:
             return response
@@ -54,6 +74,15 @@ class DashboardClient:
 
     def files(self, domain: str, path: str) -> dict:
         return self.request("GET", f"files/{domain}/{quote_path(path)}")
+
+
+def is_dashboard(response: requests.Response) -> bool:
+    """Whether the dashboard's API index answered (its index, or its JSON refusal)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and ("user" in body or {"status", "message"} <= body.keys())
 
 
 def check(response: requests.Response) -> None:

@@ -7,12 +7,14 @@ files, services and templates, datasets, images.
 Exit codes: 0 done; 1 the dashboard failed (5xx) or another error;
 2 bad command line; 3 no configuration or the dashboard is unreachable;
 4 not allowed (401/403: token, scope); 5 not found (404); 6 conflict (409,
-e.g. the name exists); 7 other refusals (400, 413, 416, 507...).
+e.g. the name exists); 7 other refusals (400, 413, 416, 507...); 141 the
+output's reader went away (``karvdashctl ls | head``), quietly.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from . import datasetcommands, filecommands, imagecommands, servicecommands
@@ -24,6 +26,8 @@ from .output import Output
 COMMANDS = [*filecommands.COMMANDS, *servicecommands.COMMANDS, *datasetcommands.COMMANDS, *imagecommands.COMMANDS]
 
 EXIT_ERROR, EXIT_USAGE, EXIT_CONNECTION, EXIT_FORBIDDEN, EXIT_NOT_FOUND, EXIT_CONFLICT, EXIT_REFUSED = 1, 2, 3, 4, 5, 6, 7
+# as a command killed by SIGPIPE
+EXIT_BROKEN_PIPE = 128 + 13
 
 
 def exit_code(status: int) -> int:
@@ -71,10 +75,26 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         out.error("interrupted")
         return 130
+    except BrokenPipeError:
+        return reader_gone()
     except OSError as problem:
         out.error(str(problem))
         return EXIT_ERROR
 
 
+def reader_gone() -> int:
+    """The output's reader went away (``karvdashctl ls | head``): stop
+    quietly, as other commands do, with what is still buffered dropped."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_BROKEN_PIPE
+
+
 def run() -> None:
-    sys.exit(main())
+    code = main()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        code = reader_gone()
+    sys.exit(code)

@@ -36,7 +36,7 @@ from traitlets import (
 )
 from traitlets.config import Config, Configurable
 
-from .names import DNS_LABEL
+from .names import DNS_LABEL, DNS_SUBDOMAIN
 from .paths import PROJECT_ROOT
 from .scopes import SERVICE_PREFIX
 
@@ -236,6 +236,42 @@ class KarvdashConfig(Configurable):
         RoleBindings inside the namespace). Never cluster-wide.""",
     )
 
+    allowedServiceTypes = List(
+        Enum(["NodePort", "LoadBalancer", "ExternalName"]),
+        config=True,
+        help="""Service types, besides ``ClusterIP``, that Services in user
+        namespaces may have (the chart's ValidatingAdmissionPolicy refuses the
+        others, whoever creates the Service). ``NodePort`` and ``LoadBalancer``
+        open ports on every node; an ``ExternalName`` that names a Service of
+        another namespace (``<name>.<namespace>.svc...``) is refused even
+        when the type is allowed.""",
+    )
+
+    allowServiceExternalIPs = Bool(
+        False,
+        config=True,
+        help="""Let Services in user namespaces set ``externalIPs``, which makes
+        every node answer for those addresses (a way to take over another
+        service's IP).""",
+    )
+
+    allowedPriorityClasses = List(
+        Unicode(),
+        config=True,
+        help="""PriorityClasses that pods in user namespaces may name in
+        ``priorityClassName`` (no class is always allowed). Add the cluster's
+        ``globalDefault`` class, if it has one: Kubernetes writes its name into
+        every pod without a class.""",
+    )
+
+    ingressControllerNamespace = Unicode(
+        "ingress-nginx",
+        config=True,
+        help="""Namespace of the ingress controller, which the NetworkPolicy of
+        each user namespace lets in (with the hub's namespace and the
+        namespace itself). Empty lets no ingress controller in.""",
+    )
+
     deletePrivateFilesWithUser = Bool(
         False,
         config=True,
@@ -285,6 +321,22 @@ class KarvdashConfig(Configurable):
         config=True,
         help="""Let administrators open every user's protected services (by
         default only the owner may).""",
+    )
+
+    serviceAuthOptional = Bool(
+        False,
+        config=True,
+        help="""Let users' own templates say ``auth: false``: their services'
+        addresses are then open without the hub's login. Shipped and admin
+        templates may always say it; by default users' templates may not.""",
+    )
+
+    templateMaxObjects = Integer(
+        50,
+        config=True,
+        help="""Most Kubernetes objects one service template may create,
+        checked when a user adds a template and whenever a service is
+        started from one.""",
     )
 
     kubeconfig = Unicode(
@@ -492,6 +544,13 @@ class KarvdashConfig(Configurable):
             raise TraitError(f"unknown dataset types {unknown}; known: {sorted(known)}")
         return proposal["value"]
 
+    @validate("templateMaxObjects")
+    def _valid_template_max_objects(self, proposal):
+        # templates.MAX_TEMPLATE_NODES bounds every template beyond this
+        if not 1 <= proposal["value"] <= 1000:
+            raise TraitError("must be from 1 to 1000")
+        return proposal["value"]
+
     @validate("serviceAuthURL")
     def _valid_service_auth_url(self, proposal):
         return proposal["value"] and _check_http_url("serviceAuthURL", proposal["value"])
@@ -507,12 +566,19 @@ class KarvdashConfig(Configurable):
             raise TraitError(f"{value!r} is not an IngressClass name")
         return value
 
-    @validate("argoNamespace", "hubNamespace")
+    @validate("argoNamespace", "hubNamespace", "ingressControllerNamespace")
     def _valid_namespace(self, proposal):
         value = proposal["value"]
         if value and not DNS_LABEL.match(value):
             raise TraitError(f"{value!r} is not a namespace name")
         return value
+
+    @validate("allowedPriorityClasses")
+    def _valid_priority_classes(self, proposal):
+        for name in proposal["value"]:
+            if not DNS_SUBDOMAIN.match(name):
+                raise TraitError(f"{name!r} is not a PriorityClass name")
+        return proposal["value"]
 
     @validate("namespaceTemplate")
     def _valid_namespace_template(self, proposal):

@@ -16,6 +16,7 @@ import hmac
 import logging
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -26,18 +27,19 @@ from tornado import web
 from tornado.ioloop import PeriodicCallback
 from tornado.log import enable_pretty_logging
 
+from karvdash_hub import __version__
 from karvdash_hub.core.settings import SettingsError, load_settings
 from karvdash_hub.files.domains import UPLOADS, FileDomains
 from karvdash_hub.files.operations import TRASH_PREFIX, delete_quietly, ensure_folders, trash_folder
 from karvdash_hub.files.uploads import UploadStore
 
-from . import apiindex, datasetpages, docs, filepages, imagepages, servicepages, templatepages, transferpages
+from . import apiindex, datasetpages, docs, filepages, homepages, imagepages, servicepages, templatepages, transferpages
 from .context import DashboardContext, HubEnvironment
-from .handlers import PageHandler
 from .pages import PageRenderer
 from .stores import Stores
+from .supervisor import CONFIG_ERROR_STATUS
 
-FEATURES = (filepages, transferpages, servicepages, templatepages, datasetpages, imagepages, docs, apiindex)
+FEATURES = (homepages, filepages, transferpages, servicepages, templatepages, datasetpages, imagepages, docs, apiindex)
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 MAX_REQUEST_BODY = 256 * 1024 * 1024
 log = logging.getLogger("karvdash.dashboard")
@@ -66,16 +68,20 @@ class OAuthCallbackHandler(HubOAuthCallbackHandler):
         self.hub_auth = context.hub_auth
 
 
-class HomeHandler(PageHandler):
+class HealthHandler(web.RequestHandler):
+    """Whether the dashboard answers: public, for probes and the hub's admin
+    page; the process id tells a restarted dashboard from the one before."""
+
     def get(self):
-        self.redirect(self.context.url("files/private/"))
+        self.set_header("Cache-Control", "no-store")
+        self.finish({"status": "ok", "version": __version__, "pid": os.getpid()})
 
 
 def make_app(context: DashboardContext, features=FEATURES) -> web.Application:
     prefix = context.prefix
     routes = [
-        (prefix, HomeHandler, {"context": context}),
         (url_path_join(prefix, "oauth_callback"), OAuthCallbackHandler, {"context": context}),
+        (url_path_join(prefix, "health") + "$", HealthHandler),
     ]
     for feature in features:
         for pattern, handler in feature.handlers(context):
@@ -127,7 +133,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         settings = load_settings()
     except SettingsError as error:
-        raise SystemExit(f"karvdash-dashboard: {error}") from None
+        # a distinct status, so the supervisor does not start it again and again
+        print(f"karvdash-dashboard: {error}", file=sys.stderr)
+        raise SystemExit(CONFIG_ERROR_STATUS) from None
     hub = HubEnvironment.from_environ()
     context = make_context(settings, hub)
     ip, port = listen_address(hub.service_url, args.ip, args.port)

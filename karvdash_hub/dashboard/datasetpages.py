@@ -39,7 +39,7 @@ class DatasetsAPIHandler(APIHandler):
         body = self.json_body()
         store = await self.context.stores.datasets()
         created = await store.create(user, body)
-        self.set_header("Location", self.context.url("api/datasets", created["name"]))
+        self.set_location("api/datasets", created["name"])
         self.write_json(created, status=201)
 
 

@@ -36,9 +36,10 @@ class FileHandlerMixin:
         user = await self.acting_user()
         return await self.blocking(fileops.open_domain_folder, self.context.domains, domain, user)
 
-    async def located(self, domain: str, path: str | None, *, follow: bool):
-        """(domain folder, clean relative path, location on disk)."""
-        relative = clean_relative_path(path or "")
+    async def located(self, domain: str, path: str | None, *, follow: bool, new: bool = False):
+        """(domain folder, clean relative path, location on disk); ``new``:
+        the path names something to create (see ``clean_relative_path``)."""
+        relative = clean_relative_path(path or "", new=new)
         folder = await self.domain_folder(domain)
         location = await self.blocking(folder.resolve if follow else folder.locate, relative)
         return folder, relative, location
@@ -58,14 +59,18 @@ class FilesAPIHandler(FileHandlerMixin, APIHandler):
     async def post(self, domain: str, path: str | None):
         self.require_scope("files", "write")
         body = self.json_body()
-        if body.get("type") != "folder":
-            raise KarvdashError(400, 'send {"type": "folder"} to create a folder; files are sent with /api/uploads')
-        folder, relative, location = await self.located(domain, path, follow=False)
+        kind = body.get("type")
+        if kind not in ("folder", "file"):
+            raise KarvdashError(
+                400, 'send {"type": "folder"} or {"type": "file"} (an empty file); contents are sent with /api/uploads'
+            )
+        folder, relative, location = await self.located(domain, path, follow=False, new=True)
         if not relative.parts:
             raise KarvdashError(409, f"{folder.display('')} already exists")
-        entry = await self.blocking(fileops.make_folder, folder, location)
-        log.info("%s created folder %s", self.username, folder.display(relative))
-        self.set_header("Location", self.context.url("api/files", domain, str(relative)))
+        make = fileops.make_folder if kind == "folder" else fileops.make_file
+        entry = await self.blocking(make, folder, location)
+        log.info("%s created %s %s", self.username, kind, folder.display(relative))
+        self.set_location("api/files", domain, str(relative))
         self.write_json(entry_json(folder, location, entry), status=201)
 
     async def patch(self, domain: str, path: str | None):
@@ -79,7 +84,7 @@ class FilesAPIHandler(FileHandlerMixin, APIHandler):
         if not isinstance(overwrite, bool):
             raise KarvdashError(400, '"overwrite" must be true or false')
         folder, relative, location = await self.located(domain, path, follow=False)
-        target_folder, target_relative, target = await self.located(target_domain, target_path, follow=False)
+        target_folder, target_relative, target = await self.located(target_domain, target_path, follow=False, new=True)
         trash = await self.blocking(fileops.trash_folder, self.context.domains)
         entry = await self.blocking(
             fileops.move, folder, location, target_folder, target, overwrite=overwrite, trash=trash
@@ -177,7 +182,10 @@ PATH_PARAMETER = {
     "required": True,
     "description": "Path inside the domain, `/`-separated; empty for the top folder. "
     "`..`, `.`, absolute paths, NUL, control characters, backslashes, encoded separators, "
-    "names over 255 bytes and paths leading outside the domain through symlinks are refused.",
+    "names over 255 bytes and paths leading outside the domain through symlinks are refused. "
+    "A name to create (a new folder, a move's target) may hold letters of any script and is stored "
+    "in Unicode NFC; look-alikes of / and \\ (U+2215, U+FF0F, ...), text-direction controls "
+    "(U+202A-U+202E, U+2066-U+2069), invisible characters (U+200B-U+200D, U+2060) and the BOM are refused.",
     "schema": {"type": "string"},
 }
 AS = {"$ref": "#/components/parameters/as"}
@@ -196,10 +204,16 @@ def openapi(context: DashboardContext) -> dict:
                 "responses": {"200": json_response("The file or folder", LISTING), **error_responses(400, 401, 403, 404)},
             },
             "post": {
-                "summary": "Create a folder",
-                "description": scopes_note(WRITE) + " The parent folder must exist; an existing name is a 409.",
-                "requestBody": json_body({"type": "object", "required": ["type"], "properties": {"type": {"const": "folder"}}}),
-                "responses": {"201": json_response("The new folder", ENTRY), **error_responses(400, 401, 403, 404, 409)},
+                "summary": "Create a folder or an empty file",
+                "description": scopes_note(WRITE)
+                + " The parent folder must exist; an existing name is a 409. A file's contents go up with `/uploads`.",
+                "requestBody": json_body(
+                    {"type": "object", "required": ["type"], "properties": {"type": {"enum": ["folder", "file"]}}}
+                ),
+                "responses": {
+                    "201": json_response("The new folder or file", ENTRY),
+                    **error_responses(400, 401, 403, 404, 409),
+                },
             },
             "patch": {
                 "summary": "Rename or move (also to the other domain)",

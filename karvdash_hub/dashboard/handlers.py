@@ -9,20 +9,27 @@ error page), without a traceback in the log.
 Authentication: a hub API token (``Authorization: token ...``) or the
 dashboard's OAuth cookie; with the cookie, a request that changes anything
 (and any ``fetch``) must carry the ``_xsrf`` token in ``X-XSRFToken``.
+
+Bodies: every handler streams its request body (``stream_request_body``), so
+that login and size are checked in ``prepare`` before a byte of the body is
+read: an anonymous or oversized body is never held in memory. Small bodies
+(JSON, forms) are collected up to :data:`MAX_SMALL_BODY`; uploads write
+theirs to disk as it arrives.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import json
 import logging
 import re
 from http import HTTPStatus
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from jupyterhub.services.auth import HubOAuthenticated, UserNotAllowed, check_scopes
-from tornado import web
+from tornado import httputil, web
 
 from karvdash_hub.core.errors import KarvdashError
 from karvdash_hub.core.scopes import scope
@@ -36,17 +43,116 @@ log = logging.getLogger("karvdash.dashboard")
 USERNAME = re.compile(USERNAME_PATTERN)
 # a route's group for a service, template or dataset name (a DNS label)
 NAME = r"([a-z0-9][-a-z0-9]{0,62})"
-WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+HTTP_METHODS = ("get", "head", "post", "put", "patch", "delete", "options")
+# the most a JSON or form body may carry (uploads have their own limit)
+MAX_SMALL_BODY = 1024 * 1024
+XSRF_REFUSAL = "XSRF check failed: send the _xsrf cookie's value in the X-XSRFToken header"
+# bodies whose _xsrf token is a field of the body itself (browser forms)
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
+class LoginNeeded(Exception):
+    """An anonymous visitor of a page: sent to the hub's login."""
+
+
+def after_body(method):
+    """Run an HTTP method only once the request body is in: a refusal found
+    before it (login, size) is answered now, and the body is ready to read."""
+
+    @functools.wraps(method)
+    async def run(self, *args, **kwargs):
+        await self.body_received()
+        result = method(self, *args, **kwargs)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    return run
+
+
+@web.stream_request_body
 class DashboardHandler(HubOAuthenticated, web.RequestHandler):
     """Base of every page and API handler of the dashboard."""
+
+    max_body = MAX_SMALL_BODY
+    # An answer found in prepare, sent once the body is in (even an empty
+    # one): tornado closes the connection after an answer given before the
+    # body was read, and the proxy, which keeps connections open, may
+    # already be sending the next request on it (and answers that one 503).
+    refusal: Exception | None = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name in HTTP_METHODS:
+            if name in cls.__dict__:
+                setattr(cls, name, after_body(cls.__dict__[name]))
 
     def initialize(self, context: DashboardContext):
         self.context = context
         self.hub_auth = context.hub_auth
 
     async def prepare(self):
+        self._body = bytearray()
+        self._body_done = False
+        # a form carries its XSRF token in its body: its login waits for
+        # the (small) body; everything else logs in before reading a byte
+        self._login_after_body = self.has_body() and self.content_type() in FORM_TYPES
+        try:
+            if not self._login_after_body:
+                await self.log_in()
+                await self.check_login()
+            await self.start_body()
+        except (web.HTTPError, KarvdashError, LoginNeeded) as refusal:
+            self.refusal = refusal
+
+    def has_body(self) -> bool:
+        headers = self.request.headers
+        return headers.get("Content-Length", "0") != "0" or "Transfer-Encoding" in headers
+
+    def content_type(self) -> str:
+        return self.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+
+    async def check_login(self) -> None:
+        """Refuse (or send elsewhere) a request without the login it needs."""
+
+    async def start_body(self) -> None:
+        """Get ready for the body; by default a small one of at most ``max_body`` bytes."""
+        length = self.request.headers.get("Content-Length", "0")
+        if not length.isdigit() or int(length) > self.max_body:
+            raise KarvdashError(413, f"the body is too large: at most {self.max_body // 1024} KiB")
+
+    def data_received(self, chunk: bytes):
+        if self.refusal is not None:
+            return  # read and dropped; the answer is the refusal
+        if len(self._body) + len(chunk) > self.max_body:
+            self.refusal = KarvdashError(413, f"the body is too large: at most {self.max_body // 1024} KiB")
+            self._body = bytearray()
+            return
+        self._body += chunk
+
+    async def body_received(self) -> None:
+        """The body is in: answer a refusal, or make the body readable as
+        tornado does for handlers that do not stream."""
+        if self.refusal is not None:
+            raise self.refusal
+        if getattr(self, "_body_done", True):
+            return
+        self._body_done = True
+        request = self.request
+        request.body = bytes(self._body)
+        self._body = bytearray()
+        if self.content_type() in FORM_TYPES:
+            httputil.parse_body_arguments(
+                request.headers.get("Content-Type", ""), request.body, request.body_arguments, request.files,
+                request.headers,
+            )
+            for name, values in request.body_arguments.items():
+                request.arguments.setdefault(name, []).extend(values)
+        if self._login_after_body:
+            await self.log_in()
+            await self.check_login()
+
+    async def log_in(self):
         # the mixin's get_current_user() blocks on a thread: ask the hub asynchronously
         model = await self.hub_auth.get_user(self, sync=False)
         if model and model.get("kind", "user") != "user":
@@ -99,6 +205,16 @@ class DashboardHandler(HubOAuthenticated, web.RequestHandler):
         self._acting_user = target
         return target
 
+    def set_location(self, *parts: str) -> None:
+        """``Location`` of what the request created, at ``parts`` of the
+        dashboard's address: every name percent-encoded (a header is Latin-1,
+        a name any Unicode) and ``?as=`` kept when acting as someone."""
+        path = self.context.url(*("/".join(quote(name, safe=":@") for name in part.split("/")) for part in parts))
+        acting = getattr(self, "_acting_user", None)
+        if acting and self.current_user and acting != self.username:
+            path += "?" + urlencode({"as": acting})
+        self.set_header("Location", path)
+
     # --- doing -------------------------------------------------------------------------
 
     async def blocking(self, function, *args, **kwargs):
@@ -115,6 +231,10 @@ class DashboardHandler(HubOAuthenticated, web.RequestHandler):
         return HTTPStatus(status_code).phrase if status_code in HTTPStatus._value2member_map_ else "error"
 
     def _handle_request_exception(self, e):
+        if isinstance(e, LoginNeeded):
+            if not self._finished:
+                self.redirect(self.get_login_url())
+            return
         # refusals carry their own status: answer them, don't log a traceback
         if isinstance(e, KarvdashError):
             if not self._finished:
@@ -131,12 +251,23 @@ class DashboardHandler(HubOAuthenticated, web.RequestHandler):
 class APIHandler(DashboardHandler):
     """JSON in, JSON out; every error is ``{"status": <code>, "message": ...}``."""
 
-    async def prepare(self):
-        await super().prepare()
+    async def check_login(self):
         if self.current_user is None:
-            if self.request.method in WRITE_METHODS and self.get_cookie(self.hub_auth.cookie_name):
-                raise KarvdashError(403, "XSRF check failed: send the _xsrf cookie's value in the X-XSRFToken header")
+            if await self.cookie_logs_in():
+                # the login cookie is good: what failed is the XSRF check
+                raise KarvdashError(403, XSRF_REFUSAL)
             raise KarvdashError(401, "authentication required: log in, or send a hub API token in the Authorization header")
+
+    async def cookie_logs_in(self) -> bool:
+        """Whether the request's login cookie holds a token the hub still
+        accepts (checked without the XSRF test, which the login did)."""
+        token = self.get_secure_cookie(self.hub_auth.cookie_name)
+        if not token:
+            return False
+        model = await self.hub_auth.user_for_token(
+            token.decode("ascii", "replace"), session_id=self.hub_auth.get_session_id(self), sync=False
+        )
+        return model is not None
 
     def set_default_headers(self):
         self.set_header("Content-Type", "application/json; charset=UTF-8")
@@ -152,6 +283,8 @@ class APIHandler(DashboardHandler):
             body = json.loads(self.request.body)
         except ValueError:
             raise KarvdashError(400, "the body is not valid JSON") from None
+        except RecursionError:
+            raise KarvdashError(400, "the body is nested too deeply to be read as JSON") from None
         if not isinstance(body, dict):
             raise KarvdashError(400, "the body must be a JSON object")
         return body
@@ -173,13 +306,15 @@ class APIHandler(DashboardHandler):
 class PageHandler(DashboardHandler):
     """An HTML page in the hub's look; anonymous people go to the hub's login."""
 
-    async def prepare(self):
-        await super().prepare()
+    async def check_login(self):
         if self.current_user is None:
             if self.request.method in ("GET", "HEAD"):
-                self.redirect(self.get_login_url())
-                return
+                raise LoginNeeded()
             raise web.HTTPError(403)
+
+    def set_default_headers(self):
+        # after logging out, Back must not show a page from the browser's cache
+        self.set_header("Cache-Control", "no-store")
 
     @property
     def acting_as(self) -> str:

@@ -65,7 +65,7 @@ class ImagesAPIHandler(APIHandler):
         finally:
             os.close(descriptor)
         log.info("%s pushed %s as %s:%s", self.username, display, name, tag)
-        self.set_header("Location", self.context.url("api/images", f"{name}:{tag}"))
+        self.set_location("api/images", f"{name}:{tag}")
         self.write_json(pushed, status=201)
 
 

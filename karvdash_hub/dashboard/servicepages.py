@@ -44,6 +44,8 @@ def render_context(settings, prefix: str) -> st.RenderContext:
         url_scheme=urlsplit(settings.ingressURL).scheme or "https",
         auth_url=check,
         signin_url=signin,
+        max_objects=settings.templateMaxObjects,
+        auth_optional=settings.serviceAuthOptional,
     )
 
 
@@ -79,7 +81,7 @@ class ServicesAPIHandler(APIHandler):
             url_prefixes=settings.serviceURLPrefixes,
         )
         log.info("%s started service %s from template %s", user, instance.name, template.id)
-        self.set_header("Location", self.context.url("api/services", instance.name))
+        self.set_location("api/services", instance.name)
         # credentials generated here are shown this once (they are kept only in a Secret)
         generated = {v.name: values[v.name] for v in template.form_variables if v.secret and v.name not in body}
         self.write_json({**instance.to_json(), **({"credentials": generated} if generated else {})}, status=201)
@@ -120,7 +122,7 @@ class ServicesPageHandler(PageHandler):
         self.render_page(
             "services.html",
             karvdash_active="services",
-            kubernetes=self.context.stores.on_kubernetes,
+            services_unavailable=self.context.stores.services_unavailable,
             templates=list(templates.values()),
             services_config={"canWrite": self.has_scope("services", "write")},
         )
@@ -136,6 +138,7 @@ class NewServicePageHandler(PageHandler):
             karvdash_active="services",
             template=template,
             defaults=template.form_defaults(),
+            services_unavailable=self.context.stores.services_unavailable,
             name_pattern=st.NAME_PATTERN.pattern,
             max_name=st.MAX_NAME_LENGTH,
             max_value=st.MAX_VALUE_LENGTH,

@@ -23,6 +23,10 @@ from karvdash_hub.services.store import InstanceStore, UserTemplateStore
 
 log = logging.getLogger("karvdash.dashboard")
 
+# why services cannot start here: the pages show it beside their disabled
+# Create buttons, the API answers it with 503
+SERVICES_NEED_KUBERNETES = "services need Kubernetes; this hub runs in local mode"
+
 
 class Stores:
     def __init__(self, settings: KarvdashConfig, hub_api_url: str, hub_api_token: str):
@@ -38,6 +42,11 @@ class Stores:
     def on_kubernetes(self) -> bool:
         return self.settings.mode == "kubernetes"
 
+    @property
+    def services_unavailable(self) -> str:
+        """Why services cannot be started on this deployment ('' where they can)."""
+        return "" if self.on_kubernetes else SERVICES_NEED_KUBERNETES
+
     async def kube_api(self):
         """The shared kubernetes_asyncio ApiClient; 503 when Kubernetes cannot be reached."""
         if self._api is None:
@@ -50,7 +59,7 @@ class Stores:
 
     async def instances(self) -> InstanceStore:
         if not self.on_kubernetes:
-            raise KarvdashError(503, "services need Kubernetes: this deployment runs in local mode")
+            raise KarvdashError(503, SERVICES_NEED_KUBERNETES)
         if self._instances is None:
             self._instances = InstanceStore(await self.kube_api(), self.settings.hubNamespace or pod_namespace())
         return self._instances

@@ -14,6 +14,7 @@ from karvdash_hub.services import templates as st
 from .context import DashboardContext
 from .handlers import NAME, APIHandler, PageHandler
 from .openapi import error_responses, json_body, json_response, scopes_note
+from .servicepages import render_context
 
 log = logging.getLogger("karvdash.dashboard.templates")
 
@@ -40,9 +41,10 @@ class TemplatesAPIHandler(APIHandler):
             raise KarvdashError(400, 'send {"data": "<template YAML>"} or {"domain": ..., "path": ...}')
         taken = await self.context.stores.templates(user)
         store = await self.context.stores.user_templates()
-        template = await store.add(user, self.context.settings.user_namespace(user), text, taken)
+        template = await store.add(user, self.context.settings.user_namespace(user), text, taken,
+                                   policy=render_context(self.context.settings, self.context.prefix))
         log.info("%s added template %s", user, template.id)
-        self.set_header("Location", self.context.url("api/templates", template.id))
+        self.set_location("api/templates", template.id)
         self.write_json(template.summary(), status=201)
 
 
@@ -80,6 +82,7 @@ class TemplatesPageHandler(PageHandler):
             karvdash_active="templates",
             templates=list(templates.values()),
             can_add=self.context.stores.on_kubernetes and self.has_scope("templates", "write"),
+            services_unavailable=self.context.stores.services_unavailable,
         )
 
 

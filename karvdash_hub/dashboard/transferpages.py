@@ -13,12 +13,21 @@ import mimetypes
 import os
 from email.utils import formatdate
 
-from tornado import web
 from tornado.iostream import StreamClosedError
 
 from karvdash_hub.core.errors import KarvdashError
 from karvdash_hub.files import operations as fileops
-from karvdash_hub.files.downloads import CHUNK, build_zip, content_disposition, next_batch, parse_range
+from karvdash_hub.files.downloads import (
+    CHUNK,
+    INLINE_POLICY,
+    build_zip,
+    content_disposition,
+    next_batch,
+    parse_range,
+    shows_inline,
+    zip_members,
+    zip_name,
+)
 from karvdash_hub.files.operations import DomainFolder, clean_relative_path
 from karvdash_hub.files.uploads import Upload
 
@@ -49,9 +58,9 @@ class DownloadHandler(APIHandler):
         if os.path.isdir(real):
             await self.send_folder(folder, real, name, send_body)
         else:
-            await self.send_file(real, name, send_body)
+            await self.send_file(real, name, send_body, inline=self.get_query_argument("inline", "") == "1")
 
-    async def send_file(self, real, name: str, send_body: bool) -> None:
+    async def send_file(self, real, name: str, send_body: bool, inline: bool = False) -> None:
         fd = await self.blocking(os.open, real, os.O_RDONLY | os.O_NOFOLLOW)
         try:
             info = os.fstat(fd)
@@ -71,9 +80,13 @@ class DownloadHandler(APIHandler):
                     self.set_status(206)
                     self.set_header("Content-Range", f"bytes {start}-{end - 1}/{size}")
             content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+            # a preview asks for inline; only types that cannot run scripts get it
+            inline = inline and shows_inline(content_type)
             self.set_header("Content-Type", content_type)
             self.set_header("X-Content-Type-Options", "nosniff")
-            self.set_header("Content-Disposition", content_disposition(name))
+            self.set_header("Content-Disposition", content_disposition(name, inline=inline))
+            if inline:
+                self.set_header("Content-Security-Policy", INLINE_POLICY)
             self.set_header("Accept-Ranges", "bytes")
             self.set_header("ETag", etag)
             self.set_header("Last-Modified", formatdate(info.st_mtime, usegmt=True))
@@ -111,20 +124,53 @@ class DownloadHandler(APIHandler):
         return True
 
     async def send_folder(self, folder: DomainFolder, real, name: str, send_body: bool) -> None:
-        archive = await self.blocking(build_zip, folder, real, name)
+        archive = await self.blocking(build_zip, folder, [(real, name)])
+        await self.send_zip(archive, name, send_body)
+
+    async def send_zip(self, archive, name: str, send_body: bool) -> None:
+        """Stream a zip made by ``build_zip`` as ``<name>.zip``, a batch at a
+        time (its length is not known up front: no Content-Length)."""
         self.set_header("Content-Type", "application/zip")
         self.set_header("Content-Disposition", content_disposition(name + ".zip"))
-        self.set_header("Content-Length", str(len(archive)))
         self.set_header("Cache-Control", "private, no-cache")
         if send_body:
-            pieces = iter(archive)
-            while batch := await self.blocking(next_batch, pieces):
-                self.write(batch)
-                try:
-                    await self.flush()
-                except StreamClosedError:
-                    return
+            try:
+                while batch := await self.blocking(next_batch, archive):
+                    self.write(batch)
+                    try:
+                        await self.flush()
+                    except StreamClosedError:
+                        return
+            finally:
+                archive.close()  # its open file, if the client went away
         self.finish()
+
+
+class ZipDownloadHandler(DownloadHandler):
+    """Several paths of one domain as one streamed zip: GET with ``?path=``
+    repeated, or POST with ``{"paths": [...]}`` (or form fields ``path``,
+    for a browser's form when a long selection does not fit in an address)."""
+
+    async def head(self, domain: str):
+        await self.get(domain, send_body=False)
+
+    async def get(self, domain: str, send_body: bool = True):
+        await self.send_paths(domain, self.get_query_arguments("path"), send_body)
+
+    async def post(self, domain: str):
+        if self.request.headers.get("Content-Type", "").startswith("application/json"):
+            paths = self.json_body().get("paths")
+        else:
+            paths = self.get_body_arguments("path")
+        await self.send_paths(domain, paths, True)
+
+    async def send_paths(self, domain: str, paths, send_body: bool) -> None:
+        self.require_scope("files", "read")
+        user = await self.acting_user()
+        folder = await self.blocking(fileops.open_domain_folder, self.context.domains, domain, user)
+        members = await self.blocking(zip_members, folder, paths)
+        archive = await self.blocking(build_zip, folder, members)
+        await self.send_zip(archive, zip_name(paths, user if domain == "private" else domain), send_body)
 
 
 class UploadListHandler(APIHandler):
@@ -133,7 +179,8 @@ class UploadListHandler(APIHandler):
     async def get(self):
         self.require_scope("files", "write")
         store = self.context.uploads
-        uploads = await self.blocking(lambda: [upload.to_json() for upload in store.list(self.username)])
+        owner = await self.acting_user()
+        uploads = await self.blocking(lambda: [upload.to_json() for upload in store.list(owner)])
         self.write_json({"uploads": uploads})
 
     async def post(self):
@@ -151,54 +198,43 @@ class UploadListHandler(APIHandler):
         upload = await self.blocking(
             self.context.uploads.start,
             self.context.domains,
-            owner=self.username,
+            owner=user,
             domain=domain,
             domain_user=user,
             path=path,
             size=size,
             overwrite=overwrite,
         )
-        self.set_header("Location", self.context.url("api/uploads", upload.id))
+        self.set_location("api/uploads", upload.id)
         self.write_json(upload.to_json(), status=201)
 
 
-@web.stream_request_body
 class UploadHandler(APIHandler):
     """One upload: GET its state, PUT bytes at ``Upload-Offset``, PATCH
-    ``{"overwrite": true}``, DELETE to cancel.
+    ``{"overwrite": true}``, DELETE to cancel. An upload is its acting
+    user's (an admin's ``?as=`` reaches that user's uploads).
 
     The body of a PUT goes straight to the staged file while it arrives. The
-    request that brings the last byte moves the file into place.
+    request that brings the last byte moves the file into place. Login and
+    the chunk's checks come before its first byte (``APIHandler.prepare``).
     """
 
     upload: Upload | None = None
     fd: int | None = None
     busy = False  # a write is running in the thread pool
     closed = False
-    refusal: Exception | None = None
 
-    async def prepare(self):
-        try:
-            await super().prepare()
-            if self.request.method == "PUT":
-                await self.start_chunk()
-            else:
-                self._body = bytearray()
-        except (web.HTTPError, KarvdashError) as refusal:
-            # answer only once the body is in: a reply before it makes the
-            # proxy see a reset connection (and answer 503 instead of ours)
-            self.refusal = refusal
-            self.request.connection.set_max_body_size(MAX_CHUNK)
-
-    def check_refusal(self) -> None:
-        if self.refusal is not None:
-            raise self.refusal
+    async def start_body(self):
+        if self.request.method == "PUT":
+            await self.start_chunk()
+        else:
+            await super().start_body()
 
     async def start_chunk(self):
         self.require_scope("files", "write")
         upload_id = self.path_args[0]
         store = self.context.uploads
-        upload = await self.blocking(store.get, upload_id, self.username)
+        upload = await self.blocking(store.get, upload_id, await self.acting_user())
         offset = await self.blocking(upload.offset)
         claimed = self.request.headers.get("Upload-Offset", "")
         if not claimed.isdigit():
@@ -219,15 +255,9 @@ class UploadHandler(APIHandler):
         self.fd = await self.blocking(os.open, upload.data_path, os.O_WRONLY | os.O_NOFOLLOW)
 
     async def data_received(self, chunk: bytes):
-        if self.refusal is not None:
-            return  # read and dropped; the answer is the refusal
-        if self.upload is None:
-            # other methods have small JSON bodies
-            if len(self._body) + len(chunk) > 64 * 1024:
-                self.refusal = KarvdashError(413, "the body is too large")
-                return
-            self._body += chunk
-            return
+        if self.refusal is not None or self.upload is None:
+            # a refusal drops the body; other methods have small JSON bodies
+            return super().data_received(chunk)
         if self.position + len(self.pending) + len(chunk) > self.upload.size:
             raise KarvdashError(413, "the chunk goes past the end of the upload")
         self.pending += chunk
@@ -266,32 +296,25 @@ class UploadHandler(APIHandler):
             self.release()
         super().on_connection_close()
 
-    def json_body(self) -> dict:
-        self.request.body = bytes(getattr(self, "_body", b""))
-        return super().json_body()
-
     async def get(self, upload_id: str):
-        self.check_refusal()
         self.require_scope("files", "write")
-        upload = await self.blocking(self.context.uploads.get, upload_id, self.username)
+        upload = await self.blocking(self.context.uploads.get, upload_id, await self.acting_user())
         self.write_json(await self.blocking(upload.to_json))
 
     async def patch(self, upload_id: str):
-        self.check_refusal()
         self.require_scope("files", "write")
         body = self.json_body()
         if not isinstance(body.get("overwrite"), bool):
             raise KarvdashError(400, 'send {"overwrite": true} or {"overwrite": false}')
-        upload = await self.blocking(self.context.uploads.get, upload_id, self.username)
+        upload = await self.blocking(self.context.uploads.get, upload_id, await self.acting_user())
         upload.overwrite = body["overwrite"]
         await self.blocking(self.context.uploads.save, upload)
         self.write_json(await self.blocking(upload.to_json))
 
     async def delete(self, upload_id: str):
-        self.check_refusal()
         self.require_scope("files", "write")
         store = self.context.uploads
-        upload = await self.blocking(store.get, upload_id, self.username)
+        upload = await self.blocking(store.get, upload_id, await self.acting_user())
         if upload.id in store.writing:
             raise KarvdashError(409, "a request is sending this upload right now")
         await self.blocking(store.remove, upload)
@@ -299,7 +322,6 @@ class UploadHandler(APIHandler):
         self.finish()
 
     async def put(self, upload_id: str):
-        self.check_refusal()
         await self.write_pending()
         upload = self.upload
         if self.position < upload.size:
@@ -315,6 +337,7 @@ class UploadHandler(APIHandler):
 def handlers(context: DashboardContext) -> list:
     return [
         (rf"api/download/{DOMAIN}{PATH}", DownloadHandler),
+        (rf"api/download-zip/{DOMAIN}/?", ZipDownloadHandler),
         (r"api/uploads/?", UploadListHandler),
         (r"api/uploads/([^/]+)/?", UploadHandler),
     ]
@@ -348,7 +371,17 @@ def openapi(context: DashboardContext) -> dict:
                 "summary": "Download a file (HTTP Range supported) or a folder as a zip",
                 "description": scopes_note(READ) + " Streamed; a folder arrives as `<name>.zip` (stored, not compressed).",
                 "parameters": [
-                    {"name": "Range", "in": "header", "required": False, "schema": {"type": "string"}, "example": "bytes=0-1023"}
+                    {"name": "Range", "in": "header", "required": False, "schema": {"type": "string"}, "example": "bytes=0-1023"},
+                    {
+                        "name": "inline",
+                        "in": "query",
+                        "required": False,
+                        "description": "`1`: answer `Content-Disposition: inline`, for showing the file in a page, "
+                        "but only for images (PNG, JPEG, GIF, WebP, BMP, AVIF), PDF and `text/plain`; every other "
+                        "type (HTML and SVG too) stays an attachment. Inline answers carry "
+                        "`Content-Security-Policy: sandbox` and `X-Content-Type-Options: nosniff`.",
+                        "schema": {"type": "string", "enum": ["1"]},
+                    },
                 ],
                 "responses": {
                     "200": {"description": "The file or zip", "content": {"application/octet-stream": {}}},
@@ -357,10 +390,61 @@ def openapi(context: DashboardContext) -> dict:
                 },
             },
         },
+        "/download-zip/{domain}": {
+            "parameters": [DOMAIN_PARAMETER, AS],
+            "get": {
+                "summary": "Download several files and folders of one domain as one zip",
+                "description": scopes_note(READ)
+                + " Streamed, stored (not compressed), like a folder download. Each path becomes an entry named "
+                "after its last part (a folder with everything in it); two paths with the same name are a 400. "
+                "The zip is named after the one path, or the folder the paths share.",
+                "parameters": [
+                    {
+                        "name": "path",
+                        "in": "query",
+                        "required": True,
+                        "description": "a path inside the domain; repeat for each",
+                        "schema": {"type": "array", "items": {"type": "string"}},
+                        "style": "form",
+                        "explode": True,
+                    }
+                ],
+                "responses": {
+                    "200": {"description": "The zip", "content": {"application/zip": {}}},
+                    **error_responses(400, 401, 403, 404),
+                },
+            },
+            "post": {
+                "summary": "Download several files and folders as one zip (a long list)",
+                "description": scopes_note(READ)
+                + " As GET, with the paths in the body: JSON `{\"paths\": [...]}`, or form fields `path` "
+                "(with `_xsrf`, as a browser form sends them).",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["paths"],
+                                "properties": {"paths": {"type": "array", "items": {"type": "string"}, "minItems": 1}},
+                            }
+                        },
+                        "application/x-www-form-urlencoded": {
+                            "schema": {"type": "object", "properties": {"path": {"type": "array", "items": {"type": "string"}}}}
+                        },
+                    },
+                },
+                "responses": {
+                    "200": {"description": "The zip", "content": {"application/zip": {}}},
+                    **error_responses(400, 401, 403, 404),
+                },
+            },
+        },
         "/uploads": {
             "get": {
-                "summary": "The caller's unfinished uploads",
+                "summary": "The caller's unfinished uploads (an admin's `as`: that user's)",
                 "description": scopes_note(WRITE),
+                "parameters": [AS],
                 "responses": {
                     "200": json_response("Uploads", {"type": "object", "properties": {"uploads": {"type": "array", "items": UPLOAD}}}),
                     **error_responses(401, 403),
@@ -388,7 +472,7 @@ def openapi(context: DashboardContext) -> dict:
             },
         },
         "/uploads/{id}": {
-            "parameters": [UPLOAD_ID],
+            "parameters": [UPLOAD_ID, AS],
             "get": {
                 "summary": "An upload's state (the offset to continue from)",
                 "description": scopes_note(WRITE),

@@ -6,6 +6,12 @@ touches the disk: the path must be relative, without ``.``/``..`` parts,
 NUL or control characters, backslashes, encoded separators or over-long
 names, and after following symlinks it must still be inside the domain.
 
+A name that is to be created (a new folder, a move's or an upload's target)
+is also held to :func:`check_new_name`: stored in NFC, and without the
+characters that make a name look like another (look-alike slashes,
+text-direction controls, invisible characters). Existing names are found as
+they are on the disk, whatever their form.
+
 The operations here are plain blocking functions on local folders; the
 dashboard runs them in an executor so its event loop never waits on a disk.
 """
@@ -20,6 +26,7 @@ import re
 import secrets
 import shutil
 import stat
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -39,6 +46,14 @@ MAX_PATH_BYTES = 4096
 ENCODED_RESIDUE = re.compile(r"%(2e|2f|5c|00)", re.IGNORECASE)
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 TRASH_PREFIX = ".trash-"
+# look like / or \\ on screen, so a name holding one reads as a path
+LOOKALIKE_SEPARATORS = frozenset(
+    "\u1735\u2044\u2215\u2216\u2571\u2572\u27cb\u27cd\u29f5\u29f8\u29f9\u2f03\u3033\ufe68\uff0f\uff3c"
+)
+# Unicode categories a new name may not hold: controls (C0 and C1), format
+# characters (text-direction overrides and isolates, zero-width characters,
+# the BOM), line and paragraph separators, lone surrogates
+REFUSED_CATEGORIES = {"Cc", "Cf", "Zl", "Zp", "Cs"}
 
 
 class FileError(KarvdashError):
@@ -66,9 +81,11 @@ class Conflict(FileError):
     status = 409
 
 
-def clean_relative_path(path: str) -> PurePosixPath:
+def clean_relative_path(path: str, *, new: bool = False) -> PurePosixPath:
     """Check a path inside a domain as a person sent it (already URL-decoded
-    once) and return it as parts; ``""`` is the domain's top folder."""
+    once) and return it as parts; ``""`` is the domain's top folder. With
+    ``new``, the last part names something to create: it is checked with
+    :func:`check_new_name` and returned in NFC."""
     if not isinstance(path, str):
         raise BadPath("a path must be text")
     if "\0" in path:
@@ -86,6 +103,8 @@ def clean_relative_path(path: str) -> PurePosixPath:
     parts = [part for part in path.split("/") if part]
     for part in parts:
         check_name(part)
+    if new and parts:
+        parts[-1] = check_new_name(parts[-1])
     return PurePosixPath(*parts)
 
 
@@ -104,6 +123,29 @@ def check_name(name: str) -> str:
     if len(name.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
         raise BadPath(f"a name cannot be longer than {MAX_NAME_BYTES} bytes")
     return name
+
+
+def check_new_name(name: str) -> str:
+    """A name to create, in NFC (the form most systems type and show), if it
+    shows as what it is: any letter of any script, but no look-alike of a
+    slash, no text-direction control and no invisible character."""
+    name = check_name(unicodedata.normalize("NFC", name))
+    for character in name:
+        if character in LOOKALIKE_SEPARATORS:
+            raise BadPath(f"a name cannot contain {describe_character(character)}: it looks like a / or \\")
+        if unicodedata.category(character) in REFUSED_CATEGORIES:
+            raise BadPath(
+                f"a name cannot contain {describe_character(character)}: an invisible or "
+                "text-direction character makes a name show as another"
+            )
+    return name
+
+
+def describe_character(character: str) -> str:
+    """``U+202E (RIGHT-TO-LEFT OVERRIDE)``, for messages."""
+    code = f"U+{ord(character):04X}"
+    name = unicodedata.name(character, "")
+    return f"{code} ({name})" if name else code
 
 
 @dataclass(frozen=True)
@@ -344,6 +386,17 @@ def make_folder(folder: DomainFolder, path: Path) -> Entry:
     _require_parent(folder, path)
     try:
         os.mkdir(path)
+    except FileExistsError:
+        raise Conflict(f"{folder.display(folder.relative(path))} already exists") from None
+    return entry_for(folder, path)
+
+
+def make_file(folder: DomainFolder, path: Path) -> Entry:
+    """A new empty file; an existing name (even a dangling link) is a Conflict."""
+    _require_parent(folder, path)
+    try:
+        # O_EXCL never follows a link: nothing outside the domain is created
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644))
     except FileExistsError:
         raise Conflict(f"{folder.display(folder.relative(path))} already exists") from None
     return entry_for(folder, path)

@@ -42,7 +42,7 @@ UPLOAD_ID = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
 @dataclass
 class Upload:
     id: str
-    owner: str  # who sends the bytes (the authenticated user)
+    owner: str  # whose upload it is (the acting user: the sender, or whom an admin acts as)
     domain: str
     domain_user: str  # whose private domain it goes to (the owner, or whom an admin acts as)
     path: str  # inside the domain, already checked
@@ -110,7 +110,7 @@ class UploadStore:
         """A new upload of ``size`` bytes to ``path`` of ``domain_user``'s
         ``domain``, once the target is known to be free (or ``overwrite``)
         and the bytes fit on the disk."""
-        relative = clean_relative_path(path)
+        relative = clean_relative_path(path, new=True)
         if not relative.parts:
             raise BadPath("an upload needs a file name")
         folder = open_domain_folder(domains, domain, domain_user)

@@ -12,7 +12,9 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import unicodedata
 from pathlib import Path
+from urllib.parse import quote, urlencode
 
 import bcrypt
 from jupyterhub import orm
@@ -23,6 +25,7 @@ from nativeauthenticator import NativeAuthenticator
 from nativeauthenticator.handlers import LocalBase, SignUpHandler
 from nativeauthenticator.orm import UserInfo
 from oauthenticator.generic import GenericOAuthenticator
+from oauthenticator.oauth2 import OAuthCallbackHandler
 from tornado import web
 from traitlets import Instance, default
 
@@ -30,6 +33,7 @@ from karvdash_hub.core.settings import USERNAME_PATTERN, KarvdashConfig
 from karvdash_hub.services.ingressauth import DEACTIVATED_GROUP
 
 from . import deployment
+from .tokens import token_handlers
 
 EMAIL = re.compile(r"^[A-Za-z0-9.+_-]+@[A-Za-z0-9._-]+\.[A-Za-z]{2,}$")
 ADMIN_PASSWORD_FILE = "admin-password"
@@ -80,7 +84,8 @@ class KarvdashSignUpHandler(SignUpHandler):
     async def post(self):
         if not self.authenticator.enable_signup:
             raise web.HTTPError(404)
-        username = self.get_body_argument("username", "", strip=True)
+        # as typed: a name with spaces around it is refused, not trimmed into another
+        username = self.get_body_argument("username", "", strip=False)
         email = self.get_body_argument("email", "", strip=True)
         password = self.get_body_argument("signup_password", "", strip=False)
         confirmation = self.get_body_argument("signup_password_confirmation", "", strip=False)
@@ -103,7 +108,48 @@ class KarvdashSignUpHandler(SignUpHandler):
         await super().post()
 
 
-class ToggleAuthorizationHandler(LocalBase):
+# What the Sign-ups page says after an action (the redirect names it, so a
+# reload says it again but does it again never).
+SIGNUP_ACTIONS = {
+    "approved": "{user} is approved and can log in.",
+    "revoked": "{user}'s approval is revoked: their servers are stopped and their tokens and logins no longer work.",
+    "discarded": "The sign-up of {user} is discarded.",
+}
+
+
+class SignUpsBase(LocalBase):
+    """The Sign-ups page: the accounts, and one message about the last action."""
+
+    async def render_signups(self, status: int = 200, alert: str = "", message: str = "") -> None:
+        self.set_status(status)
+        html = await self.render_template(
+            "authorization-area.html",
+            ask_email=self.authenticator.ask_email_on_signup,
+            users=self.db.query(UserInfo).order_by(UserInfo.username).all(),
+            alert=alert,
+            result_message=message,
+        )
+        self.finish(html)
+
+    async def refuse(self, status: int, message: str) -> None:
+        """A refusal is the page with the reason, not a bare error page."""
+        await self.render_signups(status, "alert-danger", message)
+
+    def done(self, action: str, username: str) -> None:
+        query = urlencode({"done": action, "user": username})
+        self.redirect(f"{self.hub.base_url}authorize?{query}#{quote(username)}")
+
+
+class SignUpsHandler(SignUpsBase):
+    @needs_scope("admin:users")
+    async def get(self):
+        action = self.get_query_argument("done", "")
+        username = self.get_query_argument("user", "")
+        message = SIGNUP_ACTIONS[action].format(user=username) if action in SIGNUP_ACTIONS and username else ""
+        await self.render_signups(alert="alert-success" if message else "", message=message)
+
+
+class ToggleAuthorizationHandler(SignUpsBase):
     """Approve or revoke an account: POST only, so a link cannot do it.
 
     Revoking deactivates at once, not at the next login: the user's servers
@@ -115,9 +161,9 @@ class ToggleAuthorizationHandler(LocalBase):
     async def post(self, username):
         info = self.authenticator.get_user(username)
         if info is None:
-            raise web.HTTPError(404, f"No sign-up named {username}")
+            return await self.refuse(404, f"There is no sign-up named {username}.")
         if info.is_authorized and username == self.current_user.name:
-            raise web.HTTPError(400, "You cannot revoke your own account")
+            return await self.refuse(400, "You cannot revoke your own account: another administrator has to.")
         info = UserInfo.change_authorization(self.db, username)
         user = self.users.get(username)
         if user is not None:
@@ -125,7 +171,7 @@ class ToggleAuthorizationHandler(LocalBase):
                 self._set_deactivated(user, False)
             else:
                 await self._deactivate(user)
-        self.redirect(self.hub.base_url + "authorize#" + username)
+        self.done("approved" if info.is_authorized else "revoked", username)
 
     async def _deactivate(self, user) -> None:
         self._set_deactivated(user, True)
@@ -152,17 +198,20 @@ class ToggleAuthorizationHandler(LocalBase):
         self.db.commit()
 
 
-class DiscardHandler(LocalBase):
+class DiscardHandler(SignUpsBase):
     """Discard a sign-up that was never approved: POST only."""
 
     @needs_scope("admin:users")
     async def post(self, username):
         info = self.authenticator.get_user(username)
-        if info is not None and not info.is_authorized:
-            self.authenticator.delete_user(type("User", (), {"name": username}))
-            if self.users.get(username) is not None:
-                self.users.delete(username)
-        self.redirect(self.hub.base_url + "authorize")
+        if info is None:
+            return await self.refuse(404, f"There is no sign-up named {username}.")
+        if info.is_authorized:
+            return await self.refuse(400, f"{username} is approved: revoke the approval before discarding the account.")
+        self.authenticator.delete_user(type("User", (), {"name": username}))
+        if self.users.get(username) is not None:
+            self.users.delete(username)
+        self.done("discarded", username)
 
 
 class KarvdashAuthenticator(NativeAuthenticator):
@@ -208,11 +257,19 @@ class KarvdashAuthenticator(NativeAuthenticator):
         self.log.info("Created the administrator account %r%s", name, where)
 
     def signup_problem(self, username: str, email: str, password: str, confirmation: str) -> str:
-        """What is wrong with a sign-up, in words for the person ('' if nothing)."""
+        """What is wrong with a sign-up, in words for the person ('' if nothing).
+
+        The name must be exactly what the account is called: nothing is
+        trimmed or lowered on the way (tornado turns NUL and other control
+        characters of a form into spaces)."""
         normalized = self.normalize_username(username)
-        if not username:
+        if not username.strip():
             return "Choose a username."
-        if not re.match(self.username_pattern, normalized):
+        if any(character.isspace() or unicodedata.category(character).startswith("C") for character in username):
+            return "A username cannot contain spaces or control characters (nor start or end with them)."
+        if username != username.lower():
+            return f"A username has lowercase letters and digits only: {username!r} has capitals."
+        if normalized != username or not re.match(self.username_pattern, username):
             return "A username has 1 to 32 characters, lowercase letters and digits only."
         if self.user_exists(normalized):
             return f"The username {normalized!r} is taken; choose another."
@@ -242,21 +299,99 @@ class KarvdashAuthenticator(NativeAuthenticator):
         replaced = {
             r"/login": KarvdashLoginHandler,
             r"/signup": KarvdashSignUpHandler,
+            r"/authorize": SignUpsHandler,
             r"/authorize/([^/]*)": ToggleAuthorizationHandler,
             r"/discard/([^/]*)": DiscardHandler,
         }
-        return [(path, replaced.get(path, handler)) for path, handler in super().get_handlers(app)]
+        return [*token_handlers(), *((path, replaced.get(path, handler)) for path, handler in super().get_handlers(app))]
+
+
+class LoginRefused(web.HTTPError):
+    """The provider vouched for the person, but this hub does not let them in."""
+
+    def __init__(self, reason: str, username: str = "", groups: list[str] | None = None):
+        super().__init__(403, reason)
+        self.reason_text = reason
+        self.username = username
+        self.groups = groups
+
+
+class KarvdashOAuthCallbackHandler(OAuthCallbackHandler):
+    """The provider's callback: a refused login gets a page that says why,
+    instead of a bare 403."""
+
+    async def get(self):
+        try:
+            await super().get()
+        except LoginRefused as refused:
+            await self._refuse(refused)
+        except web.HTTPError as error:
+            # login_user gave no user (a blocked name, say): the same page
+            if error.status_code != 403:
+                raise
+            await self._refuse(LoginRefused(self.authenticator.custom_403_message))
+
+    async def _refuse(self, refused: LoginRefused) -> None:
+        self.set_status(403)
+        html = await self.render_template(
+            "login-refused.html",
+            refusal=refused.reason_text,
+            refused_username=refused.username,
+            provider_groups=refused.groups,
+            login_service=self.authenticator.login_service,
+        )
+        self.finish(html)
 
 
 class KarvdashOAuthenticator(GenericOAuthenticator):
     """Single sign-on through an OAuth2 / OpenID Connect provider.
 
-    Provider settings are GenericOAuthenticator's own traits; usernames from
-    the provider must still be lowercase letters and digits, because they
-    name folders and namespaces.
+    Provider settings are GenericOAuthenticator's own traits (groups:
+    ``manage_groups``, ``auth_state_groups_key``, ``allowed_groups``,
+    ``admin_groups``); usernames from the provider must still be lowercase
+    letters and digits, because they name folders and namespaces. A person
+    the hub refuses sees why (``login-refused.html``).
     """
+
+    callback_handler = KarvdashOAuthCallbackHandler
+
+    def get_handlers(self, app):
+        return [*token_handlers(), *super().get_handlers(app)]
 
     @default("username_pattern")
     def _default_username_pattern(self):
         return USERNAME_PATTERN
+
+    # JupyterHub compiles username_pattern only when it is set, not for a
+    # default: without this, validate_username lets every name through.
+    @default("username_regex")
+    def _default_username_regex(self):
+        return re.compile(self.username_pattern)
+
+    async def authenticate(self, handler, data=None, **kwargs):
+        auth_model = await super().authenticate(handler, data, **kwargs)
+        name = self.normalize_username(auth_model["name"])
+        if not self.validate_username(name):
+            self.log.warning("Refused %r: not a username of this hub", name)
+            raise LoginRefused(
+                f"{self.login_service} names your account {name!r}, but names on this hub are "
+                "1 to 32 lowercase letters and digits: ask an administrator to check the hub's username_claim.",
+                username=name,
+                groups=auth_model.get("groups"),
+            )
+        return auth_model
+
+    async def check_allowed(self, username, auth_model):
+        if await super().check_allowed(username, auth_model):
+            return True
+        groups = (auth_model or {}).get("groups")
+        self.log.warning("Refused %s (groups %s): not allowed on this hub", username, groups)
+        raise LoginRefused(self.refusal_reason(), username=username, groups=groups)
+
+    def refusal_reason(self) -> str:
+        """Why a person the provider vouched for may not use this hub."""
+        wanted = set(self.allowed_groups) | set(self.admin_groups) if self.manage_groups else set()
+        if wanted:
+            return f"Your account is not in a group allowed on this hub: {', '.join(sorted(wanted))}."
+        return self.custom_403_message
 

@@ -7,13 +7,16 @@ everything here only sets values that the deployment did not set itself, so
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
 
+from jupyterhub.utils import url_path_join
 from traitlets.config import Config
 
 from karvdash_hub.core.paths import PROJECT_ROOT
+from karvdash_hub.core.scopes import SERVICE_PREFIX
 from karvdash_hub.core.settings import KarvdashConfig
 from karvdash_hub.files.domains import FileDomains
 from karvdash_hub.files.operations import ensure_folders
@@ -21,7 +24,7 @@ from karvdash_hub.theme import HUB_TEMPLATES_DIR
 from karvdash_hub.theme.variables import template_vars
 
 from . import deployment
-from .service import configure_service
+from .service import configure_service, free_loopback_port
 
 
 def _setdefault(section: Config, name: str, value) -> None:
@@ -29,12 +32,24 @@ def _setdefault(section: Config, name: str, value) -> None:
         section[name] = value
 
 
+# configurable-http-proxy through a wrapper that answers 400, not 500, to
+# an address whose percent-encoding is not UTF-8
+PROXY_WRAPPER = Path(__file__).resolve().parent / "chp-wrapper.mjs"
+
+
 def proxy_command() -> list[str]:
-    """configurable-http-proxy installed in the project (npm), else on PATH."""
-    local = PROJECT_ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
-    if local.exists():
-        return [str(local)]
+    """configurable-http-proxy installed in the project (npm), else on PATH;
+    run by node through :data:`PROXY_WRAPPER` when node is there."""
+    node = shutil.which("node")
+    local = PROJECT_ROOT / "node_modules" / "configurable-http-proxy"
+    if node and (local / "package.json").exists():
+        return [node, str(PROXY_WRAPPER), f"--chp-package={local}"]
     found = shutil.which("configurable-http-proxy")
+    if node and found:
+        # .../configurable-http-proxy/bin/configurable-http-proxy
+        package = Path(os.path.realpath(found)).parent.parent
+        if (package / "package.json").exists():
+            return [node, str(PROXY_WRAPPER), f"--chp-package={package}"]
     return [found] if found else ["configurable-http-proxy"]
 
 
@@ -54,6 +69,9 @@ def configure(c: Config) -> KarvdashConfig:
     _setdefault(hub, "db_url", f"sqlite:///{state / 'jupyterhub.sqlite'}")
     _setdefault(hub, "cookie_secret_file", str(state / "jupyterhub_cookie_secret"))
     _setdefault(hub, "allow_named_servers", True)
+    # after login: the dashboard's Home page, unless the login asked for a
+    # page of its own (?next=, e.g. a server's URL), which the hub honours first
+    _setdefault(hub, "default_url", url_path_join(hub.get("base_url", "/"), SERVICE_PREFIX.lstrip("/")))
     _setdefault(hub, "template_paths", [str(HUB_TEMPLATES_DIR)])
     hub.template_vars = {**template_vars(settings), **hub.get("template_vars", {})}
     _setdefault(c.ConfigurableHTTPProxy, "command", proxy_command())
@@ -64,6 +82,10 @@ def configure(c: Config) -> KarvdashConfig:
         _setdefault(hub, "ip", "127.0.0.1")
         _setdefault(hub, "port", 8000)
         _setdefault(hub, "hub_ip", "127.0.0.1")
+        # free loopback ports for the hub's API and the proxy's (JupyterHub's
+        # defaults are fixed: 8081, 8001), so checkouts run side by side
+        _setdefault(hub, "hub_port", free_loopback_port())
+        _setdefault(c.ConfigurableHTTPProxy, "api_url", f"http://127.0.0.1:{free_loopback_port()}")
         from .localspawner import KarvdashLocalSpawner as spawner_class
     else:
         from .spawner import KarvdashSpawner as spawner_class

@@ -114,8 +114,12 @@ class ProfileSpawnerMixin(HasTraits):
             self.selection = select(self.startable_profiles() if chosen is None else profiles, user_options or {})
         except UserOptionsError as e:
             raise web.HTTPError(400, f"Invalid server options: {e}") from None
-        # keep the canonical choice, so the admin panel and the next form show it
+        # keep the canonical choice, so the admin panel, the Servers page and
+        # the next form show it, also once the server is stopped (the hub
+        # stores what was asked for, {} for a start with the defaults)
         self.user_options = self.selection.user_options()
+        if self.orm_spawner is not None:
+            self.orm_spawner.user_options = self.user_options
         await self.apply_selection(self.selection)
 
     async def apply_selection(self, selection: Selection) -> None:

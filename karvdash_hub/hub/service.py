@@ -28,10 +28,14 @@ DASHBOARD_ROLE = "karvdash-dashboard"
 # The dashboard checks that a user exists before an admin acts as them
 # (name), and the ingress-auth check refuses members of the deactivated
 # group, which the hub's Sign-ups page sets when an approval is revoked (groups).
-DASHBOARD_SCOPES = ["read:users:name", "read:users:groups"]
+# The Home page lists the user's servers (servers).
+DASHBOARD_SCOPES = ["read:users:name", "read:users:groups", "read:servers"]
+
+DASHBOARD_START_SECONDS = 180
 
 
 def free_loopback_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on now (the OS's choice)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -76,7 +80,11 @@ def service_spec(settings: KarvdashConfig, environ=None) -> dict:
     else:
         port = settings.dashboardPort or free_loopback_port()
         spec["url"] = f"http://127.0.0.1:{port}"
-        spec["command"] = [sys.executable, "-m", "karvdash_hub.dashboard"]
+        # JupyterHub starts a managed service once: the supervisor starts it again when it dies
+        spec["command"] = [sys.executable, "-m", "karvdash_hub.dashboard.supervisor"]
+        # the hub stops when the dashboard does not answer in time; its first
+        # start on a busy machine takes longer than JupyterHub's 30 s
+        spec["timeout"] = DASHBOARD_START_SECONDS
         spec["environment"] = settings_environment(settings, environ)
     return spec
 

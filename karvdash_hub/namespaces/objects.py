@@ -62,6 +62,36 @@ def role_binding(settings: KarvdashConfig, username: str) -> dict:
     }
 
 
+# Lets into a user namespace only its own pods, the hub's namespace and the
+# ingress controller's (docs/deployment.md, Tenant isolation).
+NETWORK_POLICY = "karvdash-tenant"
+# set by the API server on every namespace, and no one can change it
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+
+
+def network_policy(settings: KarvdashConfig, username: str, hub_namespace: str) -> dict:
+    """The NetworkPolicy of the user's namespace: connections in from its own
+    pods, from the hub's namespace (hub, proxy, dashboard) and from the
+    ingress controller's namespace (``ingressControllerNamespace``); not from
+    other users' namespaces."""
+    allowed = [hub_namespace]
+    if settings.ingressControllerNamespace and settings.ingressControllerNamespace != hub_namespace:
+        allowed.append(settings.ingressControllerNamespace)
+    sources = [{"podSelector": {}}] + [
+        {"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: name}}} for name in allowed
+    ]
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {
+            "name": NETWORK_POLICY,
+            "namespace": settings.user_namespace(username),
+            "labels": owner_labels(username),
+        },
+        "spec": {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [{"from": sources}]},
+    }
+
+
 def api_settings_ini(api_url: str, token: str) -> str:
     """``karvdashctl``'s configuration file: where the API is and the token."""
     config = configparser.ConfigParser(interpolation=None)

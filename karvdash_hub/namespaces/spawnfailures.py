@@ -8,6 +8,8 @@ namespace set-up (``store.py``) and by ``karvdash_hub.hub.spawner``.
 
 from __future__ import annotations
 
+from jupyterhub.spawner import SpawnException
+
 # Container waiting reasons that mean the image will not come.
 IMAGE_PULL_REASONS = frozenset(
     {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull", "RegistryUnavailable"}
@@ -16,13 +18,17 @@ IMAGE_PULL_REASONS = frozenset(
 CONFIG_REASONS = frozenset({"CreateContainerConfigError", "CreateContainerError"})
 
 
-class SpawnFailure(RuntimeError):
-    """A start failed for a reason the person can act on; JupyterHub shows
-    ``jupyterhub_message`` on the spawn page instead of a generic error."""
+class SpawnFailure(SpawnException):
+    """A start failed for a reason the person can act on. JupyterHub's own
+    kind for it: the spawn page and the progress events show the message,
+    the REST API answers 400 with it (not a 500), and no traceback is logged."""
+
+    def __init__(self, message: str):
+        super().__init__(message, reason="karvdash")
 
     @property
     def jupyterhub_message(self) -> str:
-        return str(self)
+        return self.message
 
 
 def api_failure(action: str, status: int, message: str) -> str:

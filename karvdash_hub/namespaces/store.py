@@ -12,10 +12,10 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable
 
-from kubernetes_asyncio.client import ApiException
+from kubernetes_asyncio.client import ApiException, NetworkingV1Api
 
 from karvdash_hub.core import labels
-from karvdash_hub.core.kubeapi import api_error_message
+from karvdash_hub.core.kubeapi import api_error_message, pod_namespace
 from karvdash_hub.core.settings import KarvdashConfig
 from karvdash_hub.datasets.model import DATASET_PLURAL, DATASET_VERSION
 
@@ -47,26 +47,31 @@ def _refused(action: str, error: ApiException) -> SpawnFailure:
 class UserNamespaces:
     """Creates, fills and deletes user namespaces with the hub's clients
     (``core``: CoreV1Api, ``rbac``: RbacAuthorizationV1Api, ``custom``:
-    CustomObjectsApi)."""
+    CustomObjectsApi, ``networking``: NetworkingV1Api, by default on the
+    client of ``core``)."""
 
-    def __init__(self, settings: KarvdashConfig, core, rbac, custom, log: logging.Logger | None = None):
+    def __init__(self, settings: KarvdashConfig, core, rbac, custom, log: logging.Logger | None = None,
+                 networking=None):
         self.settings = settings
         self.core = core
         self.rbac = rbac
         self.custom = custom
+        self.networking = networking if networking is not None else NetworkingV1Api(core.api_client)
         self.log = log or logging.getLogger(__name__)
 
     # --- setting up ----------------------------------------------------------------
 
     async def ensure(self, username: str, token_source: TokenSource, report: Report = lambda message: None) -> None:
         """Make the namespace of ``username`` ready for a server: the
-        namespace, the RoleBinding, the user's Argo account (with
+        namespace, its NetworkPolicy, the RoleBinding, the user's Argo account (with
         ``argoNamespace``), the API settings Secret (with a token from
         ``token_source(current_token)``) and the registry pull secret.
         Raises SpawnFailure with a message for the person."""
         name = self.settings.user_namespace(username)
         report(f"Preparing your namespace {name}")
         await self._ensure_namespace(username)
+        report(f"Keeping other users' pods out of {name}")
+        await self._ensure_network_policy(username)
         report(f"Giving your namespace's service account the {self.settings.namespaceRole} role")
         await self._ensure_role_binding(username)
         if self.settings.argoNamespace:
@@ -114,6 +119,18 @@ class UserNamespaces:
                 await self.core.patch_namespace(name, {"metadata": {"labels": missing}})
             except ApiException as e:
                 raise _refused(f"label your namespace {name}", e) from None
+
+    async def _ensure_network_policy(self, username: str) -> None:
+        """Put the namespace's NetworkPolicy back as built, on every start
+        (the namespace's ``edit`` role may change it: that opens only the
+        user's own namespace)."""
+        wanted = objects.network_policy(self.settings, username, self.settings.hubNamespace or pod_namespace())
+        await self._apply(
+            wanted,
+            **_calls(self.networking, "network_policy"),
+            recreate_if=lambda existing: False,
+            action=f"create the NetworkPolicy of {wanted['metadata']['namespace']}",
+        )
 
     async def _ensure_role_binding(self, username: str) -> None:
         wanted = objects.role_binding(self.settings, username)

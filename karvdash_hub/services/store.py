@@ -23,10 +23,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import json
 import logging
 import os
+import re
 import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -67,6 +71,14 @@ FAILED_WAITING_REASONS = {
 }
 MAX_COMMAND_ARGS = 100
 MAX_COMMAND_LENGTH = 16384
+# Parsing and rendering templates is CPU work: it runs in these threads, not
+# on the event loop, so one user's large template never holds up another
+# user's request, and gives up after this long (the bounds in templates.py
+# keep the worst case far below it).
+TEMPLATE_SECONDS = 10.0
+_TEMPLATE_THREADS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="karvdash-templates")
+# non-ASCII characters of the Basic Multilingual Plane, escaped in apply bodies
+_BMP_NON_ASCII = re.compile("[\u0080-\uffff]")
 
 
 class InstanceError(KarvdashError):
@@ -165,6 +177,32 @@ def check_command(command) -> list[str]:
     return command
 
 
+async def off_loop(function, *args, seconds: float | None = None, **kwargs):
+    """``function(*args, **kwargs)`` in the template threads; 400 when it takes
+    longer than ``seconds`` (TEMPLATE_SECONDS), and a 400 naming the problem
+    for a template or values error."""
+    loop = asyncio.get_running_loop()
+    work = loop.run_in_executor(_TEMPLATE_THREADS, functools.partial(function, *args, **kwargs))
+    try:
+        return await asyncio.wait_for(work, TEMPLATE_SECONDS if seconds is None else seconds)
+    except asyncio.TimeoutError:
+        raise InstanceError(400, "the template takes too long to render") from None
+    except st.TemplateError as error:
+        raise InstanceError(400, f"not a valid template: {error}") from None
+    except st.ValuesError as error:
+        raise InstanceError(400, str(error)) from None
+
+
+def apply_body(obj: dict) -> bytes:
+    """``obj`` as the body of a server-side apply, which the API server reads
+    as YAML: JSON, with characters outside the Basic Multilingual Plane
+    (emoji) as UTF-8, since YAML has no surrogate-pair escapes (``\\ud83d``
+    is refused), and the rest of non-ASCII escaped, so that no character is
+    read as a YAML line break (U+0085, U+2028)."""
+    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    return _BMP_NON_ASCII.sub(lambda m: f"\\u{ord(m.group()):04x}", text).encode("utf-8")
+
+
 def not_allowed(what: str, error: ApiException) -> InstanceError:
     """The dashboard's account may not make ``what``: a kind outside its
     ClusterRole, or a Role granting more than it holds."""
@@ -205,12 +243,12 @@ class InstanceStore:
                 400, f"the cluster has no kind {kind} in {api_version}; an administrator must install it first"
             ) from None
 
-    async def _call(self, method: str, resource, **kwargs):
+    async def _call(self, method: str, *args, **kwargs):
         dynamic = await self.dynamic()
         for attempt in range(RETRIES_ON_BUSY + 1):
             # the dynamic client reads responses itself and does not raise on
             # error statuses: check them here
-            response = await getattr(dynamic, method)(resource, serialize=False, **kwargs)
+            response = await getattr(dynamic, method)(*args, serialize=False, **kwargs)
             body = await response.read()
             if 200 <= response.status <= 299:
                 return json.loads(body) if body else {}
@@ -256,8 +294,10 @@ class InstanceStore:
         instance are filled in here once its name is known.
         """
         try:
+            # what needs no name: refused before anything is made
+            st.check_policy(template, context)
             checked = st.check_values(template, values)
-        except st.ValuesError as error:
+        except (st.TemplateError, st.ValuesError) as error:
             raise InstanceError(400, str(error)) from None
         record = await self._claim_record(template, checked["NAME"], owner, namespace)
         name = record["metadata"]["labels"][INSTANCE_LABEL]
@@ -269,14 +309,15 @@ class InstanceStore:
                 prefix = await self._claim_url_prefix(url_prefixes, template, name, owner, namespace)
             try:
                 hostname = st.hostname_for(name, owner, domain, prefix)
-                auth_url = context.auth_url and auth_annotations_urls(context.auth_url, context.signin_url, owner, name)[0]
-                rendered = st.render(
-                    template,
-                    {**checked, "NAME": name},
-                    dataclasses.replace(context, hostname=hostname, auth_url=auth_url, namespace=namespace, username=owner),
-                )
             except st.ValuesError as error:
                 raise InstanceError(400, str(error)) from None
+            auth_url = context.auth_url and auth_annotations_urls(context.auth_url, context.signin_url, owner, name)[0]
+            rendered = await off_loop(
+                st.render,
+                template,
+                {**checked, "NAME": name},
+                dataclasses.replace(context, hostname=hostname, auth_url=auth_url, namespace=namespace, username=owner),
+            )
             resources = [await self._namespaced(obj) for obj in rendered.objects]
             await self._check_free(resources, rendered.objects, name, owner, namespace)
             reference = _owner_reference(record)
@@ -438,11 +479,14 @@ class InstanceStore:
 
     async def _apply(self, resource, obj: dict, namespace: str) -> None:
         try:
+            # the body goes as bytes: the client's own JSON escapes emoji as
+            # surrogate pairs, which the API server's YAML reader refuses
             await self._call(
-                "server_side_apply",
-                resource,
-                body=obj,
-                namespace=namespace,
+                "request",
+                "patch",
+                resource.path(name=obj["metadata"]["name"], namespace=namespace),
+                body=apply_body(obj),
+                content_type="application/apply-patch+yaml; charset=utf-8",
                 field_manager=FIELD_MANAGER,
                 query_params=[("fieldValidation", "Strict")],
             )
@@ -676,24 +720,24 @@ class UserTemplateStore:
             if error.status == 404:
                 return [], []
             raise InstanceError(502, f"cannot list templates: {api_message(error)}") from None
-        templates, problems = [], []
-        for item in items:
-            template_id = item["metadata"]["name"]
-            try:
-                templates.append(st.parse_template((item.get("spec") or {}).get("data", ""), template_id, "user"))
-            except st.TemplateError as error:
-                problems.append(f"{template_id}: {error}")
-        return templates, problems
-
-    async def add(self, owner: str, namespace: str, text: str, taken_ids: Iterable[str]) -> st.ServiceTemplate:
-        """Validate ``text`` and store it under a free id derived from its name."""
-        if len(text.encode()) > st.MAX_TEMPLATE_BYTES:
-            raise InstanceError(400, f"a template is at most {st.MAX_TEMPLATE_BYTES // 1024} KiB")
         try:
-            # parsed once for the name, then again under its id
-            probe = st.parse_template(text, "new", "user")
-        except st.TemplateError as error:
-            raise InstanceError(400, f"not a valid template: {error}") from None
+            return await off_loop(_parse_stored, items)
+        except InstanceError as error:
+            # stored templates too slow to read (not added under today's bounds)
+            return [], [f"your templates: {error.message}"]
+
+    async def add(
+        self, owner: str, namespace: str, text: str, taken_ids: Iterable[str],
+        policy: st.RenderContext | None = None,
+    ) -> st.ServiceTemplate:
+        """Validate ``text`` and store it under a free id derived from its name.
+
+        ``policy`` carries the deployment's bounds (templateMaxObjects,
+        serviceAuthOptional), as the context of rendering does.
+        """
+        policy = policy or st.RenderContext(username=owner, namespace=namespace, hostname="")
+        # parsed once for the name (with the bounds), then again under its id
+        probe = await off_loop(_parse_new, text, policy)
         resource = await self._resource()
         wanted = st.slug(probe.name)
         taken_before = set(taken_ids)
@@ -714,7 +758,7 @@ class UserTemplateStore:
             resource, namespace, st.free_id(wanted, taken_before), stored,
             lambda taken: st.free_id(wanted, taken | taken_before), "template",
         )
-        return st.parse_template(text, template_id, "user")
+        return dataclasses.replace(probe, id=template_id)
 
     async def delete(self, owner: str, namespace: str, template_id: str) -> None:
         resource = await self._resource()
@@ -724,3 +768,47 @@ class UserTemplateStore:
             if error.status == 404:
                 raise InstanceError(404, f"no template {template_id}") from None
             raise InstanceError(502, f"cannot delete the template: {api_message(error)}") from None
+
+
+def _parse_stored(items: list[dict]) -> tuple[list[st.ServiceTemplate], list[str]]:
+    templates, problems = [], []
+    for item in items:
+        metadata = item["metadata"]
+        parsed = _parse_version(metadata["name"], metadata.get("uid", ""), metadata.get("resourceVersion", ""),
+                                (item.get("spec") or {}).get("data", ""))
+        if isinstance(parsed, str):
+            problems.append(f"{metadata['name']}: {parsed}")
+        else:
+            templates.append(parsed)
+    return templates, problems
+
+
+# parsed stored templates by (uid, resourceVersion): a list of a user's
+# templates, made for nearly every request, parses only what changed
+_PARSED: dict[tuple[str, str], st.ServiceTemplate | str] = {}
+_PARSED_MOST = 64
+_PARSED_LOCK = threading.Lock()
+
+
+def _parse_version(template_id: str, uid: str, version: str, text: str) -> st.ServiceTemplate | str:
+    """A stored template, or its problem; parsed once per version of it."""
+    key = (uid, version)
+    with _PARSED_LOCK:
+        if uid and version and key in _PARSED:
+            return _PARSED[key]
+    try:
+        parsed: st.ServiceTemplate | str = st.parse_template(text, template_id, "user")
+    except st.TemplateError as error:
+        parsed = str(error)
+    if uid and version:
+        with _PARSED_LOCK:
+            while len(_PARSED) >= _PARSED_MOST:
+                _PARSED.pop(next(iter(_PARSED)))
+            _PARSED[key] = parsed
+    return parsed
+
+
+def _parse_new(text: str, policy: st.RenderContext) -> st.ServiceTemplate:
+    template = st.parse_template(text, "new", "user", max_objects=policy.max_objects)
+    st.check_policy(template, policy)
+    return template

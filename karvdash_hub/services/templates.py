@@ -18,9 +18,9 @@ Everything here is pure: ``catalogue.py`` reads the template folders,
 
 from __future__ import annotations
 
-import copy
 import difflib
 import json
+import math
 import re
 import secrets
 import string
@@ -38,6 +38,16 @@ from karvdash_hub.core.names import free_name as _free_name
 TEMPLATE_SUFFIX = ".template.yaml"
 # a template is a text file of a few kilobytes; anything much larger is refused
 MAX_TEMPLATE_BYTES = 256 * 1024
+# Bounds on the parsed tree, checked on the parser's events before anything
+# is built, so that no template can make parsing or rendering expensive. The
+# largest shipped template has about 600 nodes, 15 documents and depth 10.
+MAX_TEMPLATE_NODES = 10_000
+MAX_TEMPLATE_DEPTH = 40
+# objects per template unless the setting templateMaxObjects says otherwise
+DEFAULT_MAX_OBJECTS = 50
+# characters of all rendered strings together: values repeated by many
+# references cannot blow a template up (the API server takes 3 MiB a request)
+MAX_RENDERED_CHARS = 2 * 1024 * 1024
 
 # Filled by the system, hidden from the form.
 RESERVED_VARIABLES = ("NAMESPACE", "HOSTNAME", "REGISTRY", "PRIVATE", "SHARED")
@@ -49,6 +59,19 @@ VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 NAME_PATTERN = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 MAX_NAME_LENGTH = 40
 MAX_VALUE_LENGTH = 1024
+# Refused in every value: control characters (Cc: C0, DEL, C1 with NEL
+# U+0085 and the separators U+001C-U+001E), the line and paragraph
+# separators U+2028/U+2029 (Zl, Zp; line breaks to YAML and JavaScript) and
+# lone surrogates (Cs, not text). Every other character is allowed.
+REFUSED_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
+# Bounds of a value substituted where a whole number is written, by the key
+# it is the value of; other whole numbers are 32-bit, as most of Kubernetes'.
+PORT_KEYS = frozenset({"port", "targetPort", "containerPort", "hostPort", "nodePort"})
+REPLICA_KEYS = frozenset({"replicas", "parallelism", "completions"})
+MAX_REPLICAS = 100
+INTEGER_BOUNDS = (-(2**31), 2**31 - 1)
+_DECIMAL = re.compile(r"^-?(0|[1-9][0-9]*)$")
+_NUMBER = re.compile(r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?$")
 # a template id is the file name without .template.yaml: a label value and object-name part
 TEMPLATE_ID = DNS_LABEL
 
@@ -105,6 +128,29 @@ POD_TEMPLATE_PATHS = {
 
 AUTH_URL_ANNOTATION = "nginx.ingress.kubernetes.io/auth-url"
 AUTH_SIGNIN_ANNOTATION = "nginx.ingress.kubernetes.io/auth-signin"
+NGINX_ANNOTATION_PREFIX = "nginx.ingress.kubernetes.io/"
+# The ingress-nginx annotations a user's template may set: tuning of the
+# proxy in front of its own service. Everything else of ingress-nginx is
+# configuration of the shared controller (``*-snippet`` is raw nginx
+# configuration, ``auth-*`` would replace the hub's login, ``mirror-*``,
+# ``permanent-redirect``, ``upstream-vhost`` ... reach elsewhere), so it is
+# refused; shipped and admin templates are the administrator's and may set any.
+USER_NGINX_ANNOTATIONS = frozenset({
+    "backend-protocol",
+    "force-ssl-redirect",
+    "proxy-body-size",
+    "proxy-buffer-size",
+    "proxy-buffering",
+    "proxy-connect-timeout",
+    "proxy-read-timeout",
+    "proxy-request-buffering",
+    "proxy-send-timeout",
+    "ssl-redirect",
+})
+# their values: sizes, seconds, on/off, true/false, HTTP/HTTPS/GRPC
+USER_NGINX_ANNOTATION_VALUE = re.compile(r"^[A-Za-z0-9.]{1,32}$")
+# other controllers' configuration annotations
+FOREIGN_INGRESS_ANNOTATION_PREFIXES = ("ingress.kubernetes.io/", "nginx.org/", "kubernetes.io/ingress.class")
 
 _VARIABLE_SCHEMA = {
     "type": "object",
@@ -153,7 +199,11 @@ class _Reference(str):
     after substitution it takes the type of the value (``replicas: $N``)."""
 
 
-class _TemplateLoader(yaml.SafeLoader):
+# libyaml when it is there: the pure-Python parser takes seconds for a large file
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _TemplateLoader(_SafeLoader):
     """SafeLoader that marks plain whole-variable scalars as :class:`_Reference`."""
 
 
@@ -162,12 +212,34 @@ _WHOLE_REFERENCE = re.compile(r"^\$(?:([A-Za-z_][A-Za-z0-9_]*)|\{([A-Za-z_][A-Za
 
 def _construct_str(loader, node):
     value = loader.construct_scalar(node)
-    if node.style is None and _WHOLE_REFERENCE.match(value):
+    # plain style: None from the Python parser, "" from libyaml
+    if not node.style and _WHOLE_REFERENCE.match(value):
         return _Reference(value)
     return value
 
 
 _TemplateLoader.add_constructor("tag:yaml.org,2002:str", _construct_str)
+# Kubernetes reads YAML as JSON: a date or time stays the text it is
+_TemplateLoader.add_constructor("tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node))
+
+
+def _check_json(node, where: str) -> None:
+    """Only what JSON can carry: no sets, binary data, infinities (!!set,
+    !!binary, .inf), which would fail only when applied."""
+    stack = [(node, where)]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, dict):
+            for key, value in item.items():
+                if not isinstance(key, (str, int, float, bool)) or isinstance(key, float) and not math.isfinite(key):
+                    raise TemplateError(f"{path}: the key {key!r} is not text or a number")
+                stack.append((value, f"{path}.{key}"))
+        elif isinstance(item, list):
+            stack.extend((value, f"{path}[{i}]") for i, value in enumerate(item))
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise TemplateError(f"{path}: {item} is not a number JSON can carry")
+        elif not isinstance(item, (str, int, float, bool)) and item is not None:
+            raise TemplateError(f"{path}: a {type(item).__name__} value cannot be sent to Kubernetes")
 
 
 @dataclass(frozen=True)
@@ -267,14 +339,36 @@ def slug(text: str, fallback: str = "template") -> str:
     return value or fallback
 
 
-def parse_template(text: str, template_id: str, source: str, filename: str = "") -> ServiceTemplate:
-    """Parse and validate a template; raise TemplateError saying what is wrong."""
+def parse_template(
+    text: str, template_id: str, source: str, filename: str = "", max_objects: int | None = None
+) -> ServiceTemplate:
+    """Parse and validate a template; raise TemplateError saying what is wrong.
+
+    ``max_objects`` (the setting templateMaxObjects) is checked where a
+    template is added; stored templates are read without it, and rendering
+    checks it again.
+    """
     if not TEMPLATE_ID.match(template_id):
         raise TemplateError(f"{template_id!r} is not a template id (lowercase letters, digits and '-')")
+    if not isinstance(text, str):
+        raise TemplateError("a template is text")
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_TEMPLATE_BYTES:
+        raise TemplateError(f"is larger than {MAX_TEMPLATE_BYTES // 1024} KiB")
     try:
+        _check_shape(text, max_objects)
         documents = [d for d in yaml.load_all(text, Loader=_TemplateLoader) if d is not None]
+    except TemplateError:
+        raise
     except yaml.YAMLError as e:
         raise TemplateError(f"not valid YAML: {e}") from None
+    except (ValueError, TypeError, AttributeError, KeyError, OverflowError) as e:
+        # PyYAML's constructors raise these for values such as !!int 0xZZ or 2024-13-45
+        raise TemplateError(f"not valid YAML: a value cannot be read ({e})") from None
+    except (RecursionError, MemoryError):
+        # the shape check bounds both; this is the last line of defence
+        raise TemplateError("is nested too deeply or too large to read") from None
+    for index, document in enumerate(documents, start=1):
+        _check_json(document, f"document {index}")
     headers = [d for d in documents if isinstance(d, dict) and d.get("kind") == "Template"]
     if len(headers) != 1:
         raise TemplateError(f"needs exactly one document of kind Template, found {len(headers)}")
@@ -300,9 +394,11 @@ def parse_template(text: str, template_id: str, source: str, filename: str = "")
     objects = [d for d in documents if d is not header]
     if not objects:
         raise TemplateError("has no Kubernetes objects besides the Template document")
+    if max_objects is not None and len(objects) > max_objects:
+        raise TemplateError(f"has {len(objects)} objects; a template may have at most {max_objects}")
     seen = set()
     for index, obj in enumerate(objects, start=1):
-        where = _check_object(obj, index, singleton)
+        where = _check_object(obj, index, singleton, source)
         key = (_api_group(obj["apiVersion"]), obj["kind"], obj["metadata"]["name"])
         if key in seen:
             raise TemplateError(f"{where}: another object has the same kind and name")
@@ -320,6 +416,48 @@ def parse_template(text: str, template_id: str, source: str, filename: str = "")
         text=text,
         filename=filename,
     )
+
+
+def _check_shape(text: str, max_objects: int | None) -> None:
+    """Refuse anchors and aliases, and trees too large or too deep, from the
+    parser's events: before any object is built, reading only as far as the
+    first bound broken. An alias repeats a whole subtree, so a few hundred
+    bytes of aliases of aliases render to billions of nodes."""
+    try:
+        _check_events(yaml.parse(text, Loader=_SafeLoader), max_objects)
+    except yaml.YAMLError as error:
+        # libyaml has a nesting limit of its own, met first in flow style ([[[...)
+        mark = getattr(error, "problem_mark", None)
+        if "nesting depth" in str(error) and mark is not None:
+            raise TemplateError(f"line {mark.line + 1}: nested more than {MAX_TEMPLATE_DEPTH} levels deep") from None
+        raise
+
+
+def _check_events(events, max_objects: int | None) -> None:
+    nodes = depth = documents = 0
+    most_objects = max_objects if max_objects is not None else MAX_TEMPLATE_NODES
+    for event in events:
+        line = event.start_mark.line + 1
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise TemplateError(
+                f"line {line}: YAML anchors and aliases (&name, *name, <<: *name) are not supported in templates; "
+                "write the repeated part out"
+            )
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_TEMPLATE_DEPTH:
+                raise TemplateError(f"line {line}: nested more than {MAX_TEMPLATE_DEPTH} levels deep")
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+        elif isinstance(event, yaml.DocumentStartEvent):
+            documents += 1
+            # the Template document, the objects, and an empty one at the end
+            if documents > most_objects + 2:
+                raise TemplateError(f"has more than {most_objects} objects; a template may have at most {most_objects}")
+        if isinstance(event, (yaml.ScalarEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            nodes += 1
+            if nodes > MAX_TEMPLATE_NODES:
+                raise TemplateError(f"has more than {MAX_TEMPLATE_NODES} YAML nodes (keys, values and items)")
 
 
 def _check_header(header: dict) -> None:
@@ -358,7 +496,7 @@ def _mentions(text: str, variable: str) -> bool:
     return re.search(rf"\$(?:{variable}\b|\{{{variable}\}})", text) is not None
 
 
-def _check_object(obj, index: int, singleton: bool) -> str:
+def _check_object(obj, index: int, singleton: bool, source: str = "user") -> str:
     if not isinstance(obj, dict):
         raise TemplateError(f"document {index} is not a mapping")
     where = f"object {index}"
@@ -387,7 +525,86 @@ def _check_object(obj, index: int, singleton: bool) -> str:
             f"{where}: metadata.name must contain $NAME, so that two services from this template do not "
             "share objects (or mark the template singleton)"
         )
+    if kind == "Ingress":
+        try:
+            check_ingress(obj, source, hostname=None)
+        except ValuesError as error:
+            raise TemplateError(f"{where}: {error}") from None
     return where
+
+
+def check_ingress(obj: dict, source: str, hostname: str | None, ingress_class: str = "") -> None:
+    """An Ingress may only serve the service's own host: every rule and TLS
+    host is ``$HOSTNAME`` in the template (``hostname is None``) and the
+    service's generated host once rendered; no catch-all rules, no default
+    backend. In user templates, no ingress-nginx configuration beyond
+    :data:`USER_NGINX_ANNOTATIONS`, and no other ingress class.
+    Raises ValuesError naming the host or annotation."""
+    spec = obj.get("spec")
+    spec = spec if isinstance(spec, dict) else {}
+
+    def own(host) -> bool:
+        if hostname is None:
+            return _reference_name(host) == "HOSTNAME"
+        return host == hostname
+
+    wanted = "$HOSTNAME" if hostname is None else hostname
+    if spec.get("defaultBackend") is not None:
+        raise ValuesError(None, "spec.defaultBackend would catch requests for every host; write a rule for "
+                          f"host {wanted} instead")
+    rules = spec.get("rules")
+    for rule in rules if isinstance(rules, list) else [rules] if rules is not None else []:
+        host = rule.get("host") if isinstance(rule, dict) else None
+        if host is None:
+            raise ValuesError(None, f"a rule without host would catch requests for every host; set host: {wanted}")
+        if not own(host):
+            raise ValuesError(None, f"host {host!r} is not this service's own host; an Ingress may only use {wanted}")
+    tls = spec.get("tls")
+    for entry in tls if isinstance(tls, list) else [tls] if tls is not None else []:
+        hosts = entry.get("hosts") if isinstance(entry, dict) else None
+        for host in hosts if isinstance(hosts, list) else [hosts] if hosts is not None else []:
+            if not own(host):
+                raise ValuesError(None, f"TLS host {host!r} is not this service's own host; an Ingress may only "
+                                  f"use {wanted}")
+    if source != "user":
+        return
+    annotations = (obj.get("metadata") or {}).get("annotations")
+    for key, value in (annotations if isinstance(annotations, dict) else {}).items():
+        key = str(key)
+        if key.startswith(NGINX_ANNOTATION_PREFIX):
+            option = key[len(NGINX_ANNOTATION_PREFIX):]
+            if option not in USER_NGINX_ANNOTATIONS:
+                why = ("raw nginx configuration" if option.endswith("-snippet") else
+                       "the hub's login protects services" if option.startswith("auth-") else
+                       "ingress-nginx configuration")
+                raise ValuesError(None, f"annotation {key} is not allowed in your templates ({why}); allowed: "
+                                  + ", ".join(sorted(USER_NGINX_ANNOTATIONS)))
+            text = _scalar_text(value)
+            if not USER_NGINX_ANNOTATION_VALUE.match(text) and not (hostname is None and "$" in text):
+                raise ValuesError(None, f"annotation {key}: {text!r} is not a plain value (letters, digits, '.')")
+        elif key.startswith(FOREIGN_INGRESS_ANNOTATION_PREFIXES):
+            raise ValuesError(None, f"annotation {key} is not allowed in your templates (ingress controller "
+                              "configuration)")
+    named = spec.get("ingressClassName")
+    if hostname is not None and named is not None and ingress_class and named != ingress_class:
+        raise ValuesError(None, f"ingressClassName {named!r}: your templates' ingresses use {ingress_class!r}")
+
+
+def check_policy(template: "ServiceTemplate", context: "RenderContext") -> None:
+    """The deployment's bounds, where a template is added and where it is
+    rendered: at most templateMaxObjects objects; ``auth: false`` (a service
+    open without the hub's login) in shipped and admin templates, in users'
+    own only where serviceAuthOptional allows it."""
+    if len(template.objects) > context.max_objects:
+        raise TemplateError(
+            f"has {len(template.objects)} objects; a template may have at most {context.max_objects} "
+            "(templateMaxObjects)"
+        )
+    if template.source == "user" and not template.auth and template.has_ingress and not context.auth_optional:
+        raise TemplateError(
+            "auth: false is not allowed in your templates on this deployment (serviceAuthOptional): "
+            "its services would be open without the hub's login"
+        )
 
 
 def free_id(wanted: str, taken: Iterable[str], token: Callable[[], str] | None = None) -> str:
@@ -413,6 +630,9 @@ class RenderContext:
     # ingress-nginx external auth; empty leaves ingresses as they are
     auth_url: str = ""
     signin_url: str = ""
+    # settings templateMaxObjects and serviceAuthOptional
+    max_objects: int = DEFAULT_MAX_OBJECTS
+    auth_optional: bool = False
 
     def reserved_values(self) -> dict[str, str]:
         return {
@@ -459,8 +679,9 @@ def check_values(template: ServiceTemplate, values: dict) -> dict[str, str]:
             value = str(value)
         elif not isinstance(value, str):
             raise ValuesError(name, "must be text")
-        if any(unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in value):
-            raise ValuesError(name, "must not contain control characters or line breaks")
+        bad = next((c for c in value if unicodedata.category(c) in REFUSED_CATEGORIES), None)
+        if bad is not None:
+            raise ValuesError(name, f"must not contain control characters or line breaks (U+{ord(bad):04X})")
         value = value.strip()
         if not value:
             raise ValuesError(name, "must not be empty")
@@ -505,6 +726,7 @@ class RenderedService:
 
 def render(template: ServiceTemplate, values: dict, context: RenderContext) -> RenderedService:
     """The template's objects for ``values``, ready to apply in ``context.namespace``."""
+    check_policy(template, context)
     checked = check_values(template, values)
     substitutions = {**{v.name: v.default for v in template.variables if v.reserved}, **checked}
     substitutions.update(context.reserved_values())
@@ -519,9 +741,15 @@ def render(template: ServiceTemplate, values: dict, context: RenderContext) -> R
     public = {k: v for k, v in checked.items() if k not in secret}
     annotations = {VALUES_ANNOTATION: json.dumps(public, sort_keys=True, separators=(",", ":"))}
     objects = []
+    budget = [MAX_RENDERED_CHARS]
     for original in template.objects:
-        obj = _substitute(copy.deepcopy(original), substitutions, expected, where=_describe(original))
+        obj = _substitute(original, substitutions, expected, where=_describe(original), budget=budget)
         _check_rendered(obj, context.namespace)
+        if obj["kind"] == "Ingress":
+            try:
+                check_ingress(obj, template.source, context.hostname, context.ingress_class)
+            except ValuesError as error:
+                raise ValuesError(error.variable, f"Ingress {obj['metadata']['name']}: {error}") from None
         obj["metadata"]["namespace"] = context.namespace
         _merge(obj["metadata"], "labels", labels)
         _merge(obj["metadata"], "annotations", annotations)
@@ -560,34 +788,67 @@ class _Substitution(string.Template):
     flags = 0
 
 
-def _substitute(node, values: dict[str, str], expected: dict[str, type], where: str):
+def _substitute(node, values: dict[str, str], expected: dict[str, type], where: str, budget: list[int],
+                key: str = ""):
+    """A copy of ``node`` with the values in; ``key`` is the mapping key
+    ``node`` is the value of (it bounds whole numbers), ``budget`` the
+    characters rendered strings may still take."""
     if isinstance(node, dict):
         result = {}
-        for key, value in node.items():
-            new_key = _Substitution(key).safe_substitute(values) if isinstance(key, str) else key
+        for name, value in node.items():
+            new_key = _substitute_text(name, values, budget) if isinstance(name, str) else name
             if new_key in result:
                 raise ValuesError(None, f"{where}: two keys became {new_key!r}")
-            result[new_key] = _substitute(value, values, expected, where)
+            result[new_key] = _substitute(value, values, expected, where, budget, str(name))
         return result
     if isinstance(node, list):
-        return [_substitute(item, values, expected, where) for item in node]
+        return [_substitute(item, values, expected, where, budget, key) for item in node]
     if isinstance(node, _Reference):
         variable = _reference_name(node)
         if variable not in values:
             return str(node)
-        value = _typed(values[variable])
         wanted = expected.get(variable, str)
         if wanted is str:
-            return values[variable]
-        if wanted is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if type(value) is not wanted:
-            kind = {int: "a whole number", float: "a number", bool: "true or false"}[wanted]
-            raise ValuesError(variable, f"must be {kind}")
-        return value
+            return _substitute_text(str(node), values, budget)
+        return _typed_value(variable, values[variable], wanted, key)
     if isinstance(node, str):
-        return _Substitution(node).safe_substitute(values)
+        return _substitute_text(node, values, budget)
     return node
+
+
+def _substitute_text(text: str, values: dict[str, str], budget: list[int]) -> str:
+    # what the references would add, counted before the string is built
+    grown = len(text) + sum(
+        len(values.get(m.group("named") or m.group("braced") or "", ""))
+        for m in _Substitution.pattern.finditer(text)
+    )
+    budget[0] -= grown
+    if budget[0] < 0:
+        raise ValuesError(None, f"the rendered objects would be larger than {MAX_RENDERED_CHARS // 1024} KiB")
+    return _Substitution(text).safe_substitute(values)
+
+
+def _typed_value(variable: str, text: str, wanted: type, key: str):
+    """A value where a plain reference takes the default's type: a plain
+    decimal within the bounds of its key, a decimal number, true or false
+    (not YAML's wider forms such as ``1_000``, ``0x10``, ``1:30`` or ``yes``)."""
+    if wanted is bool:
+        if text not in ("true", "false"):
+            raise ValuesError(variable, "must be true or false")
+        return text == "true"
+    if wanted is float:
+        if not _NUMBER.match(text) or len(text) > 32:
+            raise ValuesError(variable, "must be a number")
+        return float(text)
+    if key in PORT_KEYS:
+        low, high, what = 1, 65535, " (a port)"
+    elif key in REPLICA_KEYS:
+        low, high, what = 0, MAX_REPLICAS, f" ({key})"
+    else:
+        (low, high), what = INTEGER_BOUNDS, ""
+    if not _DECIMAL.match(text) or len(text) > 12 or not low <= int(text) <= high:
+        raise ValuesError(variable, f"must be a whole number from {low} to {high}{what}")
+    return int(text)
 
 
 def _check_rendered(obj: dict, namespace: str) -> None:

@@ -10,7 +10,8 @@ from urllib.parse import urlsplit, urlunsplit
 import jupyterhub
 
 from karvdash_hub import __version__
-from karvdash_hub.core.scopes import SERVICE_PREFIX
+from karvdash_hub.core.labels import API_SETTINGS_SECTION
+from karvdash_hub.core.scopes import ACCESS_SCOPE, SERVICE_PREFIX, custom_scopes, scope
 from karvdash_hub.core.settings import KarvdashConfig
 
 DOCS_URL = f"{SERVICE_PREFIX}docs/"
@@ -38,6 +39,15 @@ def argo_link(settings: KarvdashConfig) -> str:
     return urlunsplit(parts._replace(path=path))
 
 
+def token_presets() -> list[tuple[str, str, list[str]]]:
+    """The Token page's choices for dashboard tokens: (id, label, scopes)."""
+    return [
+        ("files-read", "Files, read-only", [ACCESS_SCOPE, scope("files", "read")]),
+        ("files", "Files", [ACCESS_SCOPE, scope("files", "read"), scope("files", "write")]),
+        ("dashboard", "Everything in the dashboard", [ACCESS_SCOPE, *custom_scopes()]),
+    ]
+
+
 def template_vars(settings: KarvdashConfig) -> dict:
     return {
         "karvdash_title": settings.dashboardTitle,
@@ -50,4 +60,6 @@ def template_vars(settings: KarvdashConfig) -> dict:
         "karvdash_dashboard_prefix": SERVICE_PREFIX,
         "karvdash_native_auth": settings.authenticator == "native",
         "karvdash_argo_url": argo_link(settings),
+        "karvdash_token_presets": token_presets(),
+        "karvdash_config_section": API_SETTINGS_SECTION,
     }

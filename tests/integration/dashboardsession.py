@@ -51,7 +51,8 @@ def log_in_page(page, hub, username: str, password: str = PASSWORD) -> None:
     page.fill("#username_input", username)
     page.fill("#password_input", password)
     page.click("#login_submit")
-    page.wait_for_url(re.compile(r"/hub/(?!login)"))
+    # wherever the hub sends a login (the dashboard's Home page, or ?next=), but not back to the form
+    page.wait_for_url(re.compile(r"^(?!.*/hub/login).*/(hub|services|user)/"))
 
 
 def files_root(hub) -> Path:

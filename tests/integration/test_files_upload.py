@@ -189,3 +189,48 @@ def test_abandoned_uploads_are_removed_by_the_service(hub, alice):
     assert not (staged / f"{started['id']}.json").exists()
     assert alice("GET", f"uploads/{started['id']}").status_code == 404
     assert not (private_folder(hub, "alice") / "gone.bin").exists()
+
+
+def test_a_finished_upload_is_the_staged_file_moved_into_place(hub, alice):
+    first, last = os.urandom(MIB), os.urandom(MIB // 2 + 3)
+    size = len(first) + len(last)
+    started = alice("POST", "uploads", json={"domain": "private", "path": "renamed.bin", "size": size}).json()
+    staged = files_root(hub) / "uploads" / "staged" / f"{started['id']}.part"
+    target = private_folder(hub, "alice") / "renamed.bin"
+    assert alice("PUT", f"uploads/{started['id']}", data=first, headers={"Upload-Offset": "0"}).status_code == 200
+    assert not target.exists()
+    staged_inode = staged.stat().st_ino
+    done = alice("PUT", f"uploads/{started['id']}", data=last, headers={"Upload-Offset": str(len(first))})
+    assert done.status_code == 201 and done.json()["complete"] is True, done.text
+    assert target.read_bytes() == first + last
+    assert target.stat().st_ino == staged_inode and not staged.exists()
+    target.unlink()
+
+
+def test_a_name_created_during_an_upload_is_kept_and_the_upload_retries_with_overwrite(hub, alice):
+    first, last = os.urandom(MIB), os.urandom(MIB // 2 + 3)
+    size = len(first) + len(last)
+    started = alice("POST", "uploads", json={"domain": "private", "path": "raced.bin", "size": size}).json()
+    staged = files_root(hub) / "uploads" / "staged" / f"{started['id']}.part"
+    target = private_folder(hub, "alice") / "raced.bin"
+    answer = alice("PUT", f"uploads/{started['id']}", data=first, headers={"Upload-Offset": "0"})
+    assert answer.status_code == 200 and answer.json()["complete"] is False
+    assert not target.exists()
+    staged_inode = staged.stat().st_ino
+
+    # someone else creates the name before the last chunk arrives
+    target.write_bytes(b"created meanwhile")
+    refused = alice("PUT", f"uploads/{started['id']}", data=last, headers={"Upload-Offset": str(len(first))})
+    assert refused.status_code == 409, refused.text
+    assert "raced.bin" in refused.json()["message"]
+    assert target.read_bytes() == b"created meanwhile"
+    kept = alice("GET", f"uploads/{started['id']}").json()
+    assert (kept["offset"], kept["overwrite"]) == (size, False)
+
+    assert alice("PATCH", f"uploads/{started['id']}", json={"overwrite": True}).status_code == 200
+    done = alice("PUT", f"uploads/{started['id']}", data=b"", headers={"Upload-Offset": str(size)})
+    assert done.status_code == 201 and done.json()["complete"] is True, done.text
+    assert target.read_bytes() == first + last
+    # placed by rename: the finished file is the staged one
+    assert target.stat().st_ino == staged_inode and not staged.exists()
+    target.unlink()

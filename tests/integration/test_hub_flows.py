@@ -101,6 +101,9 @@ def test_sign_up_approval_login_and_jupyterlab(browser, hub):
     expect(admin.locator("tr#bob")).to_have_attribute("data-approved", "yes")
 
     log_in(person, hub, "bob", "bob-password-1")
+    # login lands on the dashboard's Home page, whose first step is a server
+    person.wait_for_url(re.compile(r".*/services/karvdash/$"))
+    person.click("#next-start-server")
     person.wait_for_url(re.compile(r".*/hub/spawn.*"))
     expect(person.locator("#profile-zeppelin")).to_be_disabled()
     expect(person.locator(".karvdash-profile[data-slug=zeppelin]")).to_contain_text("Not available here")

@@ -402,6 +402,8 @@ def _spawn_failure(hub, user, token, options, while_pending=None) -> str:
         hub, user, token, options, until=lambda e: e.get("failed"), while_pending=while_pending
     )
     if response.status_code >= 400:
+        # a start refused for a reason the person can act on is never a 500
+        assert response.status_code < 500, response.text
         return response.json()["message"]
     return messages[-1]
 

@@ -16,6 +16,7 @@ from traitlets.config import Config
 from karvdash_hub.admission.hostpaths import HostPathPolicy
 from karvdash_hub.admission.rules import (
     POD_SPEC_PATHS,
+    AdmissionRequest,
     ReviewError,
     mount_patch,
     parse_review,
@@ -428,3 +429,34 @@ def test_volume_refusals_on_malformed_volumes(policy):
         volume_refusals(request, policy, "alice")
     unnamed = parse_review(with_volumes("pod", [{"hostPath": {"path": "/etc"}}]))
     assert volume_refusals(unnamed, policy, "alice")[0].startswith("volume '#0' of Pod web mounts host path /etc")
+
+
+# --- the same host-path rule in the chart's ValidatingAdmissionPolicy ----------------------
+
+TENANT = Path(__file__).resolve().parents[1] / "integration" / "tenant"
+# the policy refuses a path not written plainly; the webhook reads it normalised
+PLAIN_PATHS_ONLY = {"a-dot-path-out-of-an-allowed-folder"}
+
+
+def _tenant_entries():
+    import yaml
+
+    for name in ("refused", "allowed"):
+        for entry in yaml.safe_load((TENANT / f"{name}.yaml").read_text()):
+            yield name, entry
+
+
+@pytest.mark.parametrize("verdict, entry", [
+    (verdict, entry) for verdict, entry in _tenant_entries()
+    if entry["manifest"]["kind"] != "Service" and entry["name"] not in PLAIN_PATHS_ONLY
+], ids=lambda value: value["name"] if isinstance(value, dict) else value)
+def test_the_webhook_and_the_tenant_policy_agree_on_host_paths(verdict, entry):
+    # tests/integration/test_tenant_policy_kube.py sends these to the policy, with these settings
+    rules = HostPathPolicy.from_settings(settings(filesURL="file:///data/karvdash", allowedHostPathDirs=["/opt/datasets"]))
+    manifest = entry["manifest"]
+    group = manifest["apiVersion"].rpartition("/")[0]
+    request = AdmissionRequest(uid="u", group=group, kind=manifest["kind"], namespace="karvdash-alice",
+                               operation="CREATE", object=manifest)
+    refused_by_webhook = bool(volume_refusals(request, rules, "alice"))
+    refused_by_policy_for_host_paths = verdict == "refused" and "host paths outside" in entry["refusal"]
+    assert refused_by_webhook == refused_by_policy_for_host_paths

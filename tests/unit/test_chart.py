@@ -390,7 +390,10 @@ def test_commands_exist_in_the_project(tmp_path):
     assert {"karvdash-hub", "karvdash-webhook"} <= scripts
     assert commands["kd-karvdash-hub-dashboard"][:3] == ["python3", "-m", "karvdash_hub.dashboard"]
     assert (ROOT / "karvdash_hub" / "dashboard" / "__main__.py").exists()
-    assert commands["kd-karvdash-hub-proxy"][0] == "configurable-http-proxy"
+    # the proxy runs through the wrapper the image holds at its editable install's path
+    assert commands["kd-karvdash-hub-proxy"][:2] == ["node", "/opt/karvdash-hub/karvdash_hub/hub/chp-wrapper.mjs"]
+    assert (ROOT / "karvdash_hub" / "hub" / "chp-wrapper.mjs").exists()
+    assert "COPY karvdash_hub karvdash_hub" in (ROOT / "Dockerfile").read_text()
     assert "configurable-http-proxy" in json.loads((ROOT / "package.json").read_text())["dependencies"]
 
 
@@ -596,3 +599,90 @@ def test_the_dashboard_is_the_hubs_external_service(tmp_path, monkeypatch):
     help_text = subprocess.run([sys.executable, "-m", "karvdash_hub.dashboard", "--help"], capture_output=True,
                                text=True, timeout=60, check=True).stdout
     assert "--ip IP" in help_text and "--port PORT" in help_text and "--debug" in help_text
+
+
+# --- the tenant policy (templates/admission/) ----------------------------------------------
+
+
+def policy_variables(policy: dict) -> dict[str, str]:
+    return {v["name"]: v["expression"] for v in policy["spec"]["variables"]}
+
+
+def test_tenant_policies_check_creates_and_updates_of_every_pod_shape(tmp_path):
+    objects = render(tmp_path, VALUE_SETS["file"], namespace="hubspace")
+    pods = find(objects, "ValidatingAdmissionPolicy", "hubspace-kd-karvdash-hub-tenant-pods")
+    services = find(objects, "ValidatingAdmissionPolicy", "hubspace-kd-karvdash-hub-tenant-services")
+    webhook = find(objects, "ValidatingWebhookConfiguration")["webhooks"][0]
+    for policy in (pods, services):
+        spec = policy["spec"]
+        # the API server itself decides: no webhook, and an error refuses
+        assert spec["failurePolicy"] == "Fail"
+        # the same namespaces as the webhook: user namespaces, never the system ones or the chart's
+        assert spec["matchConstraints"]["namespaceSelector"] == webhook["namespaceSelector"]
+        for rule in spec["matchConstraints"]["resourceRules"]:
+            assert rule["operations"] == ["CREATE", "UPDATE"], rule
+            assert rule["scope"] == "Namespaced"
+        binding = find(objects, "ValidatingAdmissionPolicyBinding", policy["metadata"]["name"])
+        assert binding["spec"] == {"policyName": policy["metadata"]["name"], "validationActions": ["Deny"]}
+        assert all(v["reason"] == "Forbidden" for v in spec["validations"])
+    covered = {(group, resource) for rule in pods["spec"]["matchConstraints"]["resourceRules"]
+               for group in rule["apiGroups"] for resource in rule["resources"]}
+    from karvdash_hub.admission.rules import POD_SPEC_PATHS
+
+    plural = {"Pod": "pods", "PodTemplate": "podtemplates", "ReplicationController": "replicationcontrollers"}
+    assert covered == {(group, plural.get(kind, kind.lower() + "s")) for group, kind in POD_SPEC_PATHS} | {
+        ("", "pods/ephemeralcontainers")}
+    assert services["spec"]["matchConstraints"]["resourceRules"] == [
+        {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"], "resources": ["services"],
+         "scope": "Namespaced"}]
+    # one validation per baseline rule and per rule of ours
+    fields = " ".join(v.get("message", v.get("messageExpression")) for v in pods["spec"]["validations"])
+    for words in ("hostNetwork", "hostPID", "hostIPC", "privileged", "capabilities", "hostPort", "nodeName",
+                  "priority class", "host paths", "hostProcess", "procMount", "seccomp", "AppArmor", "SELinux",
+                  "sysctls"):
+        assert words in fields, words
+
+
+def test_tenant_policies_carry_the_settings(tmp_path):
+    variables = policy_variables(find(render(tmp_path, VALUE_SETS["file"]), "ValidatingAdmissionPolicy",
+                                      "karvdash-kd-karvdash-hub-tenant-pods"))
+    assert (variables["filesRoot"], variables["allowedHostPathDirs"], variables["allowedPriorityClasses"]) == (
+        '"/mnt/karvdash/files"', "[]", "[]")
+    # Karvdash 2's "a:b" host paths, written with trailing slashes
+    objects = render(tmp_path, {**VALUE_SETS["karvdash2"], "karvdash.allowedHostPathDirs": "/opt/data/:/scratch",
+                                "karvdash.filesURL": "file:///mnt/karvdash/files/",
+                                "karvdash.allowedPriorityClasses": ["research", "low"],
+                                "karvdash.allowedServiceTypes": ["LoadBalancer"],
+                                "karvdash.allowServiceExternalIPs": True})
+    variables = policy_variables(find(objects, "ValidatingAdmissionPolicy", "karvdash-kd-karvdash-hub-tenant-pods"))
+    assert (variables["filesRoot"], variables["allowedHostPathDirs"], variables["allowedPriorityClasses"]) == (
+        '"/mnt/karvdash/files"', '["/opt/data","/scratch"]', '["research","low"]')
+    services = find(objects, "ValidatingAdmissionPolicy", "karvdash-kd-karvdash-hub-tenant-services")
+    assert policy_variables(services)["allowedTypes"] == '["LoadBalancer"]'
+    assert services["spec"]["validations"][1]["expression"].startswith("true ||")
+    default = find(render(tmp_path, VALUE_SETS["file"]), "ValidatingAdmissionPolicy",
+                   "karvdash-kd-karvdash-hub-tenant-services")["spec"]
+    assert default["validations"][1]["expression"].startswith("false ||")
+    # with NFS file domains no host path reaches the files: only allowedHostPathDirs count
+    nfs = policy_variables(find(render(tmp_path, VALUE_SETS["nfs"]), "ValidatingAdmissionPolicy",
+                                "karvdash-kd-karvdash-hub-tenant-pods"))
+    assert nfs["filesRoot"] == '""'
+
+
+def test_the_hub_may_write_the_network_policies_of_user_namespaces(tmp_path):
+    hub = find(render(tmp_path, VALUE_SETS["file"]), "ClusterRole", "karvdash-kd-karvdash-hub-hub")
+    assert {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"],
+            "verbs": ["get", "create", "update"]} in hub["rules"]
+
+
+@pytest.mark.parametrize(
+    "component, path",
+    [("hub", "/hub/health"), ("webhook", "/healthz"), ("dashboard", "/services/karvdash/health")],
+)
+def test_slow_starts_are_not_killed_by_the_liveness_probe(tmp_path, component, path):
+    pod = find(render(tmp_path, VALUE_SETS["file"]), "Deployment", f"kd-karvdash-hub-{component}")["spec"]["template"]["spec"]
+    [container] = [c for c in pod["containers"] if "livenessProbe" in c]
+    startup = container["startupProbe"]
+    # the liveness probe counts only once the startup probe has passed: 150 s to start
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 150
+    assert startup["httpGet"]["path"] == container["livenessProbe"]["httpGet"]["path"] == path

@@ -4,12 +4,15 @@ stands in for the dashboard; tests/integration runs them for real)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import requests
 
 from karvdash_hub.cli import connection, main
-from karvdash_hub.cli.client import APIProblem
+from karvdash_hub.cli.client import APIProblem, DashboardClient
 from karvdash_hub.cli.commands import UsageProblem
 from karvdash_hub.cli.connection import ConnectionProblem, find_connection
 from karvdash_hub.cli.filecommands import split_remote
@@ -238,3 +241,78 @@ def test_the_cli_docs_describe_every_command():
         assert f"`karvdashctl {command.name}" in text, command.name
     for code in range(8):
         assert f"\n| {code} | " in text
+
+
+def answer(status: int, body: bytes) -> requests.Response:
+    response = requests.Response()
+    response.status_code, response._content = status, body
+    return response
+
+
+class FakeSession:
+    """A requests session answering from a table of URLs."""
+
+    def __init__(self, answers: dict):
+        self.answers = answers
+        self.headers = {}
+        self.urls = []
+
+    def request(self, method, url, **kwargs):
+        self.urls.append(url)
+        return self.answers.get(url) or answer(404, b"<html>404: Not Found</html>")
+
+
+def test_the_hubs_address_finds_the_dashboard_under_it():
+    listing = b'{"name": "", "type": "folder", "entries": []}'
+    session = FakeSession({
+        "http://127.0.0.1:8000/services/karvdash/api/": answer(200, b'{"user": "alice"}'),
+        "http://127.0.0.1:8000/services/karvdash/api/files/private/": answer(200, listing),
+    })
+    connection = find_connection("http://127.0.0.1:8000", "t", environ={})
+    client = DashboardClient(connection, session=session)
+    assert client.files("private", "")["type"] == "folder"
+    assert client.connection.base_url == "http://127.0.0.1:8000/services/karvdash/"
+    client.files("private", "")
+    # looked for once
+    assert session.urls == [
+        "http://127.0.0.1:8000/api/",
+        "http://127.0.0.1:8000/services/karvdash/api/",
+        "http://127.0.0.1:8000/services/karvdash/api/files/private/",
+        "http://127.0.0.1:8000/services/karvdash/api/files/private/",
+    ]
+
+
+def test_a_dashboard_address_is_used_as_it_is():
+    session = FakeSession({"https://example.org/services/karvdash/api/files/private/": answer(200, b"{}")})
+    client = DashboardClient(find_connection("https://example.org/services/karvdash", "t", environ={}), session=session)
+    client.files("private", "")
+    assert session.urls == ["https://example.org/services/karvdash/api/files/private/"]
+
+
+def test_an_address_with_nothing_there_stays_a_404():
+    session = FakeSession({})
+    client = DashboardClient(find_connection("http://127.0.0.1:8000/", "t", environ={}), session=session)
+    with pytest.raises(APIProblem) as refused:
+        client.files("private", "")
+    assert refused.value.status == 404
+    assert client.connection.base_url == "http://127.0.0.1:8000/"
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly():
+    # karvdashctl list_services | head -1: the pipe closes under the output
+    script = (
+        "import sys\n"
+        "from karvdash_hub.cli import main\n"
+        "class Client:\n"
+        "    def request(self, method, path, **kwargs):\n"
+        f"        return [{SERVICE!r}] * 20000\n"
+        "main.DashboardClient = lambda connection: Client()\n"
+        "sys.argv = ['karvdashctl', '--url', 'http://127.0.0.1:1/services/karvdash/', '--token', 't', 'list_services']\n"
+        "main.run()\n"
+    )
+    done = subprocess.run(
+        ["/bin/sh", "-c", f'"{sys.executable}" -c "$0" | head -1', script],
+        capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[2],
+    )
+    assert done.stdout.startswith("name  status")
+    assert done.stderr == ""

@@ -40,7 +40,7 @@ def test_local_service_is_started_by_the_hub_with_the_same_settings(tmp_path):
     spec = hubservice.service_spec(settings, environ)
     assert spec["name"] == "karvdash"
     assert spec["url"].startswith("http://127.0.0.1:")
-    assert spec["command"] == [sys.executable, "-m", "karvdash_hub.dashboard"]
+    assert spec["command"] == [sys.executable, "-m", "karvdash_hub.dashboard.supervisor"]
     assert spec["oauth_no_confirm"] is True
     assert spec["oauth_client_allowed_scopes"] == sorted(custom_scopes())
     env = spec["environment"]
@@ -91,7 +91,7 @@ def test_configure_service_merges_with_existing_roles_scopes_and_services():
     assert set(FILE_SCOPES) <= set(roles["server"]["scopes"])
     assert roles["karvdash-dashboard"] == {
         "name": "karvdash-dashboard",
-        "scopes": ["read:users:name", "read:users:groups"],
+        "scopes": ["read:users:name", "read:users:groups", "read:servers"],
         "services": ["karvdash"],
     }
     assert set(c.JupyterHub.custom_scopes) == {"custom:other:thing", *custom_scopes()}

@@ -85,6 +85,52 @@ def test_good_paths_keep_their_parts(path, parts):
     assert clean_relative_path(path).parts == parts
 
 
+DECEPTIVE_NAMES = {
+    "a\u2215b": "U+2215 (DIVISION SLASH): it looks like a /",
+    "a\uff0fb": "U+FF0F (FULLWIDTH SOLIDUS)",
+    "a\u2044b": "U+2044 (FRACTION SLASH)",
+    "a\u29f8b": "U+29F8 (BIG SOLIDUS)",
+    "a\uff3cb": "U+FF3C (FULLWIDTH REVERSE SOLIDUS)",
+    "invoice\u202efdp.exe": "U+202E (RIGHT-TO-LEFT OVERRIDE): an invisible or text-direction character",
+    "\u202aa": "U+202A",
+    "\u202ba": "U+202B",
+    "\u202ca": "U+202C",
+    "\u202da": "U+202D",
+    "a\u2066b": "U+2066",
+    "a\u2067b": "U+2067",
+    "a\u2068b": "U+2068",
+    "a\u2069b": "U+2069",
+    "a\u200bb": "U+200B (ZERO WIDTH SPACE)",
+    "a\u200cb": "U+200C",
+    "a\u200db": "U+200D",
+    "a\u2060b": "U+2060 (WORD JOINER)",
+    "\ufeffa": "U+FEFF",
+    "a\u0085b": "U+0085",  # a C1 control
+    "a\u2028b": "U+2028 (LINE SEPARATOR)",
+}
+
+
+@pytest.mark.parametrize("name", DECEPTIVE_NAMES)
+def test_new_names_that_show_as_another_are_refused(name):
+    with pytest.raises(BadPath) as refused:
+        clean_relative_path(f"folder/{name}", new=True)
+    assert DECEPTIVE_NAMES[name] in refused.value.message
+    assert refused.value.status == 400
+
+
+def test_existing_names_are_found_as_they_are_on_disk():
+    # a file named by a notebook is still reachable, to open, move or delete it
+    assert clean_relative_path("a\u200bb/e\u0301.txt").parts == ("a\u200bb", "e\u0301.txt")
+
+
+def test_a_new_name_is_stored_in_nfc_and_any_script_is_welcome():
+    assert clean_relative_path("d/e\u0301te\u0301.csv", new=True).parts == ("d", "\u00e9t\u00e9.csv")
+    # only the new name: the folders on the way are found as they are
+    assert clean_relative_path("e\u0301/x", new=True).parts == ("e\u0301", "x")
+    for name in ("数据", "Ελληνικά", "Данные", "بيانات", "データ", "🙂 notes"):
+        assert clean_relative_path(name, new=True).parts == (name,)
+
+
 # --- resolving inside a domain -------------------------------------------------------
 
 
@@ -299,3 +345,45 @@ def test_display_names_the_domain(private):
     assert private.display(PurePosixPath()) == "private/"
     assert private.relative(private.root / "a" / "b") == PurePosixPath("a/b")
     assert Path(private.locate("x")) == private.root / "x"
+
+
+# --- folder downloads ----------------------------------------------------------------
+
+
+def test_a_folder_zip_leaves_out_files_deleted_while_it_is_made(private):
+    import io
+    import zipfile
+
+    from karvdash_hub.files import downloads
+
+    (private.root / "d").mkdir()
+    for name in ("a.bin", "b.bin", "c.bin"):
+        (private.root / "d" / name).write_bytes(name.encode() * 1000)
+    archive = iter(downloads.build_zip(private, [(private.root / "d", "d")]))
+    data = b""
+    while b"d/a.bin" not in data:  # into the first file: the folder is listed
+        data += next(archive)
+    (private.root / "d" / "b.bin").unlink()
+    data += b"".join(archive)
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        assert z.testzip() is None
+        assert sorted(z.namelist()) == ["d/", "d/a.bin", "d/c.bin"]
+        assert z.read("d/c.bin") == b"c.bin" * 1000
+
+
+def test_a_file_deleted_while_it_is_read_still_arrives_whole(private):
+    import io
+    import zipfile
+
+    from karvdash_hub.files import downloads
+
+    (private.root / "d").mkdir()
+    (private.root / "d" / "big.bin").write_bytes(os.urandom(3 * 1024 * 1024))
+    expected = (private.root / "d" / "big.bin").read_bytes()
+    archive = downloads.build_zip(private, [(private.root / "d", "d")])
+    data = downloads.next_batch(archive)  # into the file
+    (private.root / "d" / "big.bin").unlink()
+    while batch := downloads.next_batch(archive):
+        data += batch
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        assert z.read("d/big.bin") == expected

@@ -1,4 +1,4 @@
-"""The upload staging area: ownership, offsets, expiry."""
+"""The upload staging area: ownership, offsets, expiry, and placing a finished upload."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import time
 
 import pytest
 
-from karvdash_hub.files.operations import NotFound
+from karvdash_hub.files import uploads
+from karvdash_hub.files.domains import UPLOADS, FileDomains
+from karvdash_hub.files.operations import Conflict, NotFound, ensure_folders, place_file
 from karvdash_hub.files.uploads import UploadStore
 
 
@@ -77,3 +79,87 @@ def test_expire_removes_only_idle_uploads_and_not_ones_being_written(store):
     )
     store.writing.discard(busy.id)
     assert store.expire(now=time.time() + 7200) and os.listdir(store.folder) == []
+
+
+# --- finishing: the staged file moves into place by one rename ----------------------------
+
+
+@pytest.fixture
+def domains(tmp_path) -> FileDomains:
+    root = tmp_path / "files"
+    domains = FileDomains(scheme="file", server="", export_path=str(root), root=root)
+    ensure_folders(domains, "alice")
+    return domains
+
+
+@pytest.fixture
+def domain_store(domains) -> UploadStore:
+    return UploadStore(domains.local_path(UPLOADS) / "staged", expiry=3600)
+
+
+def staged_upload(domains, store, content: bytes, path="b.bin", overwrite=False):
+    upload = store.start(domains, owner="alice", domain="private", domain_user="alice", path=path,
+                         size=len(content), overwrite=overwrite)
+    with open(upload.data_path, "ab") as f:
+        f.write(content)
+    return upload
+
+
+def test_finish_places_the_staged_file_itself_not_a_copy(domains, domain_store):
+    upload = staged_upload(domains, domain_store, b"payload")
+    staged_inode = os.stat(upload.data_path).st_ino
+    entry = domain_store.finish(domains, upload)
+    target = domains.local_path("private", "alice") / "b.bin"
+    assert os.stat(target).st_ino == staged_inode
+    assert target.read_bytes() == b"payload" and entry["size"] == 7
+    assert not upload.data_path.exists() and not upload.meta_path.exists()
+
+
+def test_a_name_created_after_the_check_is_never_replaced(domains, domain_store, monkeypatch):
+    # another process creates the target between finish's check and its rename:
+    # only the no-replace rename itself can refuse then
+    upload = staged_upload(domains, domain_store, b"uploaded bytes")
+    target = domains.local_path("private", "alice") / "b.bin"
+    real_check = uploads.check_target
+
+    def check_then_someone_creates(folder, location, overwrite):
+        real_check(folder, location, overwrite)
+        target.write_bytes(b"created meanwhile")
+
+    monkeypatch.setattr(uploads, "check_target", check_then_someone_creates)
+    staged_inode = os.stat(upload.data_path).st_ino
+    with pytest.raises(Conflict):
+        domain_store.finish(domains, upload)
+    assert target.read_bytes() == b"created meanwhile"
+    # the upload is kept whole, to retry with overwrite
+    again = domain_store.get(upload.id, "alice")
+    assert again.offset() == len(b"uploaded bytes")
+    again.overwrite = True
+    domain_store.save(again)
+    monkeypatch.setattr(uploads, "check_target", real_check)
+    domain_store.finish(domains, domain_store.get(upload.id, "alice"))
+    assert target.read_bytes() == b"uploaded bytes"
+    assert os.stat(target).st_ino == staged_inode
+
+
+def test_a_name_created_during_the_upload_is_a_conflict_and_the_upload_stays(domains, domain_store):
+    upload = staged_upload(domains, domain_store, b"uploaded bytes")
+    target = domains.local_path("private", "alice") / "b.bin"
+    target.write_bytes(b"created meanwhile")
+    with pytest.raises(Conflict) as refused:
+        domain_store.finish(domains, upload)
+    assert refused.value.status == 409
+    assert target.read_bytes() == b"created meanwhile"
+    assert domain_store.get(upload.id, "alice").offset() == len(b"uploaded bytes")
+
+
+def test_place_file_without_overwrite_never_replaces(tmp_path):
+    source, target = tmp_path / "source", tmp_path / "target"
+    source.write_bytes(b"new")
+    target.write_bytes(b"old")
+    with pytest.raises(Conflict):
+        place_file(source, target, overwrite=False)
+    assert (source.read_bytes(), target.read_bytes()) == (b"new", b"old")
+    inode = os.stat(source).st_ino
+    place_file(source, target, overwrite=True)
+    assert target.read_bytes() == b"new" and os.stat(target).st_ino == inode and not source.exists()

@@ -286,3 +286,39 @@ def test_argo_role_is_a_copy():
     s = settings(KARVDASH_ARGO_NAMESPACE="argo")
     objects.argo_role(s, "alice")["rules"][0]["verbs"].append("escalate")
     assert "escalate" not in objects.argo_role(s, "bob")["rules"][0]["verbs"]
+
+
+def test_network_policy_lets_in_the_namespace_the_hub_and_the_ingress_controller_only():
+    policy = objects.network_policy(settings(), "alice", "karvdash")
+    k8s_valid(policy)
+    assert policy == {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {
+            "name": "karvdash-tenant",
+            "namespace": "karvdash-alice",
+            "labels": {"karvdash.io/owner": "alice", "app.kubernetes.io/managed-by": "karvdash-hub"},
+        },
+        "spec": {
+            "podSelector": {},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [
+                {"podSelector": {}},
+                {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "karvdash"}}},
+                {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}},
+            ]}],
+        },
+    }
+
+
+@pytest.mark.parametrize("controller, hub, expected", [
+    ("", "karvdash", ["karvdash"]),
+    ("karvdash", "karvdash", ["karvdash"]),
+    ("traefik", "hub", ["hub", "traefik"]),
+])
+def test_network_policy_namespaces_from_the_settings(controller, hub, expected):
+    policy = objects.network_policy(settings(KARVDASH_INGRESS_CONTROLLER_NAMESPACE=controller), "bob", hub)
+    sources = policy["spec"]["ingress"][0]["from"]
+    assert sources[0] == {"podSelector": {}}
+    assert [s["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for s in sources[1:]] == expected
+    assert policy["metadata"]["namespace"] == "karvdash-bob"

@@ -237,9 +237,9 @@ def test_substitution_rules():
 @pytest.mark.parametrize(
     "variable, value, message",
     [
-        ("REPLICAS", "three", "REPLICAS: must be a whole number"),
-        ("REPLICAS", "3.5", "REPLICAS: must be a whole number"),
-        ("REPLICAS", "{}", "REPLICAS: must be a whole number"),
+        ("REPLICAS", "three", "REPLICAS: must be a whole number from 0 to 100 (replicas)"),
+        ("REPLICAS", "3.5", "REPLICAS: must be a whole number from 0 to 100 (replicas)"),
+        ("REPLICAS", "{}", "REPLICAS: must be a whole number from 0 to 100 (replicas)"),
         ("DEBUG", "maybe", "DEBUG: must be true or false"),
         ("RATIO", "[1]", "RATIO: must be a number"),
     ],
@@ -441,7 +441,7 @@ def test_reserved_variables_are_hidden_from_the_form():
 
 def test_ingress_without_auth_gets_no_auth_annotations():
     text = CATALOGUE["hello-kubernetes"].text.replace("auth: true", "auth: false")
-    template = st.parse_template(text, "open", "user")
+    template = st.parse_template(text, "open", "admin")
     ingress = st.render(template, {"NAME": "hello"}, context("hello")).objects[0]
     assert st.AUTH_URL_ANNOTATION not in ingress["metadata"]["annotations"]
     assert template.summary()["auth"] is False

@@ -48,6 +48,12 @@
     } catch (error) {
       throw new ApiError(0, "The dashboard cannot be reached: " + error.message);
     }
+    if (response.status === 401) {
+      // logged out (in another tab, or the login expired): this page's own
+      // address sends an anonymous visitor to the login page, and back here
+      window.location.reload();
+      return new Promise(() => {});
+    }
     if (response.status === 204) return null;
     let data = null;
     try {
@@ -59,10 +65,17 @@
     return data;
   }
 
+  // One message per kind on screen: a new one replaces the last of its kind
+  // at once, messages of other kinds fade out, and a success fades by itself.
   function flash(kind, message) {
     const area = document.getElementById("karvdash-flash");
+    for (const old of area.querySelectorAll(".karvdash-flash-message")) {
+      if (old.dataset.kind === kind) old.remove();
+      else fadeOut(old);
+    }
     const alert = document.createElement("div");
     alert.className = `alert alert-${kind} alert-dismissible fade show karvdash-flash-message`;
+    alert.dataset.kind = kind;
     alert.setAttribute("role", kind === "danger" ? "alert" : "status");
     alert.textContent = message;
     const close = document.createElement("button");
@@ -72,7 +85,15 @@
     close.setAttribute("aria-label", "Close");
     alert.appendChild(close);
     area.appendChild(alert);
-    if (kind === "success") setTimeout(() => alert.remove(), 6000);
+    if (kind === "success") setTimeout(() => fadeOut(alert), 6000);
+  }
+
+  function fadeOut(alert) {
+    if (alert.classList.contains("karvdash-fading")) return;
+    alert.classList.add("karvdash-fading");
+    alert.classList.remove("show");
+    // Bootstrap's .fade transition; removed even when transitions are off
+    setTimeout(() => alert.remove(), 400);
   }
 
   // The dialog on screen (or fading out): the next one waits until it is gone.

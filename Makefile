@@ -27,7 +27,7 @@ help:
 	@echo "make test-unit            only the fast unit tests"
 	@echo "make cluster / cluster-down   a local Kubernetes control plane for trying things"
 	@echo "make cluster NODE=real        the same with a real node (kubelet, containerd; root; docs/deployment.md)"
-	@echo "make test-node                the real-node tests (not part of make test)"
+	@echo "make test-node                only the real-node tests (make test runs them last)"
 
 setup: $(RUN_STAMP) $(PROXY)
 
@@ -91,8 +91,11 @@ include tools/kube/kube.mk
 # no binaries is a failure, not a skip.
 HAVE_GO := $(shell command -v go >/dev/null 2>&1 || test -x /usr/local/go/bin/go && echo 1)
 
-test: setup-test chromium registry kube-binaries dex
+# Then the real-node tests (root, Go-built node binaries, images built here;
+# tools/kube/kube.mk): a run narrowed by PYTEST_ARGS may select none of them.
+test: setup-test chromium registry kube-binaries dex $(if $(HAVE_GO),node-packages node-binaries)
 	KARVDASH_KUBE_REQUIRED=$(HAVE_GO) $(PYTHON) -m pytest $(PYTEST_ARGS)
+	$(if $(HAVE_GO),KARVDASH_NODE_REQUIRED=1 $(PYTHON) -m pytest -m node tests/node $(PYTEST_ARGS)$(if $(PYTEST_ARGS), || [ $$? = 5 ]))
 
 test-unit: setup-test
 	$(PYTHON) -m pytest -m "not integration" $(PYTEST_ARGS)

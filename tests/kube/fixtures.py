@@ -89,7 +89,7 @@ def new_api_client(kubeconfig, **overrides):
     return client.ApiClient(configuration)
 
 
-def wait_for(check, timeout: float = 30, interval: float = 0.2, what: str = "condition"):
+def wait_for(check, timeout: float = 30, what: str = "condition", interval: float = 0.2):
     """Poll ``check()`` until it returns something truthy; return that."""
     deadline = time.monotonic() + timeout
     while True:

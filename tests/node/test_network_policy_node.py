@@ -17,6 +17,7 @@ import pytest
 
 from karvdash_hub.core.settings import load_settings
 from karvdash_hub.namespaces import objects
+from tests.kube.fixtures import wait_for
 
 pytestmark = [pytest.mark.node, pytest.mark.integration]
 
@@ -40,16 +41,6 @@ except OSError as e:
     print("refused" if "refused" in str(e) else "timeout")
 """
 
-
-def wait_for(check, timeout: float, what: str, interval: float = 0.3):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 def server_pod(image: str, name: str, app: str) -> dict:

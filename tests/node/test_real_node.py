@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.kube.fixtures import wait_for
 from tests.kube.realnode import (
     CLUSTER_DOMAIN,
     CONTAINER_LOGS,
@@ -27,16 +28,6 @@ from tests.kube.realnode import (
 
 pytestmark = [pytest.mark.node, pytest.mark.integration]
 
-
-def wait_for(check, timeout: float, what: str, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 def pod(cluster, namespace: str, name: str) -> dict:

@@ -13,6 +13,7 @@ the proxy starts, which is seconds before the hub has its routes.
 from __future__ import annotations
 
 import fcntl
+import importlib
 import json
 import os
 import signal
@@ -33,6 +34,7 @@ from karvdash_hub.core.paths import HUB_CONFIG_FILE
 from karvdash_hub.core.settings import SettingsError, load_settings
 
 USAGE = """usage: karvdash-hub [JUPYTERHUB OPTIONS]
+       karvdash-hub COMMAND [ARGS]   (commands: {commands}; COMMAND --help for each)
 
 Runs JupyterHub with karvdash-hub's configuration. Settings come from the
 values file named by $KARVDASH_VALUES and from KARVDASH_* environment
@@ -42,6 +44,10 @@ example --port 8080 or --debug; `jupyterhub --help-all` lists them.
 In local mode one hub runs per state folder: a second start says where the
 first one runs and exits with status 3.
 """
+
+# karvdash-hub's own commands, imported only when asked for: name ->
+# (module, function taking the remaining arguments and returning an exit status)
+COMMANDS: dict[str, tuple[str, str]] = {}
 
 LOCK_FILE = "karvdash-hub.pid"
 ANNOUNCING_PROXY = "karvdash_hub.hub.readiness.AnnouncingProxy"
@@ -231,8 +237,11 @@ def runs_the_hub(argv: list[str]) -> bool:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] in (["-h"], ["--help"]):
-        print(USAGE)
+        print(USAGE.format(commands=", ".join(sorted(COMMANDS)) or "none"))
         return
+    if argv[:1] and argv[0] in COMMANDS:
+        module, function = COMMANDS[argv[0]]
+        sys.exit(getattr(importlib.import_module(module), function)(argv[1:]))
     started = time.time()
     try:
         settings = load_settings()

@@ -10,6 +10,7 @@ the node through the cluster's registry.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import time
@@ -17,12 +18,18 @@ import uuid
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.kube.cluster import ControlPlaneError
+from tests.kube.fixtures import wait_for
+from tests.kube.pki import CertificateAuthority
 from tests.kube.realnode import RealNodeCluster, unavailable_reason
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGES_BUILD = ROOT / "tools" / "images" / "build.sh"
+CHART = ROOT / "chart" / "karvdash-hub"
+RELEASE = "kd"
+NAME = f"{RELEASE}-karvdash-hub"
 
 _started: list[RealNodeCluster] = []
 _image_seconds: dict[str, float] = {}
@@ -116,3 +123,76 @@ def node_namespace(real_node):
     real_node.pull_secret(name)
     yield name
     real_node.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="session")
+def hub_image(real_node) -> str:
+    """The project's image (its Dockerfile), in the node's registry; its reference."""
+    archive = build_image("karvdash-hub")
+    return real_node.push_image(archive, f"karvdash-hub:{archive.stem.rsplit('-', 1)[1]}")
+
+
+@pytest.fixture(scope="session")
+def notebook_image(real_node) -> str:
+    """The notebook image (images/notebook/Dockerfile), in the node's registry; its reference."""
+    archive = build_image("notebook")
+    return real_node.push_image(archive, f"karvdash-notebook:{archive.stem.rsplit('-', 1)[1]}")
+
+
+def describe_namespace(cluster: RealNodeCluster, ns: str) -> str:
+    from tests.node.test_real_node import describe
+
+    return describe(cluster, ns) + "\n" + cluster.kubectl(
+        "logs", "-n", ns, "-l", "app.kubernetes.io/name=karvdash-hub", "--tail=30", "--all-containers",
+        "--prefix", check=False).stdout
+
+
+@contextlib.contextmanager
+def installed_chart(cluster: RealNodeCluster, image: str, work: Path, ns: str, values: dict | None = None):
+    """``helm install --wait`` of the chart as release ``kd`` in ``ns`` with
+    the project's image, state and files in host folders of ``work`` and the
+    webhook's certificate from a test CA (``values`` merged over these, one
+    level deep); yields ``ns`` and uninstalls afterwards."""
+    state, files = work / "state", work / "files"
+    for folder in (state, files):
+        folder.mkdir()
+        os.chown(folder, 1000, 1000)  # the image runs as uid 1000
+    cluster.kubectl("create", "namespace", ns)
+    wait_for(lambda: cluster.api("GET", f"/api/v1/namespaces/{ns}/serviceaccounts/default")[0] == 200, 30,
+             "default service account")
+    secret = cluster.pull_secret(ns)
+    ca = CertificateAuthority("karvdash-hub webhook test CA")
+    service = f"{NAME}-webhook"
+    pair = ca.issue(service, dns_names=(service, f"{service}.{ns}", f"{service}.{ns}.svc"), server=True)
+    cluster.apply({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+                   "metadata": {"name": "webhook-tls", "namespace": ns},
+                   "stringData": {"tls.crt": pair.cert_pem.decode(), "tls.key": pair.key_pem.decode()}})
+    merged = {
+        "image": image,
+        "imagePullSecrets": [{"name": secret}],
+        "karvdash": {"ingressURL": "https://karvdash.example.test", "stateHostPath": str(state),
+                     "filesURL": f"file://{files}", "adminPassword": "admin-secret"},
+        "webhook": {"certManager": {"enabled": False},
+                    "tls": {"secretName": "webhook-tls", "caBundle": ca.cert_pem.decode()}},
+    }
+    for key, value in (values or {}).items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    values_file = work / "values.yaml"
+    values_file.write_text(yaml.safe_dump(merged))
+    started = time.monotonic()
+    try:
+        cluster.helm("install", RELEASE, str(CHART), "--namespace", ns, "-f", str(values_file),
+                     "--wait", "--timeout", "300s", timeout=360)
+    except Exception:
+        pytest.fail(describe_namespace(cluster, ns))
+    print(f"helm install --wait: {time.monotonic() - started:.1f} s")
+    record_memory(cluster, f"with the chart installed in {ns}")
+    try:
+        yield ns
+    finally:
+        cluster.helm("uninstall", RELEASE, "--namespace", ns, "--wait", "--timeout", "120s", check=False,
+                     timeout=180)
+        cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)

@@ -8,79 +8,20 @@ jupyterhub-singleuser and karvdashctl."""
 from __future__ import annotations
 
 import json
-import os
-import time
-from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.kube.pki import CertificateAuthority
-from tests.node.conftest import build_image, record_memory
+from tests.node.conftest import NAME, installed_chart
 from tests.node.test_real_node import describe, wait_for
 
 pytestmark = [pytest.mark.node, pytest.mark.integration]
-
-ROOT = Path(__file__).resolve().parents[2]
-CHART = ROOT / "chart" / "karvdash-hub"
-RELEASE = "kd"
-NAME = f"{RELEASE}-karvdash-hub"
-
-
-@pytest.fixture(scope="module")
-def hub_image(real_node) -> str:
-    archive = build_image("karvdash-hub")
-    return real_node.push_image(archive, f"karvdash-hub:{archive.stem.rsplit('-', 1)[1]}")
-
-
-@pytest.fixture(scope="module")
-def notebook_image(real_node) -> str:
-    archive = build_image("notebook")
-    return real_node.push_image(archive, f"karvdash-notebook:{archive.stem.rsplit('-', 1)[1]}")
-
 
 @pytest.fixture(scope="module")
 def release(real_node, hub_image, tmp_path_factory):
     """The chart installed in namespace ``karvdash`` without cert-manager
     (the webhook's certificate from a test CA), state and files in host folders."""
-    ns = "karvdash"
-    work = tmp_path_factory.mktemp("chart")
-    state, files = work / "state", work / "files"
-    for folder in (state, files):
-        folder.mkdir()
-        os.chown(folder, 1000, 1000)  # the image runs as uid 1000
-    real_node.kubectl("create", "namespace", ns)
-    wait_for(lambda: real_node.api("GET", f"/api/v1/namespaces/{ns}/serviceaccounts/default")[0] == 200, 30,
-             "default service account")
-    secret = real_node.pull_secret(ns)
-    ca = CertificateAuthority("karvdash-hub webhook test CA")
-    service = f"{NAME}-webhook"
-    pair = ca.issue(service, dns_names=(service, f"{service}.{ns}", f"{service}.{ns}.svc"), server=True)
-    real_node.apply({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
-                     "metadata": {"name": "webhook-tls", "namespace": ns},
-                     "stringData": {"tls.crt": pair.cert_pem.decode(), "tls.key": pair.key_pem.decode()}})
-    values = {
-        "image": hub_image,
-        "imagePullSecrets": [{"name": secret}],
-        "karvdash": {"ingressURL": "https://karvdash.example.test", "stateHostPath": str(state),
-                     "filesURL": f"file://{files}", "adminPassword": "admin-secret"},
-        "webhook": {"certManager": {"enabled": False},
-                    "tls": {"secretName": "webhook-tls", "caBundle": ca.cert_pem.decode()}},
-    }
-    values_file = work / "values.yaml"
-    values_file.write_text(yaml.safe_dump(values))
-    started = time.monotonic()
-    try:
-        real_node.helm("install", RELEASE, str(CHART), "--namespace", ns, "-f", str(values_file),
-                       "--wait", "--timeout", "300s", timeout=360)
-    except Exception:
-        pytest.fail(describe(real_node, ns) + "\n" + real_node.kubectl(
-            "logs", "-n", ns, "-l", "app.kubernetes.io/name=karvdash-hub", "--tail=30", "--all-containers",
-            "--prefix", check=False).stdout)
-    print(f"helm install --wait: {time.monotonic() - started:.1f} s")
-    record_memory(real_node, "with the chart installed")
-    yield ns
-    real_node.helm("uninstall", RELEASE, "--namespace", ns, "--wait", "--timeout", "120s", check=False, timeout=180)
+    with installed_chart(real_node, hub_image, tmp_path_factory.mktemp("chart"), "karvdash") as ns:
+        yield ns
 
 
 def test_every_deployment_is_ready(real_node, release):

@@ -26,7 +26,12 @@ COPY karvdash_hub karvdash_hub
 # Editable, so that the code finds jupyterhub_config.py, spawner_profiles/
 # and service_templates/ beside its packages (karvdash_hub/core/paths.py), at the
 # same path in the final stage.
-RUN /opt/venv/bin/pip install --no-cache-dir --editable .
+# `karvdash-hub check-template` validates against the Kubernetes release the
+# hub is made for (KUBERNETES_VERSION in karvdash_hub/services/check.py):
+# kubernetes-validate's schemas of every other release (100 MB) stay out.
+RUN /opt/venv/bin/pip install --no-cache-dir --editable .[s3] \
+    && find /opt/venv/lib/python*/site-packages/kubernetes_validate/kubernetes-json-schema \
+        -mindepth 1 -maxdepth 1 ! -name 'v1.34.0-local-strict' -exec rm -rf {} +
 
 # --- the image
 FROM ${PYTHON_IMAGE}

@@ -63,6 +63,9 @@ def trait_schema(trait) -> dict:
 
 def setting_schema(trait) -> dict:
     schema = trait_schema(trait)
+    if "enum" in schema:
+        # an empty value means the default, as in Karvdash's values (karvdash_hub/core/karvdashvalues.py)
+        schema["enum"].append("")
     help_text = " ".join(inspect.cleandoc(trait.help or "").split())
     if help_text:
         schema["description"] = help_text.replace("``", "`")

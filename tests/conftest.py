@@ -8,6 +8,7 @@ import pytest
 
 from tests import browser as browser_setup
 from tests.hubprocess import start_hub
+from tests.s3files import start_s3_server
 
 
 @pytest.fixture(scope="module")
@@ -16,6 +17,21 @@ def hub(tmp_path_factory):
     running = start_hub(tmp_path_factory.mktemp("hub"))
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """A real S3 server (moto) on 127.0.0.1, for S3 file domains."""
+    server = start_s3_server(tmp_path_factory.mktemp("s3"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module", params=["local", "s3"])
+def file_domain(request):
+    """The kind of file domain of a Files test module's hub: folders, or a
+    bucket of the S3 server (``tests.s3files.start_files_hub``)."""
+    return request.param
 
 
 # Module scope, not session: Playwright's sync API keeps an event loop

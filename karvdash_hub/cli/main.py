@@ -51,6 +51,8 @@ def parser() -> argparse.ArgumentParser:
     )
     top.add_argument("--url", help="the dashboard's address, e.g. https://example.org/services/karvdash/")
     top.add_argument("--token", help="a hub API token (better: a config file, see --help of the docs)")
+    top.add_argument("--config", metavar="FILE",
+                     help="a config file ([Karvdash] base_url, token), instead of $KARVDASH_CONFIG and the usual places")
     top.add_argument("--json", action="store_true", help="print results as JSON")
     commands = top.add_subparsers(dest="command", metavar="COMMAND", required=True)
     register_commands(commands, COMMANDS)
@@ -61,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     out = Output(as_json=args.json)
     try:
-        client = DashboardClient(find_connection(args.url, args.token))
+        client = DashboardClient(find_connection(args.url, args.token, config=args.config))
         return args.run(client, args, out)
     except UsageProblem as problem:
         out.error(str(problem))

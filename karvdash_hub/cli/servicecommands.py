@@ -4,6 +4,7 @@ remove_template (Karvdash's names)."""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from .client import DashboardClient
@@ -32,7 +33,10 @@ def run_create_service(client: DashboardClient, args, out: Output) -> int:
 
 
 def run_exec_service(client: DashboardClient, args, out: Output) -> int:
-    results = client.request("POST", f"services/{quote_name(args.name)}", json={"command": args.command, "all_pods": args.all})
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        raise UsageProblem("give the command to run after the service's name")
+    results = client.request("POST", f"services/{quote_name(args.name)}", json={"command": command, "all_pods": args.all})
     if out.json:
         out.data(results)
         return 0
@@ -91,10 +95,13 @@ COMMANDS = [
         "exec_service",
         "run a command in a service's pods",
         run_exec_service,
-        (argument("-a", "--all", action="store_true", help="run it in every running pod"),
+        (argument("-a", "--all-pods", "--all", dest="all", action="store_true", help="run it in every running pod"),
          SERVICE,
-         argument("command", nargs="+", help="the command and its arguments (put -- before options)")),
-        description="Run a command in the first running pod of a service (all of them with -a).",
+         # everything after the name is the command, its options too (as in Karvdash)
+         argument("command", nargs=argparse.REMAINDER, metavar="COMMAND...",
+                  help="the command and its arguments, e.g. ls -l /")),
+        description="Run a command in the first running pod of a service (all of them with -a). Everything "
+        "after the service's name is the command; options of karvdashctl come before the name.",
     ),
     Command("delete_service", "remove a service", run_delete_service, (SERVICE,)),
     Command("list_templates", "list templates", run_list_templates, description="List service templates."),

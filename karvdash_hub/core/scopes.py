@@ -11,6 +11,9 @@ from __future__ import annotations
 SERVICE_NAME = "karvdash"
 # the dashboard's URL path on the hub's proxy (JupyterHub's rule for services)
 SERVICE_PREFIX = f"/services/{SERVICE_NAME}/"
+# Karvdash 2.x's API, below the service prefix (its own paths would clash
+# with the dashboard's api/): base_url = https://<hub>/services/karvdash/karvdash2/api
+KARVDASH2_API_PATH = "karvdash2/api/"
 FEATURES = ("files", "services", "templates", "datasets", "images")
 ACTIONS = {
     "read": "List and download {feature} in the dashboard.",

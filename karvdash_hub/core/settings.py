@@ -79,6 +79,9 @@ def _check_absolute_path(value: str) -> str:
 class KarvdashConfig(Configurable):
     """Deployment settings of karvdash-hub (the chart's ``karvdash:`` values)."""
 
+    # what :func:`load_settings` read under Karvdash's names (karvdashvalues), for the programs to log
+    value_warnings: tuple[str, ...] = ()
+
     # --- where things run and live -------------------------------------------------
 
     mode = Enum(
@@ -106,10 +109,41 @@ class KarvdashConfig(Configurable):
         "",
         config=True,
         help="""Base URL of the file domains: ``file://<path>`` for a folder
-        mounted at the same path on every node (and in the hub), or
-        ``nfs://<server>/<path>`` for an NFS export. karvdash-hub keeps
-        ``private/<user>``, ``shared`` and ``uploads`` inside it. Empty means
-        ``file://<stateDir>/files``.""",
+        mounted at the same path on every node (and in the hub),
+        ``nfs://<server>/<path>`` for an NFS export, or
+        ``minio://<host>:<port>/<bucket>[/<prefix>]`` (``minios://`` over TLS)
+        for an S3 bucket, with the ``filesS3*`` credentials (only the
+        dashboard uses them: pods mount no S3 files). karvdash-hub keeps ``private/<user>``, ``shared``
+        and ``uploads`` inside it. Empty means ``file://<stateDir>/files``.""",
+    )
+
+    filesS3AccessKey = Unicode(
+        "",
+        config=True,
+        help="""Access key ID for an S3 ``filesURL`` (``minio://``/``minios://``);
+        required with one.""",
+    )
+
+    filesS3SecretKey = Unicode(
+        "",
+        config=True,
+        help="""Secret key for an S3 ``filesURL``; better given as
+        ``KARVDASH_FILES_S3_SECRET_KEY`` or in ``filesS3SecretKeyFile`` than
+        in a values file.""",
+    )
+
+    filesS3SecretKeyFile = Unicode(
+        "",
+        config=True,
+        help="""Absolute path of a file holding the secret key of an S3
+        ``filesURL`` (e.g. a mounted Secret); read at start-up, wins over
+        ``filesS3SecretKey``.""",
+    )
+
+    filesS3Region = Unicode(
+        "us-east-1",
+        config=True,
+        help="Region of the bucket of an S3 ``filesURL``.",
     )
 
     filesMountPath = Unicode(
@@ -149,6 +183,15 @@ class KarvdashConfig(Configurable):
         config=True,
         help="""The registry's CA certificate, PEM text or the absolute path of a
         PEM file (for a self-signed registry).""",
+    )
+
+    dockerRegistryInsecure = Bool(
+        False,
+        config=True,
+        help="""Do not verify the TLS certificate of the ``dockerRegistryURL``
+        registry (for that registry only: listing, deleting and pushing
+        images). Prefer ``dockerRegistryCert``; nodes pull from such a
+        registry only if their container runtime is told it is insecure.""",
     )
 
     datasetsAvailable = Bool(
@@ -376,6 +419,24 @@ class KarvdashConfig(Configurable):
         help="If set, the user menu links to it as \"Report an issue\".",
     )
 
+    dashboardLogo = Unicode(
+        "",
+        config=True,
+        help="""Logo shown before the title in the navigation bar of the hub's
+        and the dashboard's pages: an http(s) URL the browser loads it from,
+        or the absolute path of a PNG, JPEG, GIF, WebP or SVG file of at most
+        512 KiB, which the hub reads at start-up (a missing or bad file stops
+        it) and serves at ``/hub/theme/logo``. Empty: the title alone.""",
+    )
+
+    dashboardFavicon = Unicode(
+        "",
+        config=True,
+        help="""Icon of the browser tab: an http(s) URL, or the absolute path of
+        an ICO, PNG, GIF, JPEG, WebP or SVG file of at most 128 KiB, read at
+        start-up and served at ``/hub/theme/favicon``. Empty: JupyterHub's.""",
+    )
+
     # --- Argo ---------------------------------------------------------------------
 
     argoURL = Unicode(
@@ -481,6 +542,15 @@ class KarvdashConfig(Configurable):
         help="PEM private key of ``webhookCertFile``.",
     )
 
+    # --- logging --------------------------------------------------------------------
+
+    debug = Bool(
+        False,
+        config=True,
+        help="""Log debug messages in the hub (``JupyterHub.log_level``), the
+        dashboard and the webhook.""",
+    )
+
     # --- validation -----------------------------------------------------------------
 
     @validate("stateDir", "filesMountPath")
@@ -496,6 +566,16 @@ class KarvdashConfig(Configurable):
         if value:
             parse_files_url(value)
         return value
+
+    @validate("filesS3SecretKeyFile")
+    def _valid_secret_key_file(self, proposal):
+        return proposal["value"] and _check_absolute_path(proposal["value"])
+
+    @validate("filesS3Region")
+    def _valid_region(self, proposal):
+        if not re.match(r"^[a-z0-9-]{1,32}\Z", proposal["value"]):
+            raise TraitError(f"{proposal['value']!r} is not a region name (lowercase letters, digits and '-')")
+        return proposal["value"]
 
     @validate("filesSize")
     def _valid_quantity(self, proposal):
@@ -554,6 +634,18 @@ class KarvdashConfig(Configurable):
     @validate("serviceAuthURL")
     def _valid_service_auth_url(self, proposal):
         return proposal["value"] and _check_http_url("serviceAuthURL", proposal["value"])
+
+    @validate("dashboardLogo", "dashboardFavicon")
+    def _valid_theme_image(self, proposal):
+        # the hub reads a named file at start-up (karvdash_hub.theme.images)
+        value = proposal["value"].strip()
+        if not value:
+            return ""
+        if value.startswith("/"):
+            return _check_absolute_path(value)
+        if not value.lower().startswith(("http://", "https://")):
+            raise TraitError(f"{value!r} is neither an http(s) URL nor an absolute file path")
+        return _check_http_url(proposal["trait"].name, value)
 
     @validate("kubeconfig")
     def _valid_kubeconfig(self, proposal):
@@ -652,6 +744,13 @@ class KarvdashConfig(Configurable):
                 "filesMountPath",
                 "is required with an nfs:// filesURL: the hub and the dashboard need the export mounted somewhere",
             )
+        if scheme in S3_SCHEMES:
+            if not self.filesS3AccessKey:
+                raise SettingsError("filesS3AccessKey", f"is required with a {scheme}:// filesURL")
+            if not self.filesS3SecretKey and not self.filesS3SecretKeyFile:
+                raise SettingsError(
+                    "filesS3SecretKey", f"(or filesS3SecretKeyFile) is required with a {scheme}:// filesURL"
+                )
         if self.dashboardURL and len(self.dashboardAPIToken) < 32:
             raise SettingsError(
                 "dashboardAPIToken",
@@ -670,10 +769,21 @@ class KarvdashConfig(Configurable):
 
     @property
     def files_root(self) -> Path:
-        """Where this process reads and writes the file domains."""
+        """Where this process reads and writes the file domains (for an S3
+        ``filesURL``: where the dashboard stages uploads)."""
         if self.filesMountPath:
             return Path(self.filesMountPath)
-        return Path(parse_files_url(self.files_url)[2])
+        scheme, _, path = parse_files_url(self.files_url)
+        if scheme in S3_SCHEMES:
+            return Path(self.stateDir) / "files"
+        return Path(path)
+
+    @property
+    def files_s3_secret_key(self) -> str:
+        """The secret key of an S3 ``filesURL`` (the file read at each call)."""
+        if self.filesS3SecretKeyFile:
+            return Path(self.filesS3SecretKeyFile).read_text().strip()
+        return self.filesS3SecretKey
 
     @property
     def ingress_domain(self) -> str:
@@ -719,16 +829,32 @@ def check_files(settings: KarvdashConfig) -> None:
             raise SettingsError("dockerRegistryCert", f"cannot read {path}: {e.strerror}") from None
         if not _is_pem_certificate(pem):
             raise SettingsError("dockerRegistryCert", "is not a PEM certificate")
+    if settings.filesS3SecretKeyFile:
+        try:
+            secret = settings.files_s3_secret_key
+        except (OSError, UnicodeDecodeError) as e:
+            raise SettingsError("filesS3SecretKeyFile", f"cannot read {settings.filesS3SecretKeyFile}: {e}") from None
+        if not secret:
+            raise SettingsError("filesS3SecretKeyFile", f"{settings.filesS3SecretKeyFile} is empty")
+
+
+# S3 file domains: minio:// over HTTP, minios:// over HTTPS (as Karvdash wrote them)
+S3_SCHEMES = ("minio", "minios")
+S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\Z")
+S3_PREFIX_PART = re.compile(r"^[A-Za-z0-9._-]{1,255}\Z")
 
 
 def parse_files_url(url: str) -> tuple[str, str, str]:
-    """Split ``filesURL`` into (scheme, NFS server or '', absolute path)."""
+    """Split ``filesURL`` into (scheme, NFS or S3 server or '', absolute
+    path); for S3 the path is ``/<bucket>[/<prefix>]``."""
     parts = urlsplit(url)
-    if parts.scheme not in ("file", "nfs"):
-        raise TraitError(f"{url!r} must start with file:// or nfs://")
+    if parts.scheme not in ("file", "nfs", *S3_SCHEMES):
+        raise TraitError(f"{url!r} must start with file://, nfs://, minio:// or minios://")
     if parts.query or parts.fragment:
         raise TraitError(f"{url!r} must not have a query or fragment")
     path = parts.path
+    if parts.scheme in S3_SCHEMES:
+        return parts.scheme, _s3_server(url, parts), _s3_path(url, path)
     if parts.scheme == "file":
         if parts.netloc:
             raise TraitError(f"{url!r}: a file:// URL has no host; write file:///absolute/path")
@@ -739,6 +865,28 @@ def parse_files_url(url: str) -> tuple[str, str, str]:
     if "\0" in path or ".." in PurePosixPath(path).parts:
         raise TraitError(f"{url!r} has a bad path")
     return parts.scheme, parts.hostname or "", os.path.normpath(path)
+
+
+def _s3_server(url: str, parts) -> str:
+    if parts.username or parts.password:
+        raise TraitError(f"{url!r}: credentials go in filesS3AccessKey and filesS3SecretKey, not in the URL")
+    if not parts.hostname:
+        raise TraitError(f"{url!r}: an S3 URL needs a server, {parts.scheme}://<host>:<port>/<bucket>")
+    try:
+        port = parts.port
+    except ValueError as e:
+        raise TraitError(f"{url!r} has a bad port: {e}") from None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{host}:{port}" if port else host
+
+
+def _s3_path(url: str, path: str) -> str:
+    names = path.strip("/").split("/") if path.strip("/") else []
+    if not names or not S3_BUCKET.match(names[0]):
+        raise TraitError(f"{url!r} needs a bucket name (3-63 lowercase letters, digits, '.' and '-') after the server")
+    if "//" in path.strip("/") or not all(S3_PREFIX_PART.match(n) and n not in (".", "..") for n in names[1:]):
+        raise TraitError(f"{url!r}: a prefix inside the bucket is names of letters, digits, '.', '_' and '-'")
+    return "/" + "/".join(names)
 
 
 # --- loading -----------------------------------------------------------------------
@@ -811,14 +959,19 @@ def read_values_file(path: str | os.PathLike) -> tuple[dict, dict]:
     return settings, hub_config
 
 
-def settings_config(environ=None, values_file=None) -> Config:
-    """Traitlets config from the values file and the environment."""
+def settings_config(environ=None, values_file=None) -> tuple[Config, tuple[str, ...]]:
+    """Traitlets config from the values file and the environment, and the
+    warnings about Karvdash's names in the values file."""
+    from .karvdashvalues import map_karvdash_values
+
     environ = os.environ if environ is None else environ
     values_file = values_file or environ.get(VALUES_ENV)
     config = Config()
+    warnings: tuple[str, ...] = ()
     traits = KarvdashConfig.class_own_traits(config=True)
     if values_file:
-        settings, hub_config = read_values_file(values_file)
+        mapped = map_karvdash_values(*read_values_file(values_file))
+        settings, hub_config, warnings = mapped.settings, mapped.hub_config, mapped.warnings
         for section, values in hub_config.items():
             config[section] = Config(values)
         for name, value in settings.items():
@@ -831,7 +984,7 @@ def settings_config(environ=None, values_file=None) -> Config:
         env = _env_name(name)
         if env in environ:
             config.KarvdashConfig[name] = _parse_env(trait, name, environ[env])
-    return config
+    return config, warnings
 
 
 def load_settings(config: Config | None = None, environ=None, values_file=None) -> KarvdashConfig:
@@ -840,10 +993,11 @@ def load_settings(config: Config | None = None, environ=None, values_file=None) 
     ``config`` (traitlets config, e.g. from ``jupyterhub_config.py``) wins over
     the environment, which wins over the values file.
     """
-    merged = settings_config(environ=environ, values_file=values_file)
+    merged, warnings = settings_config(environ=environ, values_file=values_file)
     if config is not None:
         merged.merge(config)
     settings = KarvdashConfig()
+    settings.value_warnings = warnings
     traits = settings.traits(config=True)
     # Assign one by one, so that a bad value is reported under its own name.
     for name, value in merged.get("KarvdashConfig", {}).items():

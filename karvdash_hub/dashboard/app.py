@@ -30,16 +30,30 @@ from tornado.log import enable_pretty_logging
 from karvdash_hub import __version__
 from karvdash_hub.core.settings import SettingsError, load_settings
 from karvdash_hub.files.domains import UPLOADS, FileDomains
-from karvdash_hub.files.operations import TRASH_PREFIX, delete_quietly, ensure_folders, trash_folder
+from karvdash_hub.files.storage import open_storage
 from karvdash_hub.files.uploads import UploadStore
 
-from . import apiindex, datasetpages, docs, filepages, homepages, imagepages, servicepages, templatepages, transferpages
+from . import (
+    apiindex,
+    datasetpages,
+    docs,
+    filepages,
+    homepages,
+    imagepages,
+    karvdash2api,
+    servicepages,
+    templatepages,
+    transferpages,
+)
 from .context import DashboardContext, HubEnvironment
 from .pages import PageRenderer
 from .stores import Stores
 from .supervisor import CONFIG_ERROR_STATUS
 
-FEATURES = (homepages, filepages, transferpages, servicepages, templatepages, datasetpages, imagepages, docs, apiindex)
+FEATURES = (
+    homepages, filepages, transferpages, servicepages, templatepages, datasetpages, imagepages, docs, apiindex,
+    karvdash2api,
+)
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 MAX_REQUEST_BODY = 256 * 1024 * 1024
 log = logging.getLogger("karvdash.dashboard")
@@ -47,7 +61,8 @@ log = logging.getLogger("karvdash.dashboard")
 
 def make_context(settings, hub: HubEnvironment) -> DashboardContext:
     domains = FileDomains.from_settings(settings)
-    ensure_folders(domains)
+    storage = open_storage(domains, settings)
+    storage.ensure_folders()
     hub_auth = HubOAuth(api_url=hub.api_url, api_token=hub.api_token, base_url=hub.service_prefix, cache_max_age=60)
     return DashboardContext(
         settings=settings,
@@ -55,8 +70,9 @@ def make_context(settings, hub: HubEnvironment) -> DashboardContext:
         hub_auth=hub_auth,
         domains=domains,
         pages=PageRenderer(settings, base_url=hub.base_url, hub_prefix=hub.hub_prefix),
-        uploads=UploadStore(domains.local_path(UPLOADS) / "staged", expiry=settings.uploadExpiry),
+        uploads=UploadStore(domains.local_path(UPLOADS) / "staged", expiry=settings.uploadExpiry, storage=storage),
         stores=Stores(settings, hub.api_url, hub.api_token),
+        storage=storage,
     )
 
 
@@ -105,11 +121,7 @@ def clean_up(context: DashboardContext) -> None:
     removed = context.uploads.expire()
     if removed:
         log.info("removed %d expired uploads", len(removed))
-    trash = trash_folder(context.domains)
-    now = time.time()
-    for entry in os.scandir(trash):
-        if entry.name.startswith(TRASH_PREFIX) and now - entry.stat(follow_symlinks=False).st_mtime > context.uploads.expiry:
-            delete_quietly(Path(entry.path))
+    context.storage.clean_up(time.time() - context.uploads.expiry)
 
 
 def listen_address(service_url: str, ip: str | None, port: int | None) -> tuple[str, int]:
@@ -136,6 +148,12 @@ def main(argv: list[str] | None = None) -> None:
         # a distinct status, so the supervisor does not start it again and again
         print(f"karvdash-dashboard: {error}", file=sys.stderr)
         raise SystemExit(CONFIG_ERROR_STATUS) from None
+    if settings.debug:
+        logging.getLogger().setLevel(logging.DEBUG)
+    if settings.dashboardURL:
+        # on its own (the chart); the hub that starts a dashboard has logged them
+        for warning in settings.value_warnings:
+            log.warning("%s", warning)
     hub = HubEnvironment.from_environ()
     context = make_context(settings, hub)
     ip, port = listen_address(hub.service_url, args.ip, args.port)

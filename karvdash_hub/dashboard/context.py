@@ -14,6 +14,7 @@ from jupyterhub.utils import url_path_join
 
 from karvdash_hub.core.settings import KarvdashConfig
 from karvdash_hub.files.domains import FileDomains
+from karvdash_hub.files.storage import FileStorage
 from karvdash_hub.files.uploads import UploadStore
 
 from .pages import PageRenderer
@@ -66,6 +67,8 @@ class DashboardContext:
     pages: PageRenderer
     uploads: UploadStore
     stores: Stores
+    # the file domains' operations, on folders or S3 (files/storage.py)
+    storage: FileStorage | None = None
     # the feature modules serving this dashboard (routes, OpenAPI parts)
     features: tuple[ModuleType, ...] = ()
 

@@ -60,13 +60,15 @@ def render_page(name: str, folder: Path = DOCS_DIR) -> str:
 def endpoint_rows(api: dict) -> list[dict]:
     rows = []
     for path, item in api["paths"].items():
+        # a path served at another base (Karvdash 2.x's API) is shown whole
+        shown = item["servers"][0]["url"] + path if item.get("servers") else path
         for method in METHODS:
             if method in item:
                 operation = item[method]
                 rows.append(
                     {
                         "method": method.upper(),
-                        "path": path,
+                        "path": shown,
                         "summary": operation.get("summary", ""),
                         "description": operation.get("description", ""),
                         "codes": ", ".join(sorted(operation.get("responses", {}))),

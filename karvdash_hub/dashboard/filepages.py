@@ -13,8 +13,11 @@ from jupyterhub.utils import url_path_join
 
 from karvdash_hub.core.errors import KarvdashError
 from karvdash_hub.core.scopes import scope
-from karvdash_hub.files import operations as fileops
-from karvdash_hub.files.operations import BROWSABLE_DOMAINS, DOMAIN_TITLES, DomainFolder, clean_relative_path, entry_json
+from karvdash_hub.files.operations import (
+    BROWSABLE_DOMAINS,
+    DOMAIN_TITLES,
+    clean_relative_path,
+)
 from karvdash_hub.images.registry import IMAGE_ARCHIVE_SUFFIX
 from karvdash_hub.services.templates import TEMPLATE_SUFFIX
 
@@ -29,32 +32,18 @@ DOMAIN = r"([^/]+)"
 PATH = r"(?:/(.*))?"
 
 
-class FileHandlerMixin:
-    """Resolving ``<domain>/<path>`` of the URL for the acting user."""
-
-    async def domain_folder(self, domain: str) -> DomainFolder:
-        user = await self.acting_user()
-        return await self.blocking(fileops.open_domain_folder, self.context.domains, domain, user)
-
-    async def located(self, domain: str, path: str | None, *, follow: bool, new: bool = False):
-        """(domain folder, clean relative path, location on disk); ``new``:
-        the path names something to create (see ``clean_relative_path``)."""
-        relative = clean_relative_path(path or "", new=new)
-        folder = await self.domain_folder(domain)
-        location = await self.blocking(folder.resolve if follow else folder.locate, relative)
-        return folder, relative, location
-
-
 def quote_path(relative: PurePosixPath) -> str:
     """A path for a URL: every name percent-encoded (names may hold # ? %)."""
     return "/".join(quote(part, safe="") for part in relative.parts)
 
 
-class FilesAPIHandler(FileHandlerMixin, APIHandler):
+class FilesAPIHandler(APIHandler):
+    """The acting user's files through ``context.storage`` (folders or S3)."""
+
     async def get(self, domain: str, path: str | None):
         self.require_scope("files", "read")
-        folder, relative, location = await self.located(domain, path, follow=True)
-        self.write_json(await self.blocking(fileops.describe, folder, relative, location))
+        user = await self.acting_user()
+        self.write_json(await self.blocking(self.context.storage.describe, user, domain, path or ""))
 
     async def post(self, domain: str, path: str | None):
         self.require_scope("files", "write")
@@ -64,14 +53,11 @@ class FilesAPIHandler(FileHandlerMixin, APIHandler):
             raise KarvdashError(
                 400, 'send {"type": "folder"} or {"type": "file"} (an empty file); contents are sent with /api/uploads'
             )
-        folder, relative, location = await self.located(domain, path, follow=False, new=True)
-        if not relative.parts:
-            raise KarvdashError(409, f"{folder.display('')} already exists")
-        make = fileops.make_folder if kind == "folder" else fileops.make_file
-        entry = await self.blocking(make, folder, location)
-        log.info("%s created %s %s", self.username, kind, folder.display(relative))
-        self.set_location("api/files", domain, str(relative))
-        self.write_json(entry_json(folder, location, entry), status=201)
+        user = await self.acting_user()
+        entry = await self.blocking(self.context.storage.create, user, domain, path or "", kind)
+        log.info("%s created %s %s/%s", self.username, kind, domain, entry["path"])
+        self.set_location("api/files", domain, entry["path"])
+        self.write_json(entry, status=201)
 
     async def patch(self, domain: str, path: str | None):
         self.require_scope("files", "write")
@@ -83,37 +69,35 @@ class FilesAPIHandler(FileHandlerMixin, APIHandler):
         overwrite = body.get("overwrite", False)
         if not isinstance(overwrite, bool):
             raise KarvdashError(400, '"overwrite" must be true or false')
-        folder, relative, location = await self.located(domain, path, follow=False)
-        target_folder, target_relative, target = await self.located(target_domain, target_path, follow=False, new=True)
-        trash = await self.blocking(fileops.trash_folder, self.context.domains)
+        if not isinstance(target_domain, str):
+            raise KarvdashError(400, '"domain" must be private or shared')
+        user = await self.acting_user()
         entry = await self.blocking(
-            fileops.move, folder, location, target_folder, target, overwrite=overwrite, trash=trash
+            self.context.storage.move, user, domain, path or "", target_domain, target_path, overwrite
         )
-        log.info(
-            "%s moved %s to %s", self.username, folder.display(relative), target_folder.display(target_relative)
-        )
-        self.write_json(entry_json(target_folder, target, entry))
+        log.info("%s moved %s/%s to %s/%s", self.username, domain, path or "", entry["domain"], entry["path"])
+        self.write_json(entry)
 
     async def delete(self, domain: str, path: str | None):
         self.require_scope("files", "write")
-        folder, relative, location = await self.located(domain, path, follow=False)
-        await self.blocking(fileops.delete, folder, location)
-        log.info("%s deleted %s", self.username, folder.display(relative))
+        user = await self.acting_user()
+        display = await self.blocking(self.context.storage.delete, user, domain, path or "")
+        log.info("%s deleted %s", self.username, display)
         self.set_status(204)
         self.finish()
 
 
-class FilesPageHandler(FileHandlerMixin, PageHandler):
+class FilesPageHandler(PageHandler):
     async def get(self, domain: str, path: str | None):
         self.require_scope("files", "read")
-        folder, relative, location = await self.located(domain, path, follow=True)
-        entry = await self.blocking(fileops.entry_for, folder, location, relative.name or domain)
-        await self.acting_user()
-        if entry.type == "file":
+        relative = clean_relative_path(path or "")
+        user = await self.acting_user()
+        kind = await self.blocking(self.context.storage.entry_type, user, domain, str(relative) if relative.parts else "")
+        if kind == "file":
             self.redirect(self.page_url(url_path_join("api/download", domain, quote_path(relative))))
             return
-        if entry.type != "folder":
-            raise KarvdashError(403, f"{folder.display(relative)} leads outside the domain")
+        if kind != "folder":
+            raise KarvdashError(403, f"{domain}/{relative} leads outside the domain")
         settings = self.context.settings
         self.render_page(
             "files.html",

@@ -296,11 +296,14 @@ class APIHandler(DashboardHandler):
 
     def write_error(self, status_code: int, **kwargs):
         self.set_header("Content-Type", "application/json; charset=UTF-8")
-        body = {"status": status_code, "message": self.error_message(status_code, kwargs.get("exc_info"))}
+        message = self.error_message(status_code, kwargs.get("exc_info"))
         extra = getattr(kwargs.get("exc_info", (None, None))[1], "extra", None)
-        if extra:
-            body.update(extra)
-        self.finish(json.dumps(body))
+        self.finish(json.dumps(self.error_body(status_code, message, extra or {})))
+
+    def error_body(self, status_code: int, message: str, extra: dict) -> dict:
+        """The error's JSON body; an API with another error shape (Karvdash
+        2.x's) says so here."""
+        return {"status": status_code, "message": message, **extra}
 
 
 class PageHandler(DashboardHandler):

@@ -13,8 +13,6 @@ from urllib.parse import quote
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
 from karvdash_hub.core.errors import KarvdashError
-from karvdash_hub.files.domains import PRIVATE
-from karvdash_hub.files.usage import folder_usage
 
 from .context import DashboardContext
 from .handlers import PageHandler
@@ -62,7 +60,6 @@ class HomeHandler(PageHandler):
         user = await self.acting_user()
         context = self.context
         stores = context.stores
-        folder = context.domains.local_path(PRIVATE, user)
 
         async def services():
             store = await stores.instances()
@@ -72,7 +69,7 @@ class HomeHandler(PageHandler):
             return await (await stores.datasets()).list(user)
 
         async def usage():
-            return (await self.blocking(folder_usage, folder)).to_json()
+            return (await self.blocking(context.storage.usage, user)).to_json()
 
         parts = [section(hub_servers(context, user)), section(services()), section(usage())]
         if context.settings.datasetsAvailable:

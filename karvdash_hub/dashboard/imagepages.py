@@ -15,7 +15,7 @@ import os
 
 from karvdash_hub.core.errors import KarvdashError
 from karvdash_hub.core.scopes import scope
-from karvdash_hub.files.operations import BROWSABLE_DOMAINS, clean_relative_path, open_domain_folder, open_for_reading
+from karvdash_hub.files.operations import BROWSABLE_DOMAINS
 from karvdash_hub.images.registry import choose_reference, inspect_archive, plan_push
 
 from .context import DashboardContext
@@ -28,14 +28,12 @@ REPOSITORY = r"([a-z0-9][a-z0-9._/-]{0,254})"
 TAG = r"([A-Za-z0-9_][A-Za-z0-9_.-]{0,127})"
 
 
-def open_archive(domains, domain: str, path: str, user: str) -> tuple[int, str]:
+def open_archive(storage, domain: str, path: str, user: str) -> tuple[int, str]:
     """The archive ``domain/path`` of ``user`` open for reading: (descriptor,
     display name). Blocking."""
     if domain not in BROWSABLE_DOMAINS:
         raise KarvdashError(400, f"domain must be one of {', '.join(BROWSABLE_DOMAINS)}")
-    folder = open_domain_folder(domains, domain, user)
-    relative = clean_relative_path(path)
-    return open_for_reading(folder, relative, "an image archive (.tar)"), folder.display(relative)
+    return storage.open_for_reading(user, domain, path, "an image archive (.tar)")
 
 
 # --- REST API ----------------------------------------------------------------------------
@@ -56,7 +54,7 @@ class ImagesAPIHandler(APIHandler):
         if not isinstance(domain, str) or not isinstance(path, str) or not path:
             raise KarvdashError(400, 'send {"domain": "private", "path": "<archive.tar>", "name": ..., "tag": ...}')
         user = await self.acting_user()
-        descriptor, display = await self.blocking(open_archive, self.context.domains, domain, path, user)
+        descriptor, display = await self.blocking(open_archive, self.context.storage, domain, path, user)
         archive = f"/proc/self/fd/{descriptor}"
         try:
             info, name, tag = await self.blocking(plan_push, archive, display, path, body.get("name"), body.get("tag"))
@@ -124,11 +122,11 @@ class ImagePageHandler(PageHandler):
         )
 
 
-def suggested_reference(domains, domain: str, path: str, user: str) -> tuple[str, str]:
+def suggested_reference(storage, domain: str, path: str, user: str) -> tuple[str, str]:
     """The name and tag the add-image form proposes for an archive (its own
     when it can be read, else from the file name). Blocking."""
     try:
-        descriptor, _ = open_archive(domains, domain, path, user)
+        descriptor, _ = open_archive(storage, domain, path, user)
     except KarvdashError:
         return choose_reference(None, path)
     try:
@@ -149,7 +147,7 @@ class AddImagePageHandler(PageHandler):
         domain, _, path = self.get_query_argument("file", "").lstrip("/").partition("/")
         name = tag = ""
         if domain in BROWSABLE_DOMAINS and path:
-            name, tag = await self.blocking(suggested_reference, self.context.domains, domain, path, user)
+            name, tag = await self.blocking(suggested_reference, self.context.storage, domain, path, user)
         self.render_page(
             "image-add.html",
             karvdash_active="images",

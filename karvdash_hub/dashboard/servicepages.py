@@ -20,6 +20,7 @@ from karvdash_hub.core.errors import KarvdashError
 from karvdash_hub.core.scopes import scope
 from karvdash_hub.services import ingressauth
 from karvdash_hub.services import templates as st
+from karvdash_hub.services.store import Instance
 
 from .context import DashboardContext
 from .handlers import NAME, APIHandler, PageHandler
@@ -52,6 +53,39 @@ def render_context(settings, prefix: str) -> st.RenderContext:
 # --- REST API ----------------------------------------------------------------------------
 
 
+async def start_service(
+    context: DashboardContext, user: str, body: dict
+) -> tuple[st.ServiceTemplate, Instance, dict[str, str]]:
+    """Start a service for ``user`` from an API body ``{"id": <template>,
+    <variable>: <value>...}`` (variables named in any case, the rest take
+    their defaults): its template, the new instance and the secrets
+    generated for it."""
+    variables = dict(body)
+    template_id = variables.pop("id", None)
+    if not isinstance(template_id, str) or not template_id:
+        raise KarvdashError(400, 'send {"id": "<template id>", "NAME": ..., <variables>}')
+    template = await context.stores.template(user, template_id)
+    try:
+        given = st.match_variables(template, variables)
+    except st.ValuesError as error:
+        raise KarvdashError(400, str(error)) from None
+    store = await context.stores.instances()
+    settings = context.settings
+    values = {**template.form_defaults(), **given}
+    instance = await store.create(
+        template,
+        values,
+        owner=user,
+        namespace=settings.user_namespace(user),
+        context=render_context(settings, context.prefix),
+        domain=settings.ingress_domain,
+        url_prefixes=settings.serviceURLPrefixes,
+    )
+    log.info("%s started service %s from template %s", user, instance.name, template.id)
+    generated = {v.name: values[v.name] for v in template.form_variables if v.secret and v.name not in given}
+    return template, instance, generated
+
+
 class ServicesAPIHandler(APIHandler):
     async def get(self):
         self.require_scope("services", "read")
@@ -63,27 +97,9 @@ class ServicesAPIHandler(APIHandler):
     async def post(self):
         self.require_scope("services", "write")
         user = await self.acting_user()
-        body = self.json_body()
-        template_id = body.pop("id", None)
-        if not isinstance(template_id, str) or not template_id:
-            raise KarvdashError(400, 'send {"id": "<template id>", "NAME": ..., <variables>}')
-        template = await self.context.stores.template(user, template_id)
-        store = await self.context.stores.instances()
-        settings = self.context.settings
-        values = {**template.form_defaults(), **body}
-        instance = await store.create(
-            template,
-            values,
-            owner=user,
-            namespace=settings.user_namespace(user),
-            context=render_context(settings, self.context.prefix),
-            domain=settings.ingress_domain,
-            url_prefixes=settings.serviceURLPrefixes,
-        )
-        log.info("%s started service %s from template %s", user, instance.name, template.id)
+        _, instance, generated = await start_service(self.context, user, self.json_body())
         self.set_location("api/services", instance.name)
         # credentials generated here are shown this once (they are kept only in a Secret)
-        generated = {v.name: values[v.name] for v in template.form_variables if v.secret and v.name not in body}
         self.write_json({**instance.to_json(), **({"credentials": generated} if generated else {})}, status=201)
 
 

@@ -19,6 +19,28 @@ from .servicepages import render_context
 log = logging.getLogger("karvdash.dashboard.templates")
 
 
+async def add_template(context: DashboardContext, user: str, text: str) -> st.ServiceTemplate:
+    """Add the template ``text`` as one of ``user``'s own (a taken id gets a suffix)."""
+    taken = await context.stores.templates(user)
+    store = await context.stores.user_templates()
+    template = await store.add(user, context.settings.user_namespace(user), text, taken,
+                               policy=render_context(context.settings, context.prefix))
+    log.info("%s added template %s", user, template.id)
+    for note in template.notes:
+        log.warning("template %s of %s: %s", template.id, user, note)
+    return template
+
+
+async def delete_template(context: DashboardContext, user: str, template_id: str) -> None:
+    """Delete one of ``user``'s own templates; the deployment's are refused (403)."""
+    template = await context.stores.template(user, template_id)
+    if not template.deletable:
+        raise KarvdashError(403, f"{template.name} comes with the deployment and cannot be deleted")
+    store = await context.stores.user_templates()
+    await store.delete(user, context.settings.user_namespace(user), template_id)
+    log.info("%s deleted template %s", user, template_id)
+
+
 class TemplatesAPIHandler(APIHandler):
     async def get(self):
         self.require_scope("templates", "read")
@@ -35,15 +57,11 @@ class TemplatesAPIHandler(APIHandler):
             text = body["data"]
         elif isinstance(body.get("path"), str):
             text = await self.blocking(
-                catalogue.read_template_file, self.context.domains, body.get("domain", "private"), body["path"], user
+                catalogue.read_template_file, self.context.storage, body.get("domain", "private"), body["path"], user
             )
         else:
             raise KarvdashError(400, 'send {"data": "<template YAML>"} or {"domain": ..., "path": ...}')
-        taken = await self.context.stores.templates(user)
-        store = await self.context.stores.user_templates()
-        template = await store.add(user, self.context.settings.user_namespace(user), text, taken,
-                                   policy=render_context(self.context.settings, self.context.prefix))
-        log.info("%s added template %s", user, template.id)
+        template = await add_template(self.context, user, text)
         self.set_location("api/templates", template.id)
         self.write_json(template.summary(), status=201)
 
@@ -61,13 +79,7 @@ class TemplateAPIHandler(APIHandler):
 
     async def delete(self, template_id: str):
         self.require_scope("templates", "write")
-        user = await self.acting_user()
-        template = await self.context.stores.template(user, template_id)
-        if not template.deletable:
-            raise KarvdashError(403, f"{template.name} comes with the deployment and cannot be deleted")
-        store = await self.context.stores.user_templates()
-        await store.delete(user, self.context.settings.user_namespace(user), template_id)
-        log.info("%s deleted template %s", user, template_id)
+        await delete_template(self.context, await self.acting_user(), template_id)
         self.set_status(204)
         self.finish()
 

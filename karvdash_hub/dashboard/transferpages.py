@@ -10,29 +10,33 @@ from __future__ import annotations
 
 import asyncio
 import mimetypes
-import os
-from email.utils import formatdate
 
 from tornado.iostream import StreamClosedError
 
 from karvdash_hub.core.errors import KarvdashError
-from karvdash_hub.files import operations as fileops
 from karvdash_hub.files.downloads import (
     CHUNK,
     INLINE_POLICY,
-    build_zip,
     content_disposition,
     next_batch,
     parse_range,
     shows_inline,
-    zip_members,
     zip_name,
 )
-from karvdash_hub.files.operations import DomainFolder, clean_relative_path
+from karvdash_hub.files.storage import ChunkWriter, Found
 from karvdash_hub.files.uploads import Upload
 
 from .context import DashboardContext
-from .filepages import AS, DOMAIN, DOMAIN_PARAMETER, ENTRY, PATH, PATH_PARAMETER, READ, WRITE
+from .filepages import (
+    AS,
+    DOMAIN,
+    DOMAIN_PARAMETER,
+    ENTRY,
+    PATH,
+    PATH_PARAMETER,
+    READ,
+    WRITE,
+)
 from .handlers import APIHandler
 from .openapi import error_responses, json_body, json_response, scopes_note
 
@@ -48,24 +52,19 @@ class DownloadHandler(APIHandler):
 
     async def get(self, domain: str, path: str | None, send_body: bool = True):
         self.require_scope("files", "read")
-        relative = clean_relative_path(path or "")
         user = await self.acting_user()
-        folder = await self.blocking(fileops.open_domain_folder, self.context.domains, domain, user)
-        real = await self.blocking(folder.resolve, relative)
-        if not os.path.exists(real):
-            raise fileops.NotFound(f"{folder.display(relative)} does not exist")
-        name = relative.name or (user if domain == "private" else domain)
-        if os.path.isdir(real):
-            await self.send_folder(folder, real, name, send_body)
+        found = await self.blocking(self.context.storage.find, user, domain, path or "")
+        if found.reader is None:
+            archive = await self.blocking(self.context.storage.zip_paths, user, domain, [found.name], path or "")
+            await self.send_zip(archive, found.name, send_body)
         else:
-            await self.send_file(real, name, send_body, inline=self.get_query_argument("inline", "") == "1")
+            await self.send_file(found, send_body, inline=self.get_query_argument("inline", "") == "1")
 
-    async def send_file(self, real, name: str, send_body: bool, inline: bool = False) -> None:
-        fd = await self.blocking(os.open, real, os.O_RDONLY | os.O_NOFOLLOW)
+    async def send_file(self, found: Found, send_body: bool, inline: bool = False) -> None:
+        reader, name = found.reader, found.name
         try:
-            info = os.fstat(fd)
-            size = info.st_size
-            etag = f'"{info.st_mtime_ns:x}-{size:x}"'
+            size = reader.size
+            etag = reader.etag
             start, end = 0, size
             range_header = self.request.headers.get("Range")
             if_range = self.request.headers.get("If-Range")
@@ -89,22 +88,22 @@ class DownloadHandler(APIHandler):
                 self.set_header("Content-Security-Policy", INLINE_POLICY)
             self.set_header("Accept-Ranges", "bytes")
             self.set_header("ETag", etag)
-            self.set_header("Last-Modified", formatdate(info.st_mtime, usegmt=True))
+            self.set_header("Last-Modified", found.last_modified)
             self.set_header("Content-Length", str(end - start))
             self.set_header("Cache-Control", "private, no-cache")
-            if send_body and not await self.stream_range(fd, start, end):
+            if send_body and not await self.stream_range(reader, start, end):
                 return  # the client went away
         finally:
-            os.close(fd)
+            await self.blocking(reader.close)
         self.finish()
 
-    async def stream_range(self, fd: int, start: int, end: int) -> bool:
-        """Send bytes [start, end) of ``fd``, reading the next piece from disk
+    async def stream_range(self, reader, start: int, end: int) -> bool:
+        """Send bytes [start, end) of ``reader``, reading the next piece
         while the previous one goes out; False if the client went away."""
         loop = asyncio.get_running_loop()
 
         def read(position):
-            return loop.run_in_executor(None, os.pread, fd, min(CHUNK, end - position), position)
+            return loop.run_in_executor(None, reader.read, position, min(CHUNK, end - position))
 
         position = start
         reading = read(position) if position < end else None
@@ -122,10 +121,6 @@ class DownloadHandler(APIHandler):
                     await reading  # never close the file under a running read
                 return False
         return True
-
-    async def send_folder(self, folder: DomainFolder, real, name: str, send_body: bool) -> None:
-        archive = await self.blocking(build_zip, folder, [(real, name)])
-        await self.send_zip(archive, name, send_body)
 
     async def send_zip(self, archive, name: str, send_body: bool) -> None:
         """Stream a zip made by ``build_zip`` as ``<name>.zip``, a batch at a
@@ -167,9 +162,7 @@ class ZipDownloadHandler(DownloadHandler):
     async def send_paths(self, domain: str, paths, send_body: bool) -> None:
         self.require_scope("files", "read")
         user = await self.acting_user()
-        folder = await self.blocking(fileops.open_domain_folder, self.context.domains, domain, user)
-        members = await self.blocking(zip_members, folder, paths)
-        archive = await self.blocking(build_zip, folder, members)
+        archive = await self.blocking(self.context.storage.zip_paths, user, domain, paths)
         await self.send_zip(archive, zip_name(paths, user if domain == "private" else domain), send_body)
 
 
@@ -197,7 +190,6 @@ class UploadListHandler(APIHandler):
         user = await self.acting_user()
         upload = await self.blocking(
             self.context.uploads.start,
-            self.context.domains,
             owner=user,
             domain=domain,
             domain_user=user,
@@ -220,7 +212,7 @@ class UploadHandler(APIHandler):
     """
 
     upload: Upload | None = None
-    fd: int | None = None
+    writer: ChunkWriter | None = None
     busy = False  # a write is running in the thread pool
     closed = False
 
@@ -252,7 +244,7 @@ class UploadHandler(APIHandler):
         self.position = offset
         self.pending = bytearray()
         self.request.connection.set_max_body_size(min(remaining, MAX_CHUNK))
-        self.fd = await self.blocking(os.open, upload.data_path, os.O_WRONLY | os.O_NOFOLLOW)
+        self.writer = await self.blocking(store.writer, upload)
 
     async def data_received(self, chunk: bytes):
         if self.refusal is not None or self.upload is None:
@@ -269,7 +261,7 @@ class UploadHandler(APIHandler):
         self.busy = True
         try:
             while data:
-                written = await self.blocking(os.pwrite, self.fd, data, self.position)
+                written = await self.blocking(self.writer.write, data, self.position)
                 self.position += written
                 data = data[written:]
         finally:
@@ -278,9 +270,9 @@ class UploadHandler(APIHandler):
                 self.release()
 
     def release(self):
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
         if self.upload is not None:
             self.context.uploads.writing.discard(self.upload.id)
 
@@ -306,7 +298,11 @@ class UploadHandler(APIHandler):
         body = self.json_body()
         if not isinstance(body.get("overwrite"), bool):
             raise KarvdashError(400, 'send {"overwrite": true} or {"overwrite": false}')
-        upload = await self.blocking(self.context.uploads.get, upload_id, await self.acting_user())
+        store = self.context.uploads
+        upload = await self.blocking(store.get, upload_id, await self.acting_user())
+        if upload.id in store.writing:
+            # its record changes while parts are sent: it would be saved over
+            raise KarvdashError(409, "a request is sending this upload right now; try again when it is done")
         upload.overwrite = body["overwrite"]
         await self.blocking(self.context.uploads.save, upload)
         self.write_json(await self.blocking(upload.to_json))
@@ -327,10 +323,10 @@ class UploadHandler(APIHandler):
         if self.position < upload.size:
             self.write_json({**upload.to_json(self.position), "complete": False})
             return
-        await self.blocking(os.fsync, self.fd)
-        os.close(self.fd)
-        self.fd = None
-        entry = await self.blocking(self.context.uploads.finish, self.context.domains, upload)
+        await self.blocking(self.writer.sync)
+        self.writer.close()
+        self.writer = None
+        entry = await self.blocking(self.context.uploads.finish, upload)
         self.write_json({**upload.to_json(upload.size), "complete": True, "entry": entry}, status=201)
 
 

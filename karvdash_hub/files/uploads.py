@@ -8,34 +8,30 @@ into place in one rename, so nobody ever sees a partial file. Uploads left
 unfinished for ``uploadExpiry`` seconds are removed.
 
 Layout: ``uploads/<id>.part`` (the bytes) and ``uploads/<id>.json`` (who,
-where, how big), both readable by the dashboard's account only.
+where, how big), both readable by the dashboard's account only. Where the
+bytes end up is the storage's business (``storage.py``): a rename into a
+folder, or, for an S3 domain, the parts of a multipart upload sent while
+the bytes arrive (the ``.part`` file then holds only what follows the parts
+already sent, ``<id>.<sent>.part``).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import secrets
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from karvdash_hub.core.errors import KarvdashError
 
-from .domains import FileDomains
-from .operations import (
-    BadPath,
-    NotFound,
-    check_target,
-    clean_relative_path,
-    entry_for,
-    entry_json,
-    open_domain_folder,
-    place_file,
-)
+from .operations import NotFound
 
+log = logging.getLogger("karvdash.files.uploads")
 UPLOAD_ID = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
 
 
@@ -50,10 +46,15 @@ class Upload:
     overwrite: bool
     created: float
     folder: Path
+    # bytes already handed on by the storage (S3: the parts sent), and its bookkeeping
+    shipped: int = 0
+    parts: list = field(default_factory=list)
+    multipart: str = ""
 
     @property
     def data_path(self) -> Path:
-        return self.folder / f"{self.id}.part"
+        """The staged bytes that follow the ``shipped`` ones."""
+        return self.folder / (f"{self.id}.{self.shipped}.part" if self.shipped else f"{self.id}.part")
 
     @property
     def meta_path(self) -> Path:
@@ -61,7 +62,7 @@ class Upload:
 
     def offset(self) -> int:
         try:
-            return os.stat(self.data_path).st_size
+            return self.shipped + os.stat(self.data_path).st_size
         except FileNotFoundError:
             raise NotFound(f"upload {self.id} does not exist (finished, cancelled or expired)") from None
 
@@ -78,9 +79,11 @@ class Upload:
 
 
 class UploadStore:
-    def __init__(self, folder: Path, expiry: float):
+    def __init__(self, folder: Path, expiry: float, storage=None):
         self.folder = folder
         self.expiry = expiry
+        # where finished uploads go (storage.FileStorage)
+        self.storage = storage
         # ids with a request writing right now: one writer per upload
         self.writing: set[str] = set()
 
@@ -105,32 +108,29 @@ class UploadStore:
         self.save(upload)
         return upload
 
-    def start(self, domains: FileDomains, *, owner: str, domain: str, domain_user: str, path: str, size: int,
+    def start(self, *, owner: str, domain: str, domain_user: str, path: str, size: int,
               overwrite: bool) -> Upload:
         """A new upload of ``size`` bytes to ``path`` of ``domain_user``'s
         ``domain``, once the target is known to be free (or ``overwrite``)
         and the bytes fit on the disk."""
-        relative = clean_relative_path(path, new=True)
-        if not relative.parts:
-            raise BadPath("an upload needs a file name")
-        folder = open_domain_folder(domains, domain, domain_user)
-        check_target(folder, folder.locate(relative), overwrite)
-        free = shutil.disk_usage(self.folder.parent).free
-        if size > free:
-            raise KarvdashError(507, f"not enough space: {size} bytes to send, {free} free")
-        return self.create(owner=owner, domain=folder.domain, domain_user=domain_user, path=str(relative), size=size,
+        relative = self.storage.upload_target(domain_user, domain, path, overwrite)
+        self.ensure_folder()
+        free = shutil.disk_usage(self.folder).free
+        needed = self.storage.staging_need(size)
+        if needed > free:
+            raise KarvdashError(507, f"not enough space: {needed} bytes to stage, {free} free")
+        return self.create(owner=owner, domain=domain, domain_user=domain_user, path=relative, size=size,
                            overwrite=overwrite)
 
-    def finish(self, domains: FileDomains, upload: Upload) -> dict:
-        """Move the complete staged file to its place; the new entry as the API shows it."""
-        folder = open_domain_folder(domains, upload.domain, upload.domain_user)
-        relative = clean_relative_path(upload.path)
-        target = folder.locate(relative)
-        check_target(folder, target, upload.overwrite)
-        os.chmod(upload.data_path, 0o644)
-        place_file(upload.data_path, target, overwrite=upload.overwrite, display=folder.display(relative))
-        self.remove(upload)
-        return entry_json(folder, target, entry_for(folder, target))
+    def writer(self, upload: Upload):
+        """Where the next chunk of ``upload`` goes (``storage.ChunkWriter``)."""
+        return self.storage.upload_writer(upload, self)
+
+    def finish(self, upload: Upload) -> dict:
+        """Put the complete upload in its place; the new entry as the API shows it."""
+        entry = self.storage.place_upload(upload)
+        self.remove(upload, discard=False)
+        return entry
 
     def save(self, upload: Upload) -> None:
         meta = {key: value for key, value in asdict(upload).items() if key != "folder"}
@@ -164,7 +164,10 @@ class UploadStore:
                 continue
         return uploads
 
-    def remove(self, upload: Upload) -> None:
+    def remove(self, upload: Upload, discard: bool = True) -> None:
+        """Forget ``upload``; ``discard``: also what the storage holds of it."""
+        if discard and self.storage is not None:
+            self.storage.discard_upload(asdict(upload))
         for path in (upload.data_path, upload.meta_path):
             try:
                 os.unlink(path)
@@ -179,19 +182,20 @@ class UploadStore:
             return removed
         for entry in os.scandir(self.folder):
             upload_id, _, suffix = entry.name.partition(".")
-            if suffix not in ("part", "json", "json.new") or not UPLOAD_ID.match(upload_id):
+            if not (suffix in ("json", "json.new") or suffix.endswith("part")) or not UPLOAD_ID.match(upload_id):
                 continue
             if upload_id in self.writing:
                 continue
             try:
                 last = max(
-                    os.stat(self.folder / f"{upload_id}.{kind}").st_mtime
-                    for kind in ("part", "json")
-                    if (self.folder / f"{upload_id}.{kind}").exists()
+                    os.stat(path).st_mtime for path in self.folder.glob(f"{upload_id}.*")
+                    if path.name.endswith((".part", ".json"))
                 )
             except (ValueError, FileNotFoundError):
                 last = 0
             if now - last > self.expiry:
+                if upload_id not in removed:
+                    self._discard(upload_id)
                 try:
                     os.unlink(entry.path)
                 except FileNotFoundError:
@@ -199,3 +203,16 @@ class UploadStore:
                 if upload_id not in removed:
                     removed.append(upload_id)
         return removed
+
+    def _discard(self, upload_id: str) -> None:
+        """What the storage holds of an expired upload (an S3 multipart upload)."""
+        try:
+            with open(self.folder / f"{upload_id}.json") as f:
+                meta = json.load(f)
+        except (OSError, ValueError):
+            return
+        if self.storage is not None:
+            try:
+                self.storage.discard_upload(meta)
+            except Exception as error:  # noqa: BLE001 - expiry goes on; the bucket's lifecycle rules can end it
+                log.warning("upload %s: could not discard what the storage holds of it: %s", upload_id, error)

@@ -14,7 +14,6 @@ import re
 import secrets
 import unicodedata
 from pathlib import Path
-from urllib.parse import quote, urlencode
 
 import bcrypt
 from jupyterhub import orm
@@ -22,20 +21,24 @@ from jupyterhub.handlers.login import LoginHandler
 from jupyterhub.scopes import needs_scope
 from jupyterhub.utils import new_token
 from nativeauthenticator import NativeAuthenticator
-from nativeauthenticator.handlers import LocalBase, SignUpHandler
+from nativeauthenticator.handlers import SignUpHandler
 from nativeauthenticator.orm import UserInfo
 from oauthenticator.generic import GenericOAuthenticator
 from oauthenticator.oauth2 import OAuthCallbackHandler
 from tornado import web
 from traitlets import Instance, default
 
+from karvdash_hub.accounts import store as accounts
+from karvdash_hub.accounts.imports import email_problem
 from karvdash_hub.core.settings import USERNAME_PATTERN, KarvdashConfig
+from karvdash_hub.migration import passwords
 from karvdash_hub.services.ingressauth import DEACTIVATED_GROUP
 
 from . import deployment
+from .accountpages import SignUpsPage, account_handlers
+from .theme import theme_handlers
 from .tokens import token_handlers
 
-EMAIL = re.compile(r"^[A-Za-z0-9.+_-]+@[A-Za-z0-9._-]+\.[A-Za-z]{2,}$")
 ADMIN_PASSWORD_FILE = "admin-password"
 
 
@@ -71,7 +74,7 @@ class KarvdashLoginHandler(LoginHandler):
         if login_error == "Invalid username or password" and self.request.method == "POST":
             info = self.authenticator.get_user(username or "")
             password = self.get_body_argument("password", "", strip=False)
-            if info is not None and not info.is_authorized and info.is_valid_password(password):
+            if info is not None and not info.is_authorized and passwords.matches(info, password):
                 login_error = "Your account waits for an administrator's approval."
             else:
                 login_error = "Wrong username or password."
@@ -114,30 +117,13 @@ SIGNUP_ACTIONS = {
     "approved": "{user} is approved and can log in.",
     "revoked": "{user}'s approval is revoked: their servers are stopped and their tokens and logins no longer work.",
     "discarded": "The sign-up of {user} is discarded.",
+    "email": "{user}'s email address is changed.",
+    "password": "{user}'s password is set, and every browser logged in as {user} is logged out.",
 }
 
 
-class SignUpsBase(LocalBase):
-    """The Sign-ups page: the accounts, and one message about the last action."""
-
-    async def render_signups(self, status: int = 200, alert: str = "", message: str = "") -> None:
-        self.set_status(status)
-        html = await self.render_template(
-            "authorization-area.html",
-            ask_email=self.authenticator.ask_email_on_signup,
-            users=self.db.query(UserInfo).order_by(UserInfo.username).all(),
-            alert=alert,
-            result_message=message,
-        )
-        self.finish(html)
-
-    async def refuse(self, status: int, message: str) -> None:
-        """A refusal is the page with the reason, not a bare error page."""
-        await self.render_signups(status, "alert-danger", message)
-
-    def done(self, action: str, username: str) -> None:
-        query = urlencode({"done": action, "user": username})
-        self.redirect(f"{self.hub.base_url}authorize?{query}#{quote(username)}")
+# the Sign-ups page, one page of accounts at a time (accountpages.py)
+SignUpsBase = SignUpsPage
 
 
 class SignUpsHandler(SignUpsBase):
@@ -241,6 +227,8 @@ class KarvdashAuthenticator(NativeAuthenticator):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        # a sign-up's email check and a login's account are one look-up in these
+        accounts.ensure_indexes(self.db)
         self.ensure_admin_account()
 
     def ensure_admin_account(self) -> None:
@@ -255,6 +243,18 @@ class KarvdashAuthenticator(NativeAuthenticator):
         self.db.commit()
         where = f" (stored in {path})" if path else ""
         self.log.info("Created the administrator account %r%s", name, where)
+
+    async def authenticate(self, handler, data):
+        # An account brought over from Karvdash keeps its Django hash until
+        # its first successful login, when it gets the bcrypt hash instead
+        # (NativeAuthenticator's check cannot read a Django hash).
+        info = self.get_user(data.get("username", ""))
+        if info is not None and passwords.is_django_hash(info.password):
+            if not info.is_authorized or not passwords.upgrade(self.db, info, data.get("password", "")):
+                self.add_login_attempt(info.username)
+                return None
+            self.log.info("Password of %s, migrated from Karvdash, re-hashed", info.username)
+        return await super().authenticate(handler, data)
 
     def signup_problem(self, username: str, email: str, password: str, confirmation: str) -> str:
         """What is wrong with a sign-up, in words for the person ('' if nothing).
@@ -273,7 +273,7 @@ class KarvdashAuthenticator(NativeAuthenticator):
             return "A username has 1 to 32 characters, lowercase letters and digits only."
         if self.user_exists(normalized):
             return f"The username {normalized!r} is taken; choose another."
-        if not EMAIL.match(email or ""):
+        if email_problem(email or ""):
             return "Enter a valid email address."
         if self.email_taken(email):
             return "An account with this email address exists already."
@@ -286,8 +286,10 @@ class KarvdashAuthenticator(NativeAuthenticator):
         return ""
 
     def email_taken(self, email: str) -> bool:
-        wanted = email.strip().lower()
-        return any((info.email or "").lower() == wanted for info in UserInfo.all_users(self.db))
+        return accounts.email_taken(self.db, email)
+
+    def get_authed_users(self):
+        return accounts.ApprovedNames(self.db, set(self.allowed_users) | set(self.admin_users))
 
     def create_user(self, username, password, **kwargs):
         email = kwargs.get("email") or ""
@@ -303,7 +305,9 @@ class KarvdashAuthenticator(NativeAuthenticator):
             r"/authorize/([^/]*)": ToggleAuthorizationHandler,
             r"/discard/([^/]*)": DiscardHandler,
         }
-        return [*token_handlers(), *((path, replaced.get(path, handler)) for path, handler in super().get_handlers(app))]
+        native = [(path, replaced.get(path, handler)) for path, handler in super().get_handlers(app)]
+        # ours first: the admin password page replaces NativeAuthenticator's
+        return [*token_handlers(), *theme_handlers(), *account_handlers(), *native]
 
 
 class LoginRefused(web.HTTPError):
@@ -356,7 +360,7 @@ class KarvdashOAuthenticator(GenericOAuthenticator):
     callback_handler = KarvdashOAuthCallbackHandler
 
     def get_handlers(self, app):
-        return [*token_handlers(), *super().get_handlers(app)]
+        return [*token_handlers(), *theme_handlers(), *super().get_handlers(app)]
 
     @default("username_pattern")
     def _default_username_pattern(self):

@@ -7,6 +7,8 @@ everything here only sets values that the deployment did not set itself, so
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import shutil
 import sys
@@ -18,13 +20,16 @@ from traitlets.config import Config
 from karvdash_hub.core.paths import PROJECT_ROOT
 from karvdash_hub.core.scopes import SERVICE_PREFIX
 from karvdash_hub.core.settings import KarvdashConfig
-from karvdash_hub.files.domains import FileDomains
-from karvdash_hub.files.operations import ensure_folders
+from karvdash_hub.files.domains import S3_NOT_MOUNTED, FileDomains
+from karvdash_hub.files.storage import open_storage
 from karvdash_hub.theme import HUB_TEMPLATES_DIR
 from karvdash_hub.theme.variables import template_vars
 
 from . import deployment
 from .service import configure_service, free_loopback_port
+
+# JupyterHub's own logger (the application's, which it configures)
+log = logging.getLogger("JupyterHub")
 
 
 def _setdefault(section: Config, name: str, value) -> None:
@@ -53,9 +58,17 @@ def proxy_command() -> list[str]:
     return [found] if found else ["configurable-http-proxy"]
 
 
+def hub_db_url(settings: KarvdashConfig) -> str:
+    """The hub's database: the values file's ``JupyterHub.db_url``, else a
+    SQLite file in the state folder."""
+    chosen = settings.config.get("JupyterHub", {}).get("db_url")
+    return chosen or f"sqlite:///{Path(settings.stateDir) / 'jupyterhub.sqlite'}"
+
+
 def configure(c: Config) -> KarvdashConfig:
     """Apply the karvdash-hub settings to the JupyterHub config ``c``."""
     settings = deployment.activate(deployment.load(config=c)).settings
+    log_value_warnings(settings)
     # traitlets sections of the values file (the chart's hub.config, as in
     # z2jh), under what jupyterhub_config.py itself set (it wins in the merge)
     for section, values in settings.config.items():
@@ -63,12 +76,17 @@ def configure(c: Config) -> KarvdashConfig:
             c[section] = values
     state = Path(settings.stateDir)
     state.mkdir(mode=0o700, parents=True, exist_ok=True)
-    ensure_folders(FileDomains.from_settings(settings))
+    open_storage(FileDomains.from_settings(settings), settings).ensure_folders()
 
     hub = c.JupyterHub
-    _setdefault(hub, "db_url", f"sqlite:///{state / 'jupyterhub.sqlite'}")
+    _setdefault(hub, "db_url", hub_db_url(settings))
     _setdefault(hub, "cookie_secret_file", str(state / "jupyterhub_cookie_secret"))
     _setdefault(hub, "allow_named_servers", True)
+    if settings.debug:
+        _setdefault(hub, "log_level", "DEBUG")
+    if hub.get("extra_log_file"):
+        # a log folder on a host path (Karvdash's logsHostPath) may not exist yet
+        Path(hub.extra_log_file).parent.mkdir(parents=True, exist_ok=True)
     # after login: the dashboard's Home page, unless the login asked for a
     # page of its own (?next=, e.g. a server's URL), which the hub honours first
     _setdefault(hub, "default_url", url_path_join(hub.get("base_url", "/"), SERVICE_PREFIX.lstrip("/")))
@@ -108,6 +126,24 @@ def configure(c: Config) -> KarvdashConfig:
 
     configure_service(c, settings)
     return settings
+
+
+def log_value_warnings(settings: KarvdashConfig) -> None:
+    """Log what the values file said under Karvdash's names, and that pods
+    mount no S3 file domains, once: JupyterHub loads this configuration once
+    per start. While it does, its log has no extra_log_file yet; the
+    warnings wait for the next turn of its loop, by when it has."""
+
+    def warn():
+        for warning in settings.value_warnings:
+            log.warning("%s", warning)
+        if not FileDomains.from_settings(settings).mounted_in_pods:
+            log.warning("%s", S3_NOT_MOUNTED)
+
+    try:
+        asyncio.get_running_loop().call_soon(warn)
+    except RuntimeError:  # no loop: not inside JupyterHub's start
+        warn()
 
 
 def main_config_error(error: Exception) -> None:

@@ -8,13 +8,14 @@ instance and these objects are shared, read-only state.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from traitlets.config import Config
 
 from karvdash_hub.core.paths import SHIPPED_PROFILES_DIR
 from karvdash_hub.core.settings import KarvdashConfig, load_settings
+from karvdash_hub.theme.images import ThemeImage, load_theme_images
 
 from .profiles import Profile, ProfileError, load_profiles, unknown_overrides
 
@@ -23,6 +24,8 @@ from .profiles import Profile, ProfileError, load_profiles, unknown_overrides
 class Deployment:
     settings: KarvdashConfig
     profiles: list[Profile]
+    # the logo and favicon files the hub serves (hub/theme.py)
+    theme_images: dict[str, ThemeImage] = field(default_factory=dict)
 
 
 _current: Deployment | None = None
@@ -35,7 +38,7 @@ def load(config: Config | None = None) -> Deployment:
     profiles = load_profiles(folders, settings.disabledProfiles)
     if settings.mode == "kubernetes":
         check_overrides(profiles)
-    return Deployment(settings=settings, profiles=profiles)
+    return Deployment(settings=settings, profiles=profiles, theme_images=load_theme_images(settings))
 
 
 def check_overrides(profiles: list[Profile]) -> None:

@@ -47,7 +47,10 @@ first one runs and exits with status 3.
 
 # karvdash-hub's own commands, imported only when asked for: name ->
 # (module, function taking the remaining arguments and returning an exit status)
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "check-template": ("karvdash_hub.services.check", "main"),
+    "migrate": ("karvdash_hub.migration.command", "main"),
+}
 
 LOCK_FILE = "karvdash-hub.pid"
 ANNOUNCING_PROXY = "karvdash_hub.hub.readiness.AnnouncingProxy"

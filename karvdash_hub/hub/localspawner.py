@@ -61,11 +61,14 @@ class KarvdashLocalSpawner(ProfileSpawnerMixin, SimpleLocalProcessSpawner):
 
     def prepare_home(self) -> None:
         """The server's root folder: ``private`` and ``shared`` link to the
-        same folders the dashboard shows and pods mount."""
+        same folders the dashboard shows and pods mount (files in an S3
+        bucket have no folder to link to: a local server does without)."""
         domains = FileDomains.from_settings(self.karvdash_settings)
-        ensure_folders(domains, self.user.name)
         home = Path(self.home_dir)
         home.mkdir(parents=True, exist_ok=True)
+        if domains.is_s3:
+            return
+        ensure_folders(domains, self.user.name)
         for domain in MOUNTED_DOMAINS:
             target = domains.local_path(domain, self.user.name)
             link = home / domain

@@ -8,9 +8,12 @@ KubeSpawner does the pod work; this class adds what karvdash-hub needs:
   login (a ``jupyter-standaloneproxy`` sidecar);
 - the user's namespace, prepared before every start (``karvdash_hub.namespaces``):
   labels for the webhook, a RoleBinding, the API settings with a scoped
-  token, the registry pull secret; and the namespace's datasets mounted;
+  token, the registry pull secret; the user's folders; and the namespace's
+  datasets mounted;
 - clear messages on the spawn page while the namespace is prepared and when
   a start cannot succeed (missing image, exceeded quota, refused request);
+- a hub that starts again while a spawn was under way waits for its pod
+  (up to ``start_timeout``) instead of stopping a server still starting;
 - clean-up when the user is deleted.
 """
 
@@ -32,7 +35,7 @@ from karvdash_hub.core.kubeapi import api_error_message
 from karvdash_hub.core.scopes import ACCESS_SCOPE, CUSTOM_SCOPE_PREFIX, READ_SERVICE_SCOPE
 from karvdash_hub.datasets.mounts import dataset_volumes
 from karvdash_hub.files.domains import FileDomains
-from karvdash_hub.files.operations import delete_private
+from karvdash_hub.files.storage import open_storage
 from karvdash_hub.namespaces import objects
 from karvdash_hub.namespaces.spawnfailures import SpawnFailure, api_failure, pod_failure
 from karvdash_hub.namespaces.store import UserNamespaces
@@ -238,9 +241,14 @@ class KarvdashSpawner(ProfileSpawnerMixin, KubeSpawner):
 
     async def _ensure_namespace(self):
         """KubeSpawner calls this before the pod: prepare the whole user
-        namespace, then mount its datasets."""
+        namespace and the user's folders, then mount its datasets."""
         namespaces = self.user_namespaces()
         await namespaces.ensure(self.user.name, self.namespace_token, report=self.report)
+        # made by the hub's account, which is the servers' (uid 1000): a
+        # hostPath that kubelet has to create itself belongs to root, and
+        # neither the server nor the dashboard could write into it
+        storage = open_storage(FileDomains.from_settings(self.karvdash_settings), self.karvdash_settings)
+        await asyncio.get_running_loop().run_in_executor(None, storage.ensure_folders, self.user.name)
         if self.karvdash_settings.datasetsAvailable and self.selection.profile.datasets:
             datasets = await namespaces.list_datasets(self.user.name)
             if datasets:
@@ -296,6 +304,37 @@ class KarvdashSpawner(ProfileSpawnerMixin, KubeSpawner):
             if failure:
                 return failure
 
+    # --- a hub that starts again ----------------------------------------------------------
+
+    async def poll(self):
+        """KubeSpawner's poll, but when the hub checks at its start a server
+        whose pod is still starting (a spawn the previous hub did not see
+        finish, e.g. one pulling a large image when that hub's pod died), it
+        waits for the pod first: the hub then gives the server only
+        ``http_timeout`` to answer, and would stop one that was about to run."""
+        status = await super().poll()
+        if status is None and self._check_pending:
+            status = await self._wait_for_starting_pod()
+            if status is None:
+                # KubeSpawner's poll puts the running pod's address in place
+                # of the one the spawn had not filled in yet
+                status = await super().poll()
+        return status
+
+    async def _wait_for_starting_pod(self):
+        """None once the pod runs (or after ``start_timeout``: the hub's own
+        check decides then), 1 if it went or cannot start."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.start_timeout
+        while loop.time() < deadline:
+            pod = self.pod_reflector.pods.get(f"{self.namespace}/{self.pod_name}")
+            if pod is None or pod_failure(pod, self.events):
+                return 1
+            if self.is_pod_running(pod):
+                return None
+            await asyncio.sleep(1)
+        return None
+
     # --- deleting ------------------------------------------------------------------------
 
     async def delete_forever(self):
@@ -308,7 +347,7 @@ class KarvdashSpawner(ProfileSpawnerMixin, KubeSpawner):
         deleted = await self.user_namespaces().delete_user(username)
         self.log.info("Deleted %s of removed user %s", ", ".join(deleted) or "nothing", username)
         if self.karvdash_settings.deletePrivateFilesWithUser:
-            domains = FileDomains.from_settings(self.karvdash_settings)
+            storage = open_storage(FileDomains.from_settings(self.karvdash_settings), self.karvdash_settings)
             loop = asyncio.get_running_loop()
-            if await loop.run_in_executor(None, delete_private, domains, username):
+            if await loop.run_in_executor(None, storage.delete_private, username):
                 self.log.info("Deleted the private folder of removed user %s", username)

@@ -107,13 +107,16 @@ def archive_reference(repo_tag: str) -> tuple[str, str] | None:
 
 @dataclass(frozen=True)
 class RegistryAccess:
-    """``dockerRegistryURL`` and ``dockerRegistryCert`` taken apart."""
+    """``dockerRegistryURL``, ``dockerRegistryCert`` and
+    ``dockerRegistryInsecure`` taken apart."""
 
     base_url: str  # scheme://host[:port], no credentials
     host: str  # host[:port] as image references name it
     username: str = ""
     password: str = field(default="", repr=False)
     ca_pem: str = ""
+    # TLS without certificate verification, for this registry only
+    insecure: bool = False
 
     @classmethod
     def from_settings(cls, settings: KarvdashConfig) -> RegistryAccess | None:
@@ -133,6 +136,7 @@ class RegistryAccess:
             username=username,
             password=password,
             ca_pem=read_ca(settings.dockerRegistryCert),
+            insecure=settings.dockerRegistryInsecure,
         )
 
     @property
@@ -142,8 +146,12 @@ class RegistryAccess:
     def ssl_context(self) -> ssl.SSLContext | bool:
         if not self.secure:
             return False
+        # a context of its own: other TLS connections of the process stay verified
         context = ssl.create_default_context()
-        if self.ca_pem:
+        if self.insecure:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        elif self.ca_pem:
             context.load_verify_locations(cadata=self.ca_pem)
         return context
 
@@ -328,9 +336,10 @@ def skopeo_command(
         "--retry-times", "3",
         "--dest-authfile", auth_file,
     ]
-    if access.secure:
+    if access.secure and not access.insecure:
         command += ["--dest-cert-dir", cert_dir]
     else:
+        # the destination only: the archive is a local file
         command += ["--dest-tls-verify=false"]
     command += [f"{info.transport}:{source}", f"docker://{access.image(repository, tag)}"]
     return command

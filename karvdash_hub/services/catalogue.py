@@ -5,12 +5,11 @@ template folders, read from disk, combined with the user's own templates
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Iterable
 
 from karvdash_hub.core.errors import KarvdashError
-from karvdash_hub.files.domains import FileDomains
-from karvdash_hub.files.operations import clean_relative_path, open_domain_folder, read_text
 
 from .templates import (
     MAX_TEMPLATE_BYTES,
@@ -21,13 +20,19 @@ from .templates import (
     template_id_from_filename,
 )
 
+log = logging.getLogger("karvdash.templates")
+# files whose conversion notes were logged, by version: folders are read
+# for every list, the warnings are said once
+_NOTED: set[tuple[str, int]] = set()
+_NOTED_MOST = 1000
 
-def read_template_file(domains: FileDomains, domain: str, path: str, user: str) -> str:
-    """The text of the template file ``path`` in ``user``'s ``domain`` (blocking)."""
+
+def read_template_file(storage, domain: str, path: str, user: str) -> str:
+    """The text of the template file ``path`` in ``user``'s ``domain``
+    (``storage``: the file domains' ``FileStorage``; blocking)."""
     if not path.endswith(TEMPLATE_SUFFIX):
         raise KarvdashError(400, f"template files end with {TEMPLATE_SUFFIX}")
-    folder = open_domain_folder(domains, domain, user)
-    return read_text(folder, clean_relative_path(path), "a template", MAX_TEMPLATE_BYTES)
+    return storage.read_text(user, domain, path, "a template", MAX_TEMPLATE_BYTES)
 
 
 def load_folder(
@@ -46,10 +51,18 @@ def load_folder(
             continue
         try:
             template_id = template_id_from_filename(path.name)
+            version = (str(path), path.stat().st_mtime_ns)
             text = path.read_text(encoding="utf-8")
             templates[template_id] = parse_template(text, template_id, source, filename=path.name)
         except (TemplateError, OSError, UnicodeDecodeError) as e:
             problems.append(f"{path}: {e}")
+            continue
+        if templates[template_id].notes and version not in _NOTED:
+            if len(_NOTED) >= _NOTED_MOST:
+                _NOTED.clear()
+            _NOTED.add(version)
+            for note in templates[template_id].notes:
+                log.warning("template %s: %s", path, note)
     return templates, problems
 
 

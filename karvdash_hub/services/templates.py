@@ -35,6 +35,9 @@ from karvdash_hub.core.labels import DATASETS_LABEL, INSTANCE_LABEL, OWNER_LABEL
 from karvdash_hub.core.names import DNS_LABEL, DNS_SUBDOMAIN, LABEL_VALUE, SUFFIX_LENGTH
 from karvdash_hub.core.names import free_name as _free_name
 
+from .conversion import convert_all
+from .renaming import prefix_fixed_names
+
 TEMPLATE_SUFFIX = ".template.yaml"
 # a template is a text file of a few kilobytes; anything much larger is refused
 MAX_TEMPLATE_BYTES = 256 * 1024
@@ -275,6 +278,8 @@ class ServiceTemplate:
     source: str
     text: str = field(repr=False)
     filename: str = ""
+    # what reading it changed: API versions converted, objects renamed after $NAME
+    notes: tuple[str, ...] = ()
 
     @property
     def form_variables(self) -> list[Variable]:
@@ -396,13 +401,22 @@ def parse_template(
         raise TemplateError("has no Kubernetes objects besides the Template document")
     if max_objects is not None and len(objects) > max_objects:
         raise TemplateError(f"has {len(objects)} objects; a template may have at most {max_objects}")
+    # removed API versions (Karvdash's templates) in their current form
+    objects, notes = convert_all(objects, {v.name: v.default for v in variables})
+    wheres = [_check_object(obj, index, source) for index, obj in enumerate(objects, start=1)]
+    if not singleton:
+        objects, renamed = prefix_fixed_names(objects)
+        notes += renamed
     seen = set()
-    for index, obj in enumerate(objects, start=1):
-        where = _check_object(obj, index, singleton, source)
+    for where, obj in zip(wheres, objects, strict=True):
         key = (_api_group(obj["apiVersion"]), obj["kind"], obj["metadata"]["name"])
         if key in seen:
             raise TemplateError(f"{where}: another object has the same kind and name")
         seen.add(key)
+        if obj["kind"] == "Ingress" and "HOSTNAME" not in names:
+            # reserved variables are filled only where declared (as in Karvdash)
+            raise TemplateError(f"{where}: its hosts are $HOSTNAME, which is filled in only where the template "
+                                "declares it: add HOSTNAME to variables (- name: HOSTNAME)")
     return ServiceTemplate(
         id=template_id,
         name=header["name"],
@@ -415,6 +429,7 @@ def parse_template(
         source=source,
         text=text,
         filename=filename,
+        notes=tuple(notes),
     )
 
 
@@ -492,11 +507,7 @@ def _api_group(api_version: str) -> str:
     return api_version.rpartition("/")[0]
 
 
-def _mentions(text: str, variable: str) -> bool:
-    return re.search(rf"\$(?:{variable}\b|\{{{variable}\}})", text) is not None
-
-
-def _check_object(obj, index: int, singleton: bool, source: str = "user") -> str:
+def _check_object(obj, index: int, source: str = "user") -> str:
     if not isinstance(obj, dict):
         raise TemplateError(f"document {index} is not a mapping")
     where = f"object {index}"
@@ -519,11 +530,6 @@ def _check_object(obj, index: int, singleton: bool, source: str = "user") -> str
         raise TemplateError(
             f"{where}: targets namespace {namespace!r}; templates may only create objects in the user's "
             "namespace (leave metadata.namespace out or write $NAMESPACE)"
-        )
-    if not singleton and not _mentions(metadata["name"], "NAME"):
-        raise TemplateError(
-            f"{where}: metadata.name must contain $NAME, so that two services from this template do not "
-            "share objects (or mark the template singleton)"
         )
     if kind == "Ingress":
         try:
@@ -692,6 +698,35 @@ def check_values(template: ServiceTemplate, values: dict) -> dict[str, str]:
     return checked
 
 
+def match_variables(template: ServiceTemplate, values: dict) -> dict:
+    """``values`` with every key spelled as the template declares it.
+
+    A key names its variable whatever its case (``name=web`` is ``NAME``:
+    Karvdash's client upper-cased them, people type them in lower case).
+    The exact spelling wins; a key that matches several variables by case
+    alone, or two keys for one variable, are refused. Keys that match
+    nothing stay as they are, for :func:`check_values` to refuse.
+    """
+    if not isinstance(values, dict):
+        raise ValuesError(None, "values must be a mapping of variable names to values")
+    declared = {v.name for v in template.variables}
+    by_lower: dict[str, list[str]] = {}
+    for name in sorted(declared):
+        by_lower.setdefault(name.lower(), []).append(name)
+    matched = {}
+    for key, value in values.items():
+        name = key
+        if key not in declared:
+            candidates = by_lower.get(key.lower(), [])
+            if len(candidates) > 1:
+                raise ValuesError(key, f"matches {' and '.join(candidates)}: spell it as one of them")
+            name = candidates[0] if candidates else key
+        if name in matched:
+            raise ValuesError(name, "is given twice (names of variables are matched whatever their case)")
+        matched[name] = value
+    return matched
+
+
 def check_name(name: str) -> str:
     if len(name) > MAX_NAME_LENGTH:
         raise ValuesError("NAME", f"is longer than {MAX_NAME_LENGTH} characters")
@@ -728,12 +763,15 @@ def render(template: ServiceTemplate, values: dict, context: RenderContext) -> R
     """The template's objects for ``values``, ready to apply in ``context.namespace``."""
     check_policy(template, context)
     checked = check_values(template, values)
-    substitutions = {**{v.name: v.default for v in template.variables if v.reserved}, **checked}
-    substitutions.update(context.reserved_values())
+    # reserved variables only where the template declares them, as in
+    # Karvdash: elsewhere $HOSTNAME is the shell's (a pod's host name)
+    declared = {variable.name for variable in template.variables}
+    reserved = {key: value for key, value in context.reserved_values().items() if key in declared}
+    substitutions = {**checked, **reserved}
     # the type a whole-reference scalar must have, from the template's defaults
     expected = {
         name: type(_typed(value)) for name, value in
-        {**{v.name: v.default for v in template.variables}, **context.reserved_values()}.items()
+        {**{v.name: v.default for v in template.variables}, **reserved}.items()
     }
     name = checked["NAME"]
     labels = instance_labels(context.username, name, template.id)
@@ -743,6 +781,8 @@ def render(template: ServiceTemplate, values: dict, context: RenderContext) -> R
     objects = []
     budget = [MAX_RENDERED_CHARS]
     for original in template.objects:
+        # absent or $NAMESPACE (parse_template checks): it is the user's namespace either way
+        original = {**original, "metadata": {k: v for k, v in original["metadata"].items() if k != "namespace"}}
         obj = _substitute(original, substitutions, expected, where=_describe(original), budget=budget)
         _check_rendered(obj, context.namespace)
         if obj["kind"] == "Ingress":

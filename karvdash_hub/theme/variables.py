@@ -14,6 +14,8 @@ from karvdash_hub.core.labels import API_SETTINGS_SECTION
 from karvdash_hub.core.scopes import ACCESS_SCOPE, SERVICE_PREFIX, custom_scopes, scope
 from karvdash_hub.core.settings import KarvdashConfig
 
+from .images import image_url
+
 DOCS_URL = f"{SERVICE_PREFIX}docs/"
 
 
@@ -52,6 +54,8 @@ def template_vars(settings: KarvdashConfig) -> dict:
     return {
         "karvdash_title": settings.dashboardTitle,
         "karvdash_theme": settings.dashboardTheme.lower(),
+        "karvdash_logo_url": image_url(settings, "logo"),
+        "karvdash_favicon_url": image_url(settings, "favicon"),
         "karvdash_version": __version__,
         "jupyterhub_version": jupyterhub.__version__,
         "karvdash_issues_url": settings.issuesURL,

@@ -178,6 +178,10 @@ def main(argv: list[str] | None = None) -> None:
         check_tls_settings(settings)
     except SettingsError as e:
         sys.exit(f"karvdash-webhook: {e}")
+    if settings.debug:
+        logging.getLogger().setLevel(logging.DEBUG)
+    for warning in settings.value_warnings:
+        log.warning("%s", warning)
 
     async def run():
         stop = asyncio.Event()

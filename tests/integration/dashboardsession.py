@@ -5,6 +5,7 @@ files and its process."""
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import requests
@@ -55,8 +56,26 @@ def log_in_page(page, hub, username: str, password: str = PASSWORD) -> None:
     page.wait_for_url(re.compile(r"^(?!.*/hub/login).*/(hub|services|user)/"))
 
 
-def files_root(hub) -> Path:
-    return Path(hub.state_dir) / "files"
+def files_root(hub):
+    """The root of the hub's file domains: a folder, or for an S3 file
+    domain its prefix as a ``tests.s3files.S3Path`` (``start_files_hub``)."""
+    return getattr(hub, "files", None) or Path(hub.state_dir) / "files"
+
+
+def staging_folder(hub) -> Path:
+    """Where the dashboard stages uploads: a local folder, whatever the domains."""
+    return Path(hub.state_dir) / "files" / "uploads" / "staged"
+
+
+def is_s3(hub) -> bool:
+    return getattr(hub, "files", None) is not None
+
+
+def remove_tree(path) -> None:
+    if hasattr(path, "rmtree"):
+        path.rmtree()
+    else:
+        shutil.rmtree(path)
 
 
 def private_folder(hub, username: str) -> Path:
@@ -74,6 +93,17 @@ def service_pid(hub) -> int:
     response = hub.api("GET", "/services/karvdash", token=hub.token_for(hub.admin))
     response.raise_for_status()
     return response.json()["pid"]
+
+
+def dashboard_pid(hub) -> int:
+    """The dashboard's own process: the hub's service process is its
+    supervisor (``karvdash_hub.dashboard.supervisor``), which runs it as a child."""
+    import psutil
+
+    supervisor = psutil.Process(service_pid(hub))
+    children = [p for p in supervisor.children() if "karvdash_hub.dashboard" in " ".join(p.cmdline())]
+    assert len(children) == 1, f"the dashboard supervisor {supervisor.pid} runs {children}"
+    return children[0].pid
 
 
 def peak_rss_kib(pid: int) -> int:

@@ -57,6 +57,8 @@ VALUE_SETS = {
                       "db": {"url": "postgresql://hub@db.example.test/hub"}}},
     "no-cert-manager": {"webhook": {"certManager": {"enabled": False},
                                     "tls": {"secretName": "webhook-tls", "caBundle": "not checked by the API"}}},
+    # a Karvdash 2.x values file, every key of Karvdash's README table
+    "karvdash-2": yaml.safe_load((ROOT / "tests" / "values" / "karvdash-2.yaml").read_text()),
 }
 
 

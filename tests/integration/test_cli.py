@@ -158,3 +158,30 @@ def test_help_everywhere(cli):
         assert shown.returncode == 0 and f"usage: karvdashctl {command}" in shown.stdout
     top = cli("--help")
     assert top.returncode == 0 and "Exit codes" in top.stdout
+
+
+def test_karvdash_config_files_and_the_config_option(cli, hub, carol, tmp_path):
+    """Karvdash's config.ini names an API (``base_url = http://host/api``),
+    as do the files mounted into pods: each finds the dashboard (never
+    ``.../api/api/``), given with Karvdash's ``--config`` or in its places."""
+    (carol / "kd2.txt").write_text("karvdash 2")
+    token = hub.token_for("carol")
+    for url in (hub.url + "/api", dashboard_url(hub, "api/"), dashboard_url(hub, "karvdash2/api")):
+        config = tmp_path / "karvdash.ini"
+        config.write_text(f"[Karvdash]\nbase_url = {url}\ntoken = {token}\n")
+        listing = cli("--json", "--config", str(config), "ls", "private/", config_file=None)
+        assert listing.returncode == 0, (url, listing.stderr)
+        assert "kd2.txt" in [e["name"] for e in json.loads(listing.stdout)["entries"]]
+        templates = cli("--config", str(config), "list_templates", config_file=None)
+        assert templates.returncode == 0 and "hello-kubernetes" in templates.stdout, (url, templates.stderr)
+    # --config wins over $KARVDASH_CONFIG (here a file whose token is refused)
+    bad = tmp_path / "bad.ini"
+    bad.write_text(f"[Karvdash]\nbase_url = {hub.url}/api\ntoken = not-a-token\n")
+    assert cli("ls", "private/", config_file=bad).returncode == 4
+    assert cli("--config", str(config), "ls", "private/", config_file=bad).returncode == 0
+    # and Karvdash's default place, ~/.karvdash/config.ini
+    home = tmp_path / "home"
+    write = home / ".karvdash" / "config.ini"
+    write.parent.mkdir(parents=True)
+    write.write_text(f"[Karvdash]\nbase_url = {hub.url}/api\ntoken = {token}\n")
+    assert cli("ls", "private/", config_file=None, env={"HOME": str(home)}).returncode == 0

@@ -2,19 +2,17 @@
 drag and drop of files and folders, uploads a few at a time with progress,
 speed, time left and Cancel, selection of many rows with bulk delete, move
 and zip download, new empty files, previews, the name filter, keyboard use,
-and long names on a phone-sized screen. Every test fails on a JavaScript
-error in the page."""
+and long names on a phone-sized screen; on folders and on an S3 file
+domain. Every test fails on a JavaScript error in the page."""
 
 from __future__ import annotations
 
 import re
-import shutil
 import zipfile
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.hubprocess import start_hub
 from tests.integration.dashboardsession import (
     DashboardAPI,
     dashboard_url,
@@ -22,7 +20,9 @@ from tests.integration.dashboardsession import (
     files_root,
     log_in_page,
     private_folder,
+    remove_tree,
 )
+from tests.s3files import start_files_hub
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -54,9 +54,9 @@ def javascript_errors(page) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory):
+def hub(request, tmp_path_factory, file_domain):
     # a patient start: the browser tests share the machine with other work
-    running = start_hub(tmp_path_factory.mktemp("hub"), timeout=240)
+    running = start_files_hub(request, tmp_path_factory, file_domain, timeout=240)
     yield running
     running.stop()
 
@@ -85,7 +85,7 @@ def empty(folder):
     folder.mkdir(parents=True, exist_ok=True)
     for child in folder.iterdir():
         if child.is_dir() and not child.is_symlink():
-            shutil.rmtree(child)
+            remove_tree(child)
         else:
             child.unlink()
     return folder

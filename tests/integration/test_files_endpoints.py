@@ -1,6 +1,6 @@
 """The Files API's newer endpoints on a real hub: empty new files, one zip
 of several paths, and inline answers for previews (only for types that run
-no scripts, always sandboxed)."""
+no scripts, always sandboxed); on folders and on an S3 file domain."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import zipfile
 
 import pytest
 
-from tests.hubprocess import start_hub
 from tests.integration.dashboardsession import (
     ACCESS,
     FILES_READ,
@@ -19,13 +18,14 @@ from tests.integration.dashboardsession import (
     files_root,
     private_folder,
 )
+from tests.s3files import start_files_hub
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory):
-    running = start_hub(tmp_path_factory.mktemp("hub"), timeout=240)
+def hub(request, tmp_path_factory, file_domain):
+    running = start_files_hub(request, tmp_path_factory, file_domain, timeout=240)
     yield running
     running.stop()
 

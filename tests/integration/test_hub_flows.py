@@ -187,7 +187,7 @@ def test_user_changes_password(page, hub):
 def test_a_bad_setting_stops_start_up_with_its_name(tmp_path):
     result = run_hub_until_exit(tmp_path / "state", {"KARVDASH_FILES_URL": "http://files.example.org/x"})
     assert result.returncode != 0
-    assert "karvdash-hub: setting filesURL: 'http://files.example.org/x' must start with file:// or nfs://" in result.stderr
+    assert "karvdash-hub: setting filesURL: 'http://files.example.org/x' must start with file://, nfs://, minio:// or minios://" in result.stderr
     result = run_hub_until_exit(tmp_path / "state", {"KARVDASH_MODE": "kubernetes"})
     assert result.returncode != 0
     assert "setting ingressURL: is required in kubernetes mode" in result.stderr

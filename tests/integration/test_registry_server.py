@@ -154,3 +154,31 @@ async def test_push_of_an_oci_layout_archive(docker_registry, tmp_path):
         digest, size, media_type = await client.tag_details("demo/oci", "1.0")
     assert (digest, size) == (pushed["digest"], pushed["size"])
     assert media_type == "application/vnd.oci.image.manifest.v1+json"
+
+
+async def test_an_insecure_registry_is_used_without_its_ca(docker_registry, tmp_path):
+    """Karvdash's dockerRegistry and dockerRegistryNoVerify in a values file:
+    listing and a skopeo push work against the test registry, whose CA the
+    dashboard is not given; without NoVerify the same registry is refused."""
+    import yaml
+
+    registry = docker_registry
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump({"karvdash": {"dockerRegistry": registry.url_with_credentials,
+                                                   "dockerRegistryNoVerify": "1"}}))
+    settings = load_settings(values_file=values, environ={})
+    assert (settings.dockerRegistryURL, settings.dockerRegistryInsecure, settings.dockerRegistryCert) == (
+        registry.url_with_credentials, True, "")
+    archive = tmp_path / "insecure.tar"
+    docker_save_archive(archive, ["demo/insecure:1.0"], {"insecure.txt": b"no verification\n"})
+    async with RegistryClient(RegistryAccess.from_settings(settings)) as client:
+        await client.check()
+        pushed = await push(client, archive, "demo/insecure", "1.0")
+        assert await client.tags("demo/insecure") == ["1.0"]
+        assert (await client.tag_details("demo/insecure", "1.0"))[0] == pushed["digest"]
+    values.write_text(yaml.safe_dump({"karvdash": {"dockerRegistry": registry.url_with_credentials}}))
+    verified = RegistryAccess.from_settings(load_settings(values_file=values, environ={}))
+    async with RegistryClient(verified) as client:
+        with pytest.raises(RegistryError) as error:
+            await client.check()
+    assert error.value.message.startswith("the registry's certificate is not trusted (")

@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,7 @@ CHART_NAMESPACE = "karvdash-webhook-test"
 
 
 class WebhookProcess:
-    def __init__(self, directory: Path, kubeconfig: Path):
+    def __init__(self, directory: Path, kubeconfig: Path, env: dict | None = None):
         self.ca = CertificateAuthority("webhook kube test CA")
         self.cert, self.key = self.ca.issue("karvdash-webhook", ip_addresses=("127.0.0.1",), server=True).write(
             directory, "webhook")
@@ -52,6 +53,7 @@ class WebhookProcess:
             "KARVDASH_WEBHOOK_PORT": str(self.port),
             "KARVDASH_WEBHOOK_CERT_FILE": str(self.cert),
             "KARVDASH_WEBHOOK_KEY_FILE": str(self.key),
+            **(env or {}),
         }
         self.env.pop("KUBERNETES_SERVICE_HOST", None)
         self.proc = None
@@ -85,19 +87,20 @@ class WebhookProcess:
                 self.proc.wait()
 
 
-def service_account_kubeconfig(cluster, api_client, objects, directory: Path) -> Path:
+def service_account_kubeconfig(cluster, api_client, objects, directory: Path,
+                               chart_namespace: str = CHART_NAMESPACE) -> Path:
     """A kubeconfig for the chart's webhook service account, bound by the
     chart's own ClusterRole: the webhook gets only what the chart grants."""
     core = client.CoreV1Api(api_client)
     rbac = client.RbacAuthorizationV1Api(api_client)
     account = next(o for o in objects if o["kind"] == "ServiceAccount" and o["metadata"]["name"].endswith("-webhook"))
-    core.create_namespaced_service_account(CHART_NAMESPACE, account)
+    core.create_namespaced_service_account(chart_namespace, account)
     role = next(o for o in objects if o["kind"] == "ClusterRole" and o["metadata"]["name"].endswith("-webhook"))
     binding = next(o for o in objects if o["kind"] == "ClusterRoleBinding" and o["metadata"]["name"].endswith("-webhook"))
     rbac.create_cluster_role(role)
     rbac.create_cluster_role_binding(binding)
     token = core.create_namespaced_service_account_token(
-        account["metadata"]["name"], CHART_NAMESPACE, {"spec": {"expirationSeconds": 3600}}).status.token
+        account["metadata"]["name"], chart_namespace, {"spec": {"expirationSeconds": 3600}}).status.token
     path = directory / "webhook.kubeconfig"
     path.write_text(yaml.safe_dump({
         "apiVersion": "v1", "kind": "Config",
@@ -111,15 +114,24 @@ def service_account_kubeconfig(cluster, api_client, objects, directory: Path) ->
 
 @pytest.fixture(scope="module")
 def webhook(kube_cluster, kube_api_client, tmp_path_factory):
+    with running_webhook(kube_cluster, kube_api_client, tmp_path_factory) as process:
+        yield process
+
+
+@contextmanager
+def running_webhook(kube_cluster, kube_api_client, tmp_path_factory, env: dict | None = None,
+                    chart_namespace: str = CHART_NAMESPACE):
+    """karvdash-webhook with the chart's configurations (``env``: settings of its own)."""
     install_crds(kube_cluster, kube_api_client)
     core = client.CoreV1Api(kube_api_client)
     rbac = client.RbacAuthorizationV1Api(kube_api_client)
     # the chart's namespace, labelled for karvdash by mistake: still never matched
-    namespace(core, CHART_NAMESPACE, {labels.NAMESPACE_LABEL: labels.NAMESPACE_LABEL_VALUE, labels.OWNER_LABEL: "alice"})
-    objects = render_chart(kube_cluster, tmp_path_factory.mktemp("chart"), {}, namespace=CHART_NAMESPACE)
+    namespace(core, chart_namespace, {labels.NAMESPACE_LABEL: labels.NAMESPACE_LABEL_VALUE, labels.OWNER_LABEL: "alice"})
+    objects = render_chart(kube_cluster, tmp_path_factory.mktemp("chart"), {}, namespace=chart_namespace)
     directory = tmp_path_factory.mktemp("webhook")
-    kubeconfig, rbac_objects = service_account_kubeconfig(kube_cluster, kube_api_client, objects, directory)
-    process = WebhookProcess(directory, kubeconfig)
+    kubeconfig, rbac_objects = service_account_kubeconfig(kube_cluster, kube_api_client, objects, directory,
+                                                          chart_namespace)
+    process = WebhookProcess(directory, kubeconfig, env)
     process.start()
     admission = client.AdmissionregistrationV1Api(kube_api_client)
     created = []
@@ -147,7 +159,19 @@ def webhook(kube_cluster, kube_api_client, tmp_path_factory):
     process.stop()
     for kind, name in rbac_objects:
         getattr(rbac, f"delete_{kind}")(name)
-    core.delete_namespace(CHART_NAMESPACE)
+    core.delete_namespace(chart_namespace)
+    # gone before the next module makes it again (a namespace being deleted cannot be created)
+    wait_for(lambda: _namespace_gone(core, chart_namespace), timeout=120, what=f"namespace {chart_namespace} deleted")
+
+
+def _namespace_gone(core, name: str) -> bool:
+    try:
+        core.read_namespace(name)
+        return False
+    except ApiException as e:
+        if e.status == 404:
+            return True
+        raise
 
 
 def namespace(core, name: str, labels_: dict) -> str:

@@ -86,8 +86,10 @@ def default_bin_dir() -> Path:
     """Where tools/kube/build.sh puts the binaries (KARVDASH_KUBE_BIN_DIR overrides)."""
     if os.environ.get("KARVDASH_KUBE_BIN_DIR"):
         return Path(os.environ["KARVDASH_KUBE_BIN_DIR"])
-    # Same key as tools/kube/build.sh: a hash of the KEY=value lines only.
-    settings = [line for line in VERSIONS_FILE.read_bytes().split(b"\n") if _SETTING.match(line)]
+    # Same key as tools/kube/build.sh: a hash of the KEY=value lines only,
+    # less cert-manager's (tools/certmanager/build.sh keys those itself).
+    settings = [line for line in VERSIONS_FILE.read_bytes().split(b"\n")
+                if _SETTING.match(line) and not line.startswith(b"CERT_MANAGER_")]
     key = hashlib.sha256(b"".join(line + b"\n" for line in settings)).hexdigest()[:12]
     return cache_root() / f"kube-{key}" / "bin"
 

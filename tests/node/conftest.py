@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -20,10 +21,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.kube.cluster import ControlPlaneError
+from tests.kube.cluster import ControlPlaneError, free_port
 from tests.kube.fixtures import wait_for
 from tests.kube.pki import CertificateAuthority
-from tests.kube.realnode import RealNodeCluster, unavailable_reason
+from tests.kube.realnode import NSRELAY, RealNodeCluster, unavailable_reason
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGES_BUILD = ROOT / "tools" / "images" / "build.sh"
@@ -34,11 +35,17 @@ NAME = f"{RELEASE}-karvdash-hub"
 _started: list[RealNodeCluster] = []
 _image_seconds: dict[str, float] = {}
 _memory: dict[str, dict[str, float]] = {}
+_timings: dict[str, float] = {}
 
 
 def record_memory(cluster: RealNodeCluster, when: str) -> None:
     """Keep the cluster's memory use now (shown at the end of the run)."""
     _memory[when] = cluster.memory()
+
+
+def record_timing(what: str, seconds: float) -> None:
+    """Keep how long a step of a test took (shown at the end of the run)."""
+    _timings[what] = seconds
 
 
 def node_unavailable() -> str | None:
@@ -71,6 +78,8 @@ def pytest_terminal_summary(terminalreporter):
                                     f"logs in {cluster.log_dir}")
     for name, seconds in _image_seconds.items():
         terminalreporter.write_line(f"image {name}: {seconds:.1f} s (build or cache hit)")
+    for what, seconds in _timings.items():
+        terminalreporter.write_line(f"timing {what}: {seconds:.1f} s")
     for when, usage in _memory.items():
         processes = sum(v for k, v in usage.items() if not k.startswith("pods"))
         details = ", ".join(f"{k} {v:.0f}" for k, v in usage.items())
@@ -148,15 +157,24 @@ def describe_namespace(cluster: RealNodeCluster, ns: str) -> str:
 
 
 @contextlib.contextmanager
-def installed_chart(cluster: RealNodeCluster, image: str, work: Path, ns: str, values: dict | None = None):
+def installed_chart(cluster: RealNodeCluster, image: str, work: Path, ns: str, values: dict | None = None,
+                    state_files: dict[str, str] | None = None):
     """``helm install --wait`` of the chart as release ``kd`` in ``ns`` with
     the project's image, state and files in host folders of ``work`` and the
     webhook's certificate from a test CA (``values`` merged over these, one
-    level deep); yields ``ns`` and uninstalls afterwards."""
+    level deep); ``state_files`` (relative path: text) are put into the state
+    folder first, as an administrator puts admin profiles there. Yields
+    ``ns`` and uninstalls afterwards."""
     state, files = work / "state", work / "files"
     for folder in (state, files):
         folder.mkdir()
         os.chown(folder, 1000, 1000)  # the image runs as uid 1000
+    for relative, text in (state_files or {}).items():
+        path = state / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        for made in (path, *path.relative_to(state).parents):
+            os.chown(state / made, 1000, 1000)
     cluster.kubectl("create", "namespace", ns)
     wait_for(lambda: cluster.api("GET", f"/api/v1/namespaces/{ns}/serviceaccounts/default")[0] == 200, 30,
              "default service account")
@@ -196,3 +214,28 @@ def installed_chart(cluster: RealNodeCluster, image: str, work: Path, ns: str, v
         cluster.helm("uninstall", RELEASE, "--namespace", ns, "--wait", "--timeout", "120s", check=False,
                      timeout=180)
         cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+@contextlib.contextmanager
+def relay(cluster: RealNodeCluster, target: str):
+    """A port on the host's 127.0.0.1 that connects to ``target``
+    (``host:port``, e.g. a ClusterIP) from inside the node's namespace
+    (tests/kube/nsrelay.py): how a browser on the host reaches a Service.
+    Yields the port; the relay stops afterwards."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(NSRELAY), f"--netns={cluster.netns_path}",
+                             f"127.0.0.1:{port}={target}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        line = proc.stdout.readline().strip()
+        if line != "ready":
+            proc.kill()
+            pytest.fail(f"relay to {target} did not start: {line} {proc.stderr.read()[-2000:]}")
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)

@@ -25,18 +25,22 @@ from karvdash_hub.core.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "chart" / "karvdash-hub"
+# a Karvdash 2.x values file, every key of Karvdash's README table
+KARVDASH_VALUES = ROOT / "tests" / "values" / "karvdash-2.yaml"
 BASE = {
     "karvdash.ingressURL": "https://example.test",
     "karvdash.filesURL": "file:///mnt/karvdash/files",
     "karvdash.stateHostPath": "/mnt/karvdash/state",
 }
-# value sets the chart must render for: files on a node path or NFS,
+# value sets the chart must render for: files on a node path, NFS or S3,
 # datasets on or off, native accounts or OAuth, cert-manager or not
 VALUE_SETS = {
     "file": {},
     "nfs": {"karvdash.filesURL": "nfs://nfs.example.test/export/karvdash", "karvdash.stateVolumeClaim": "state",
             "karvdash.stateHostPath": ""},
     "datasets": {"karvdash.datasetsAvailable": True, "karvdash.datasetsAPIGroup": "com.ie.ibm.hpsys"},
+    "s3": {"karvdash.filesURL": "minio://minio.storage.svc:9000/karvdash-files/deploy",
+           "karvdash.filesS3AccessKey": "AKID", "karvdash.filesS3SecretKey": "s3cret"},
     "oauth": {"karvdash.authenticator": "oauth", "hub.config.GenericOAuthenticator.client_id": "karvdash",
               "hub.config.GenericOAuthenticator.client_secret": "s3cret",
               "hub.config.GenericOAuthenticator.oauth_callback_url": "https://example.test/hub/oauth_callback",
@@ -119,13 +123,14 @@ def test_values_schema_json_is_generated_from_the_yaml_and_the_settings():
     settings = set(KarvdashConfig.class_own_traits(config=True))
     # every user-facing setting is a chart value, under the same name
     assert settings - generator.CHART_SET <= set(karvdash["properties"])
-    # and every Karvdash 2 value of its README's table
+    # and every Karvdash 2 value of its README's table (and of its earlier chart)
     karvdash2 = {"stateVolumeClaim", "stateHostPath", "logsVolumeClaim", "logsHostPath", "djangoSecret", "djangoDebug",
                  "adminPassword", "htpasswdExportDir", "dashboardTitle", "dashboardTheme", "issuesURL", "ingressURL",
                  "dockerRegistryURL", "dockerRegistryCert", "datasetsAvailable", "filesURL", "filesSize",
                  "allowedHostPathDirs", "disabledServiceTemplates", "disabledDatasetTemplates", "serviceURLPrefixes",
-                 "argoURL", "argoNamespace"}
+                 "argoURL", "argoNamespace", "dockerRegistry", "dockerRegistryNoVerify"}
     assert karvdash2 <= set(karvdash["properties"])
+    assert set(yaml.safe_load(KARVDASH_VALUES.read_text())["karvdash"]) == karvdash2
     assert {"image", "rbac"} <= set(schema["properties"])
 
 
@@ -154,10 +159,6 @@ def test_schema_refuses_bad_values(tmp_path, values, message):
     ({"karvdash.ingressURL": ""}, "karvdash.ingressURL is required"),
     ({"karvdash.stateHostPath": ""}, "set karvdash.stateVolumeClaim"),
     ({"webhook.certManager.enabled": False}, "webhook.tls.secretName is required without cert-manager"),
-    # a Karvdash 2 value with no meaning now stops the install instead of being ignored
-    ({"karvdash.htpasswdExportDir": "/etc/htpasswd"},
-     "karvdash.htpasswdExportDir is not supported: karvdash-hub exports no htpasswd file, it protects services "
-     "with the hub's login instead"),
 ])
 def test_missing_required_values_fail_with_a_clear_message(tmp_path, values, message):
     proc = helm("template", "kd", str(CHART), "-f", str(value_file(tmp_path, values)), check=False)
@@ -189,17 +190,20 @@ def test_rendered_values_file_is_what_the_hub_loads(tmp_path, name):
         "http://kd-karvdash-hub-dashboard.karvdash.svc:8080/services/karvdash/ingress-auth/check"
     assert settings.ingressClassName == "nginx"
     assert settings.appProxyImage == "karvdash-hub:0.1.0"
+    # karvdashctl in users' pods: the proxy's Service, not the ingress
+    assert settings.karvdashctlURL == "http://kd-karvdash-hub-proxy-public.karvdash.svc:80/services/karvdash/api/"
+    assert settings.dashboard_api_url == settings.karvdashctlURL
     hub_config = raw["hub"]["config"]
     assert hub_config["ConfigurableHTTPProxy"] == {"should_start": False, "api_url": "http://kd-karvdash-hub-proxy-api:8001"}
     assert hub_config["JupyterHub"]["hub_connect_url"] == "http://kd-karvdash-hub-hub.karvdash.svc:8081"
     # chart-only keys do not reach the settings (load_settings would refuse them)
-    assert not {"stateHostPath", "djangoSecret", "logsHostPath"} & set(raw["karvdash"])
+    assert not {"stateVolumeClaim", "stateHostPath", "logsVolumeClaim", "logsHostPath"} & set(raw["karvdash"])
 
     webhook_settings, webhook_raw = load_values_secret(tmp_path, find(objects, "Secret", "kd-karvdash-hub-webhook-values"))
     assert webhook_settings.filesURL == settings.filesURL
     assert webhook_settings.allowedHostPathDirs == settings.allowedHostPathDirs
     assert webhook_settings.datasetsAvailable == settings.datasetsAvailable
-    assert not {"adminPassword", "dashboardAPIToken", "dockerRegistryURL"} & set(webhook_raw["karvdash"])
+    assert not {"adminPassword", "dashboardAPIToken", "dockerRegistryURL", "djangoSecret"} & set(webhook_raw["karvdash"])
     assert "hub" not in webhook_raw
 
 
@@ -237,28 +241,100 @@ def test_oauth_and_database_reach_the_hub_config(tmp_path):
     assert c.JupyterHub.db_url == "sqlite:///from-jupyterhub-config.sqlite"
 
 
+def warned_keys(settings) -> list[str]:
+    """The Karvdash keys the settings' warnings name ("Karvdash value <key> ...")."""
+    return [warning.split()[2] for warning in settings.value_warnings]
+
+
 def test_karvdash2_values_are_understood(tmp_path):
-    objects = render(tmp_path, VALUE_SETS["karvdash2"])
-    settings, raw = load_values_secret(tmp_path, find(objects, "Secret", "kd-karvdash-hub-secrets"))
-    assert settings.datasetsAvailable is True
-    assert settings.allowedHostPathDirs == ["/opt/data", "/scratch"]
-    assert raw["hub"]["config"]["JupyterHub"]["log_level"] == "DEBUG"
-    assert raw["hub"]["config"]["JupyterHub"]["extra_log_file"] == "/var/log/karvdash/jupyterhub.log"
-    secret = find(objects, "Secret", "kd-karvdash-hub-secrets")
     import hashlib
 
-    assert secret["stringData"]["cookie-secret"] == hashlib.sha256(b"x" * 50).hexdigest()
+    objects = render(tmp_path, VALUE_SETS["karvdash2"])
+    secret = find(objects, "Secret", "kd-karvdash-hub-secrets")
+    settings, raw = load_values_secret(tmp_path, secret)
+    assert settings.datasetsAvailable is True
+    assert settings.allowedHostPathDirs == ["/opt/data", "/scratch"]
+    # Karvdash's names reach the hub as they are, which maps them and says so
+    assert (raw["karvdash"]["djangoDebug"], raw["karvdash"]["djangoSecret"]) == ("1", "x" * 50)
+    assert settings.debug is True
+    # the cookie secret is derived as the chart always did: cookies of earlier installs stay valid
+    assert settings.config.JupyterHub.cookie_secret == hashlib.sha256(b"x" * 50).hexdigest()
+    assert warned_keys(settings) == ["djangoDebug", "djangoSecret"]
+    assert raw["hub"]["config"]["JupyterHub"]["extra_log_file"] == "/var/log/karvdash/jupyterhub.log"
+    assert "log_level" not in raw["hub"]["config"]["JupyterHub"]
+    webhook_settings, webhook_raw = load_values_secret(tmp_path, find(objects, "Secret", "kd-karvdash-hub-webhook-values"))
+    assert webhook_settings.debug is True and "djangoSecret" not in webhook_raw["karvdash"]
+    # one way to each setting: no environment or arguments beside the values file
+    for component in ("hub", "dashboard", "webhook"):
+        [container] = find(objects, "Deployment", f"kd-karvdash-hub-{component}")["spec"]["template"]["spec"]["containers"]
+        assert "args" not in container, component
+        assert "JPY_COOKIE_SECRET" not in {e["name"] for e in container["env"]}, component
+    assert "cookie-secret" not in secret["stringData"]
     hub = find(objects, "Deployment", "kd-karvdash-hub-hub")["spec"]["template"]["spec"]
-    env = {e["name"]: e for e in hub["containers"][0]["env"]}
-    assert env["JPY_COOKIE_SECRET"]["valueFrom"]["secretKeyRef"] == {"name": "kd-karvdash-hub-secrets", "key": "cookie-secret"}
-    assert hub["containers"][0]["args"] == ["--debug"]
     assert {"name": "logs", "hostPath": {"path": "/var/log/kd", "type": "DirectoryOrCreate"}} in hub["volumes"]
-    for flag in ("yes", "true", True):
+    for flag in ("yes", "true", "1", True):
         objects = render(tmp_path, {"karvdash.datasetsAvailable": flag})
         assert load_values_secret(tmp_path, find(objects, "Secret", "kd-karvdash-hub-secrets"))[0].datasetsAvailable
-    for flag in ("false", "no", "", False):
+    for flag in ("false", "no", "0", "", False):
         objects = render(tmp_path, {"karvdash.datasetsAvailable": flag})
         assert not load_values_secret(tmp_path, find(objects, "Secret", "kd-karvdash-hub-secrets"))[0].datasetsAvailable
+    # an empty value is the default, also where the schema lists the values
+    objects = render(tmp_path, {"karvdash.dashboardTheme": "", "karvdash.dashboardTitle": "", "karvdash.filesSize": ""})
+    empty = load_values_secret(tmp_path, find(objects, "Secret", "kd-karvdash-hub-secrets"))[0]
+    assert (empty.dashboardTheme, empty.dashboardTitle, empty.filesSize) == ("evolve", "Karvdash", "1Pi")
+
+
+def test_a_karvdash_values_file_installs_and_the_hub_reads_it_mapped(tmp_path):
+    import hashlib
+
+    proc = helm("lint", "--strict", str(CHART), "-f", str(KARVDASH_VALUES))
+    assert "1 chart(s) linted, 0 chart(s) failed" in proc.stdout
+    out = helm("template", "kd", str(CHART), "--namespace", "karvdash", "-f", str(KARVDASH_VALUES))
+    objects = [doc for doc in yaml.safe_load_all(out.stdout) if doc]
+    original = yaml.safe_load(KARVDASH_VALUES.read_text())["karvdash"]
+    settings, raw = load_values_secret(tmp_path, find(objects, "Secret", "kd-karvdash-hub-secrets"))
+    effective = {name: getattr(settings, name) for name in (
+        "dockerRegistryURL", "dockerRegistryInsecure", "dockerRegistryCert", "debug", "datasetsAvailable",
+        "allowedHostPathDirs", "issuesURL", "dashboardTitle", "dashboardTheme", "ingressURL", "filesURL", "filesSize",
+        "adminPassword", "disabledServiceTemplates", "disabledDatasetTemplates", "serviceURLPrefixes", "argoURL",
+        "argoNamespace", "stateDir")}
+    assert effective == {
+        "dockerRegistryURL": "https://registry.example.org:5000", "dockerRegistryInsecure": True,
+        "dockerRegistryCert": original["dockerRegistryCert"], "debug": True, "datasetsAvailable": True,
+        "allowedHostPathDirs": ["/opt/a", "/opt/b"], "issuesURL": "", "dashboardTitle": "Lab Dashboard",
+        "dashboardTheme": "CARV", "ingressURL": "https://lab.example.org", "filesURL": "file:///mnt/nfs",
+        "filesSize": "1Pi", "adminPassword": "lab-admin-password",
+        "disabledServiceTemplates": ["kafka.template.yaml", "neo4j.template.yaml"],
+        "disabledDatasetTemplates": ["h3-local", "h3-remote"], "serviceURLPrefixes": ["lab1", "lab2"],
+        "argoURL": "https://argo.lab.example.org", "argoNamespace": "argo",
+        # the chart mounts the state volume there
+        "stateDir": "/srv/karvdash/state",
+    }
+    assert settings.config.JupyterHub.cookie_secret == hashlib.sha256(original["djangoSecret"].encode()).hexdigest()
+    # the keys of the chart's volumes are the chart's, so only the hub's own are warned about
+    assert warned_keys(settings) == ["djangoDebug", "djangoSecret", "dockerRegistry", "dockerRegistryNoVerify",
+                                     "htpasswdExportDir"]
+    webhook, webhook_raw = load_values_secret(tmp_path, find(objects, "Secret", "kd-karvdash-hub-webhook-values"))
+    assert warned_keys(webhook) == ["djangoDebug", "htpasswdExportDir"]
+    assert not {"djangoSecret", "dockerRegistry", "dockerRegistryNoVerify", "dockerRegistryCert"} & set(webhook_raw["karvdash"])
+    assert webhook.allowedHostPathDirs == settings.allowedHostPathDirs
+    # the volumes: a volume claim wins over a host path, as in Karvdash
+    hub = find(objects, "Deployment", "kd-karvdash-hub-hub")["spec"]["template"]["spec"]
+    assert {"name": "state", "persistentVolumeClaim": {"claimName": "karvdash-state"}} in hub["volumes"]
+    assert {"name": "logs", "persistentVolumeClaim": {"claimName": "karvdash-logs"}} in hub["volumes"]
+    assert raw["hub"]["config"]["JupyterHub"]["extra_log_file"] == "/var/log/karvdash/jupyterhub.log"
+    # Karvdash's own image cannot run karvdash-hub: every container runs the chart's
+    images = {c["image"] for o in objects if o["kind"] == "Deployment" for c in o["spec"]["template"]["spec"]["containers"]}
+    assert images == {"karvdash-hub:0.1.0"} and settings.appProxyImage == "karvdash-hub:0.1.0"
+    assert find(objects, "Deployment", "kd-karvdash-hub-hub")["spec"]["template"]["spec"]["containers"][0][
+        "imagePullPolicy"] == "IfNotPresent"
+    # the policy the API server enforces has the folders as a list
+    variables = policy_variables(find(objects, "ValidatingAdmissionPolicy", "karvdash-kd-karvdash-hub-tenant-pods"))
+    assert variables["allowedHostPathDirs"] == '["/opt/a","/opt/b"]'
+    # an image of another repository is used as it is
+    other = render(tmp_path, {"image": "registry.example.test/carvicsforth/karvdash-hub:1.0"})
+    assert find(other, "Deployment", "kd-karvdash-hub-hub")["spec"]["template"]["spec"]["containers"][0]["image"] == \
+        "registry.example.test/carvicsforth/karvdash-hub:1.0"
 
 
 def test_files_on_a_node_path(tmp_path):
@@ -287,6 +363,25 @@ def test_files_on_nfs(tmp_path):
     assert {"name": "files", "persistentVolumeClaim": {"claimName": "kd-karvdash-hub-files"}} in hub["volumes"]
     assert {"name": "files", "mountPath": "/srv/karvdash/files"} in hub["containers"][0]["volumeMounts"]
     assert {"name": "state", "persistentVolumeClaim": {"claimName": "state"}} in hub["volumes"]
+
+
+def test_files_on_s3(tmp_path):
+    objects = render(tmp_path, VALUE_SETS["s3"])
+    assert [o for o in objects if o["kind"] in ("PersistentVolume", "PersistentVolumeClaim")] == []
+    settings, _ = load_values_secret(tmp_path, find(objects, "Secret", "kd-karvdash-hub-secrets"))
+    assert (settings.filesURL, settings.filesS3AccessKey, settings.files_s3_secret_key) == (
+        "minio://minio.storage.svc:9000/karvdash-files/deploy", "AKID", "s3cret")
+    # the files are in the bucket: hub and dashboard only stage uploads on a folder of their pod
+    assert settings.filesMountPath == "/srv/karvdash/files"
+    for component in ("hub", "dashboard"):
+        spec = find(objects, "Deployment", f"kd-karvdash-hub-{component}")["spec"]["template"]["spec"]
+        assert {"name": "files", "emptyDir": {}} in spec["volumes"]
+    # no host path of the files is opened by the tenant policy
+    policy = policy_variables(find(objects, "ValidatingAdmissionPolicy", "karvdash-kd-karvdash-hub-tenant-pods"))
+    assert policy["filesRoot"] == '""'
+    refused = helm("template", "kd", str(CHART), "-f",
+                   str(value_file(tmp_path, {"karvdash.filesURL": "minio:///bucket"})), check=False)
+    assert refused.returncode != 0 and "an S3 URL needs a server" in refused.stderr
 
 
 def test_webhook_configurations_only_reach_user_namespaces(tmp_path):
@@ -488,7 +583,8 @@ def test_dashboard_holds_what_the_shipped_templates_roles_grant(tmp_path):
     catalogue, problems = file_catalogue(ROOT / "service_templates", tmp_path / "no-admin-templates")
     assert problems == []
     roles = [o for template in catalogue.values() for o in template.objects if o["kind"] == "Role"]
-    assert {o["metadata"]["name"] for o in roles} == {"$NAME-controller", "$NAME-server", "$NAME-workflow"}
+    assert {o["metadata"]["name"] for o in roles} == {"$NAME-controller", "$NAME-server", "$NAME-workflow",
+                                                      "$NAME-prometheus", "$NAME"}
     granted = permissions(find(render(tmp_path, VALUE_SETS["file"]), "ClusterRole",
                                "karvdash-kd-karvdash-hub-dashboard")["rules"])
     for role in roles:
@@ -534,6 +630,10 @@ def test_settings_the_chart_fills_in_and_their_overrides(tmp_path):
     assert settings_for({"karvdash.appProxyImage": "proxy:9"}).appProxyImage == "proxy:9"
     explicit = settings_for({"karvdash.hubNamespace": "elsewhere", "karvdash.serviceAuthURL": "https://auth.example.test/check"})
     assert (explicit.hubNamespace, explicit.serviceAuthURL) == ("elsewhere", "https://auth.example.test/check")
+    assert settings_for({"karvdash.karvdashctlURL": "https://example.test/services/karvdash/api/",
+                         "proxy.service.port": 8000}).karvdashctlURL == "https://example.test/services/karvdash/api/"
+    assert settings_for({"proxy.service.port": 8000}).karvdashctlURL == \
+        "http://kd-karvdash-hub-proxy-public.karvdash.svc:8000/services/karvdash/api/"
     # another namespace, another default
     objects = render(tmp_path, {}, namespace="lab")
     assert load_values_secret(tmp_path, find(objects, "Secret", "kd-karvdash-hub-secrets"))[0].hubNamespace == "lab"

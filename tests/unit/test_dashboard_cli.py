@@ -57,6 +57,16 @@ def test_a_token_alone_on_the_command_line_overrides_the_file(home):
     assert (found.token, found.base_url) == ("flag", "https://example.org/services/karvdash/")
 
 
+def test_in_a_pod_the_mounted_settings_win_over_the_servers_own_token(home):
+    """A server's token may only report activity: karvdashctl in a notebook
+    pod uses the settings the webhook mounts, with their dashboard token."""
+    write_config(home / "system.ini", url="http://kd-proxy.karvdash.svc:80/services/karvdash/api/", token="ns")
+    found = find_connection(
+        environ={"JUPYTERHUB_API_TOKEN": "server-token", "JUPYTERHUB_API_URL": "http://127.0.0.1:9/hub/api"}
+    )
+    assert (found.base_url, found.token) == ("http://kd-proxy.karvdash.svc:80/services/karvdash/", "ns")
+
+
 def test_notebook_environment_falls_back_to_the_proxy_path(home):
     # the hub is not reachable here: the address comes from the API URL's shape
     found = find_connection(

@@ -141,6 +141,8 @@ def test_every_api_route_and_method_is_in_the_openapi_document(settings):
     routes = api_routes(context, modules)
     served: dict[str, set[str]] = {}
     for path, item in document["paths"].items():
+        if "servers" in item:
+            continue  # served at another base (Karvdash 2.x's API): tests/unit/test_karvdash2.py
         # a documented path with every parameter filled in, as a client would send it
         url = "api" + re.sub(r"\{[^}]+\}", "x1", path)
         handler = next((h for pattern, h in routes if re.fullmatch(pattern, url)), None)

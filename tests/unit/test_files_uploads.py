@@ -7,9 +7,10 @@ import time
 
 import pytest
 
-from karvdash_hub.files import uploads
+from karvdash_hub.files import storage
 from karvdash_hub.files.domains import UPLOADS, FileDomains
 from karvdash_hub.files.operations import Conflict, NotFound, ensure_folders, place_file
+from karvdash_hub.files.storage import LocalStorage
 from karvdash_hub.files.uploads import UploadStore
 
 
@@ -94,11 +95,11 @@ def domains(tmp_path) -> FileDomains:
 
 @pytest.fixture
 def domain_store(domains) -> UploadStore:
-    return UploadStore(domains.local_path(UPLOADS) / "staged", expiry=3600)
+    return UploadStore(domains.local_path(UPLOADS) / "staged", expiry=3600, storage=LocalStorage(domains))
 
 
 def staged_upload(domains, store, content: bytes, path="b.bin", overwrite=False):
-    upload = store.start(domains, owner="alice", domain="private", domain_user="alice", path=path,
+    upload = store.start(owner="alice", domain="private", domain_user="alice", path=path,
                          size=len(content), overwrite=overwrite)
     with open(upload.data_path, "ab") as f:
         f.write(content)
@@ -108,7 +109,7 @@ def staged_upload(domains, store, content: bytes, path="b.bin", overwrite=False)
 def test_finish_places_the_staged_file_itself_not_a_copy(domains, domain_store):
     upload = staged_upload(domains, domain_store, b"payload")
     staged_inode = os.stat(upload.data_path).st_ino
-    entry = domain_store.finish(domains, upload)
+    entry = domain_store.finish(upload)
     target = domains.local_path("private", "alice") / "b.bin"
     assert os.stat(target).st_ino == staged_inode
     assert target.read_bytes() == b"payload" and entry["size"] == 7
@@ -120,24 +121,24 @@ def test_a_name_created_after_the_check_is_never_replaced(domains, domain_store,
     # only the no-replace rename itself can refuse then
     upload = staged_upload(domains, domain_store, b"uploaded bytes")
     target = domains.local_path("private", "alice") / "b.bin"
-    real_check = uploads.check_target
+    real_check = storage.check_target
 
     def check_then_someone_creates(folder, location, overwrite):
         real_check(folder, location, overwrite)
         target.write_bytes(b"created meanwhile")
 
-    monkeypatch.setattr(uploads, "check_target", check_then_someone_creates)
+    monkeypatch.setattr(storage, "check_target", check_then_someone_creates)
     staged_inode = os.stat(upload.data_path).st_ino
     with pytest.raises(Conflict):
-        domain_store.finish(domains, upload)
+        domain_store.finish(upload)
     assert target.read_bytes() == b"created meanwhile"
     # the upload is kept whole, to retry with overwrite
     again = domain_store.get(upload.id, "alice")
     assert again.offset() == len(b"uploaded bytes")
     again.overwrite = True
     domain_store.save(again)
-    monkeypatch.setattr(uploads, "check_target", real_check)
-    domain_store.finish(domains, domain_store.get(upload.id, "alice"))
+    monkeypatch.setattr(storage, "check_target", real_check)
+    domain_store.finish(domain_store.get(upload.id, "alice"))
     assert target.read_bytes() == b"uploaded bytes"
     assert os.stat(target).st_ino == staged_inode
 
@@ -147,7 +148,7 @@ def test_a_name_created_during_the_upload_is_a_conflict_and_the_upload_stays(dom
     target = domains.local_path("private", "alice") / "b.bin"
     target.write_bytes(b"created meanwhile")
     with pytest.raises(Conflict) as refused:
-        domain_store.finish(domains, upload)
+        domain_store.finish(upload)
     assert refused.value.status == 409
     assert target.read_bytes() == b"created meanwhile"
     assert domain_store.get(upload.id, "alice").offset() == len(b"uploaded bytes")

@@ -14,6 +14,9 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PrefixLoader
 from jupyterhub._data import DATA_FILES_PATH
 from traitlets.config import Config
 
+from karvdash_hub.accounts.imports import Refusal
+from karvdash_hub.accounts.listing import Listing
+from karvdash_hub.accounts.store import ImportReport, Page
 from karvdash_hub.core.scopes import ACCESS_SCOPE, custom_scopes
 from karvdash_hub.dashboard.pages import PageUser
 from karvdash_hub.hub.config import configure
@@ -51,22 +54,93 @@ def render(c: Config, name: str, user="admin", **variables) -> BeautifulSoup:
     return BeautifulSoup(html, "html.parser")
 
 
-def info(name, approved):
-    return SimpleNamespace(username=name, email=f"{name}@example.org", is_authorized=approved)
+def info(name, approved, number=1):
+    return SimpleNamespace(username=name, email=f"{name}@example.org", is_authorized=approved, id=number)
+
+
+def signups(users, total=None, **listing):
+    """The Sign-ups page's variables for one page of ``users``."""
+    chosen = Listing(**listing)
+    return {"page": Page(chosen, len(users) if total is None else total, users), "listing": chosen}
 
 
 def test_sign_ups_offer_no_revoke_on_the_own_row_and_show_one_message(hub_config):
     users = [info("admin", True), info("bob", True), info("carl", False)]
-    page = render(hub_config, "authorization-area.html", users=users, alert="alert-success", result_message="bob is approved and can log in.")
-    buttons = {row["id"]: [b.get_text(strip=True) for b in row.select("button")] for row in page.select("#signups tbody tr")}
+    page = render(hub_config, "authorization-area.html", **signups(users), alert="alert-success", result_message="bob is approved and can log in.")
+    buttons = {row["id"]: [b.get_text(strip=True) for b in row.select("td.text-end button")] for row in page.select("#signups tbody tr")}
     assert buttons == {"admin": [], "bob": ["Revoke"], "carl": ["Approve", "Discard"]}
     message = page.select(".karvdash-flash-message")
     assert [m.get_text(strip=True) for m in message] == ["bob is approved and can log in."]
     assert "alert-success" in message[0]["class"]
     # an administrator can still revoke another administrator's approval
-    other = render(hub_config, "authorization-area.html", user="root", users=users)
-    assert other.select_one("tr#admin button").get_text(strip=True) == "Revoke"
+    other = render(hub_config, "authorization-area.html", user="root", **signups(users))
+    assert other.select_one("tr#admin td.text-end button").get_text(strip=True) == "Revoke"
     assert other.select(".karvdash-flash-message") == []
+
+
+def test_sign_ups_page_links_keep_the_listing_and_page_on(hub_config):
+    users = [info(f"u{n}", n % 2 == 0, n) for n in range(20, 40)]
+    page = render(hub_config, "authorization-area.html", **signups(users, total=95, search="u", sort="email", order="desc", limit=20, offset=20))
+    assert page.select_one("#signups-count").get_text(strip=True) == "21–40 of 95 accounts"
+    assert page.select_one("#page-number").get_text(strip=True) == "Page 2 of 5"
+    assert page.select_one("#page-previous")["href"] == "?search=u&sort=email&order=desc&limit=20"
+    assert page.select_one("#page-next")["href"] == "?search=u&sort=email&order=desc&limit=20&offset=40"
+    # the current sort column turns around, another starts ascending, both from the first page
+    assert page.select_one("#sort-email")["href"] == "?search=u&sort=email&limit=20"
+    assert page.select_one("#sort-email")["aria-sort"] == "descending"
+    assert page.select_one("#sort-created")["href"] == "?search=u&sort=created&limit=20"
+    # every form comes back to this page
+    forms = page.select("tr#u21 form")
+    assert [f["action"] for f in forms] == [
+        "/hub/authorize/u21/email?search=u&sort=email&order=desc&limit=20&offset=20",
+        "/hub/authorize/u21?search=u&sort=email&order=desc&limit=20&offset=20",
+        "/hub/discard/u21?search=u&sort=email&order=desc&limit=20&offset=20",
+    ]
+    assert page.select_one("tr#u21 input[name=email]")["value"] == "u21@example.org"
+    assert page.select_one("#search-input")["value"] == "u"
+
+
+def test_sign_ups_last_page_and_no_match(hub_config):
+    last = render(hub_config, "authorization-area.html", **signups([info("zed", True, 9)], total=51, offset=50))
+    assert "disabled" in last.select_one("#page-next").parent["class"]
+    assert "disabled" not in last.select_one("#page-previous").parent["class"]
+    none = render(hub_config, "authorization-area.html", **signups([], search="nobody"))
+    assert none.select_one("#signups-count").get_text(strip=True) == "No accounts match."
+    assert none.select_one("#page-number").get_text(strip=True) == "Page 1 of 1"
+
+
+def test_an_import_report_lists_the_refused_rows(hub_config):
+    report = ImportReport(created=[], refused=[Refusal(3, "Bob", "capitals"), Refusal(1, "", "no email")], approved=False)
+    page = render(hub_config, "authorization-area.html", **signups([]), report=report)
+    rows = [[cell.get_text() for cell in row.select("td")] for row in page.select("#import-refused tbody tr")]
+    assert rows == [["1", "", "no email"], ["3", "Bob", "capitals"]]
+
+
+def test_logo_and_favicon_on_every_page(tmp_path, monkeypatch):
+    for name in [n for n in os.environ if n.startswith("KARVDASH_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("KARVDASH_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("KARVDASH_DASHBOARD_LOGO", "https://cdn.example.org/lab.svg")
+    (tmp_path / "icon.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(16))
+    monkeypatch.setenv("KARVDASH_DASHBOARD_FAVICON", str(tmp_path / "icon.png"))
+    c = Config()
+    configure(c)
+    for name in ("login.html", "token.html", "authorization-area.html"):
+        page = render(c, name, **signups([]))
+        assert page.select_one("#karvdash-brand #karvdash-logo")["src"] == "https://cdn.example.org/lab.svg"
+        assert [link["href"] for link in page.select("link[rel=icon]")] == ["/hub/theme/favicon"]
+    # without them: the title alone, and JupyterHub's icon
+    plain = render(hub_config_without_images(tmp_path, monkeypatch), "login.html")
+    assert plain.select("#karvdash-logo") == []
+    assert [link["href"] for link in plain.select("link[rel=icon]")] == ["/hub/static/favicon.ico"]
+
+
+def hub_config_without_images(tmp_path, monkeypatch):
+    monkeypatch.delenv("KARVDASH_DASHBOARD_LOGO")
+    monkeypatch.delenv("KARVDASH_DASHBOARD_FAVICON")
+    c = Config()
+    configure(c)
+    return c
 
 
 @pytest.mark.parametrize("alert, kind", [("alert-info", "alert-success"), ("alert-success", "alert-success"), ("alert-danger", "alert-danger")])

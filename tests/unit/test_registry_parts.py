@@ -80,6 +80,24 @@ def test_access_without_registry_or_credentials():
     assert json.loads(reg.auth_file_content(access)) == {"auths": {}}
 
 
+def test_an_insecure_registry_is_not_verified_and_nothing_else_changes():
+    access = reg.RegistryAccess.from_settings(
+        settings(DOCKER_REGISTRY_URL="https://registry.example.org:5000", DOCKER_REGISTRY_INSECURE="true"))
+    assert access.insecure and access.secure
+    context = access.ssl_context()
+    assert (context.verify_mode, context.check_hostname) == (ssl.CERT_NONE, False)
+    # the default for every other connection of the process is still to verify
+    assert ssl.create_default_context().verify_mode == ssl.CERT_REQUIRED
+    info = reg.ArchiveInfo("docker-archive", 1)
+    command = reg.skopeo_command("/a.tar", info, access, "team/app", "1.0", "/w/auth.json", "/w/certs")
+    assert "--dest-tls-verify=false" in command and "--dest-cert-dir" not in command
+    assert not [part for part in command if part.startswith(("--src-tls", "--tls"))]
+    # by default (and with a CA) the registry is verified
+    verified = reg.RegistryAccess.from_settings(settings(DOCKER_REGISTRY_URL="https://registry.example.org:5000"))
+    assert not verified.insecure and verified.ssl_context().verify_mode == ssl.CERT_REQUIRED
+    assert "--dest-tls-verify=false" not in reg.skopeo_command("/a.tar", info, verified, "a", "b", "/w/a", "/w/c")
+
+
 def test_auth_file_holds_the_credentials_for_the_host():
     access = reg.RegistryAccess("https://r.example.org", "r.example.org", "u", "pw")
     assert json.loads(reg.auth_file_content(access)) == {"auths": {"r.example.org": {"auth": "dTpwdw=="}}}

@@ -166,6 +166,11 @@ variables:
   default: false
 - name: WORD
   default: hello
+- name: NAMESPACE
+- name: HOSTNAME
+- name: REGISTRY
+- name: PRIVATE
+- name: SHARED
 ---
 apiVersion: v1
 kind: ConfigMap
@@ -387,8 +392,12 @@ CONFIGMAP = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: $NAME\n"
          "targets namespace '$NAME'"),
         (HEADER + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: $NAME, namespace: x$NAMESPACE}\n",
          "targets namespace"),
-        (HEADER + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: fixed}\n", "must contain $NAME"),
-        (HEADER + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: $NAMES}\n", "must contain $NAME"),
+        (HEADER + "---\napiVersion: v1\nkind: Secret\nmetadata: {name: $NAME-fixed}\n---\napiVersion: v1\n"
+         "kind: Secret\nmetadata: {name: fixed}\n", "object 2 (Secret fixed): another object has the same kind and name"),
+        (HEADER + "---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: $NAME}\n"
+         "spec: {rules: [{host: $HOSTNAME}]}\n",
+         "object 1 (Ingress $NAME): its hosts are $HOSTNAME, which is filled in only where the template declares it: "
+         "add HOSTNAME to variables (- name: HOSTNAME)"),
         (HEADER + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: $NAME, generateName: x}\n",
          "generateName is not supported"),
         (HEADER + "---\n" + CONFIGMAP + "---\n" + CONFIGMAP, "same kind and name"),
@@ -472,7 +481,7 @@ def test_combine_sorts_by_name_and_keeps_file_templates_on_clash():
     merged = catalogue.combine(CATALOGUE, [user, other])
     assert merged["redis"].source == "system"
     assert list(merged)[-1] == "mine"
-    assert list(merged)[0] == "argo"
+    assert list(merged)[:2] == ["argo-metrics", "argo"]
 
 
 def test_ids_from_file_names_and_display_names():

@@ -48,7 +48,7 @@ def test_original_chart_values_are_all_settings():
 @pytest.mark.parametrize(
     "env, setting, words",
     [
-        ({"FILES_URL": "http://server/files"}, "filesURL", "file:// or nfs://"),
+        ({"FILES_URL": "http://server/files"}, "filesURL", "file://, nfs://, minio:// or minios://"),
         ({"FILES_URL": "file://relative/path"}, "filesURL", "no host"),
         ({"FILES_URL": "file:///"}, "filesURL", "absolute path"),
         ({"FILES_URL": "nfs:///export"}, "filesURL", "needs a server"),

@@ -106,7 +106,9 @@ async def pod_of(spawner) -> dict:
 
 
 async def prepared(spawner, fake) -> None:
-    with mock.patch.object(KarvdashSpawner, "user_namespaces", return_value=fake):
+    # the folders of the settings' file domains are not made on this machine
+    with mock.patch.object(KarvdashSpawner, "user_namespaces", return_value=fake), \
+            mock.patch("karvdash_hub.hub.spawner.open_storage"):
         await spawner._ensure_namespace()
 
 
@@ -120,6 +122,21 @@ async def test_pod_of_every_shipped_profile(slug, files):
     pod = await pod_of(spawner)
     k8s_valid(pod)
     golden(f"pod-{slug}-{files}", pod)
+
+
+@pytest.mark.parametrize("files", sorted(FILES))
+async def test_the_users_folders_are_made_before_the_pod(tmp_path, files):
+    """By the hub, before KubeSpawner creates the pod: a private folder that
+    kubelet makes for a hostPath volume belongs to root."""
+    root = tmp_path / "files"
+    env = {"KARVDASH_FILES_URL": f"file://{root}"} if files == "file" else {
+        "KARVDASH_FILES_URL": "nfs://nfs.example.test/exports/karvdash", "KARVDASH_FILES_MOUNT_PATH": str(root)}
+    spawner = make_spawner(env)
+    await spawner.apply_profile({"profile": "jupyter"})
+    with mock.patch.object(KarvdashSpawner, "user_namespaces", return_value=FakeNamespaces()):
+        await spawner._ensure_namespace()
+    assert (root / "private" / "alice").is_dir() and (root / "shared").is_dir()
+    assert not (root / "private" / "bob").exists()
 
 
 async def test_pods_keep_karvdash_volumes_and_owner():
@@ -444,6 +461,69 @@ async def test_start_stops_early_when_the_image_cannot_be_pulled():
         "The image example.test/missing:1 cannot be pulled (ErrImagePull: manifest unknown). "
         "Check its name and tag, or choose another image."
     )
+
+
+def starting_pod(phase: str, ready: bool = False) -> dict:
+    return {"metadata": {"name": "jupyter-alice"},
+            "status": {"phase": phase, "podIP": "198.18.0.9" if phase == "Running" else None,
+                       "containerStatuses": [{"name": "notebook", "ready": ready, "state": {}}]}}
+
+
+async def test_a_hub_starting_again_waits_for_a_pod_that_is_still_starting():
+    """A spawn under way when the previous hub died: the new hub's check
+    polls, and the answer waits until the pod runs (or is gone)."""
+    spawner = make_spawner()
+    key = f"karvdash-alice/{spawner.pod_name}"
+    reflector = SimpleNamespace(pods={key: starting_pod("Pending")})
+
+    polled = []
+
+    async def kubespawner_poll(self):
+        # KubeSpawner's poll takes the address of a running pod
+        polled.append(reflector.pods[key]["status"]["phase"] if key in reflector.pods else None)
+        return None if key in reflector.pods else 1
+
+    async def becomes(pod, after):
+        await asyncio.sleep(after)
+        if pod is None:
+            del reflector.pods[key]
+        else:
+            reflector.pods[key] = pod
+
+    with (
+        mock.patch.object(KubeSpawner, "poll", kubespawner_poll),
+        mock.patch.object(KarvdashSpawner, "pod_reflector", new=reflector),
+        mock.patch.object(KarvdashSpawner, "events", new=[]),
+    ):
+        # a running hub polls as KubeSpawner does, without waiting
+        assert await asyncio.wait_for(spawner.poll(), 0.5) is None
+        spawner._check_pending = True
+        change = asyncio.ensure_future(becomes(starting_pod("Running", ready=True), 1.5))
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        assert await asyncio.wait_for(spawner.poll(), 10) is None
+        assert loop.time() - started >= 1.5
+        assert polled[-2:] == ["Pending", "Running"]
+        await change
+        # a pod that goes while the hub waits: the server stopped
+        reflector.pods[key] = starting_pod("Pending")
+        change = asyncio.ensure_future(becomes(None, 1.5))
+        assert await asyncio.wait_for(spawner.poll(), 10) == 1
+        await change
+
+
+async def test_a_hub_starting_again_stops_a_pod_that_cannot_start():
+    spawner = make_spawner()
+    pod = starting_pod("Pending")
+    pod["status"]["containerStatuses"][0]["state"] = {"waiting": {"reason": "ImagePullBackOff", "message": "no"}}
+    spawner._check_pending = True
+    with (
+        mock.patch.object(KubeSpawner, "poll", mock.AsyncMock(return_value=None)),
+        mock.patch.object(KarvdashSpawner, "pod_reflector",
+                          new=SimpleNamespace(pods={f"karvdash-alice/{spawner.pod_name}": pod})),
+        mock.patch.object(KarvdashSpawner, "events", new=[]),
+    ):
+        assert await asyncio.wait_for(spawner.poll(), 5) == 1
 
 
 async def test_an_old_failed_pod_does_not_stop_a_new_start():

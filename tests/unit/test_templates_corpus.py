@@ -179,7 +179,7 @@ def test_ingresses_that_serve_their_own_host_pass():
 
 
 def test_auth_false_only_where_allowed():
-    text = HEADER.replace("name: T", "name: T\nauth: false") + (
+    text = HEADER.replace("name: T", "name: T\nauth: false") + "- name: HOSTNAME\n" + (
         "---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: $NAME}\n"
         "spec: {rules: [{host: $HOSTNAME}]}\n")
     message = ("auth: false is not allowed in your templates on this deployment (serviceAuthOptional): its "

@@ -9,7 +9,8 @@
 #   tools/images/build.sh --ref IMAGE   print the image name stored in that archive
 #   tools/images/build.sh --check IMAGE exit 0 if built
 #
-# IMAGE is python-base, node-base, karvdash-hub or notebook. Each result is
+# IMAGE is python-base, node-base, karvdash-hub, notebook or nginx (Debian's
+# nginx, for the shipped nginx template and the node tests' ingress). Each result is
 # an OCI archive (skopeo/buildah: oci-archive:PATH) in
 #   ${KARVDASH_KUBE_CACHE:-${XDG_CACHE_HOME:-~/.cache}/karvdash-hub}/images/IMAGE-<key>.tar
 # keyed by a hash of its inputs (pins in versions.env, this script, the
@@ -65,7 +66,8 @@ key_of() {
             service_templates docs; } | hash_of ;;
         notebook) { key_of python-base; context_inputs images/notebook pyproject.toml setup.cfg README.md \
             karvdash_hub; } | hash_of ;;
-        *) echo "images: unknown image $1 (python-base, node-base, karvdash-hub, notebook)" >&2; exit 2 ;;
+        nginx) { common_inputs; echo nginx-core; } | hash_of ;;
+        *) echo "images: unknown image $1 (python-base, node-base, karvdash-hub, notebook, nginx)" >&2; exit 2 ;;
     esac
 }
 
@@ -75,6 +77,7 @@ ref_of() {
         node-base) echo "localhost/karvdash-base/node:${NODEJS_VERSION%%.*}-$DEBIAN_SUITE" ;;
         karvdash-hub) echo "localhost/karvdash-hub:$(key_of karvdash-hub)" ;;
         notebook) echo "localhost/karvdash-notebook:$(key_of notebook)" ;;
+        nginx) echo "localhost/karvdash-base/nginx:1.22-$DEBIAN_SUITE" ;;
     esac
 }
 
@@ -141,6 +144,23 @@ build_node_base() {
         --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
         --env "NODE_VERSION=$NODEJS_VERSION" --env NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt \
         --cmd '["node"]' >/dev/null
+}
+
+# nginx as the official image lays it out: the server blocks in
+# /etc/nginx/conf.d (Debian's default site removed), logs to the container's
+# output, `nginx -g 'daemon off;'` as the command. Debian's nginx-core has
+# the auth_request module that ingress-nginx's auth-url is built on.
+build_nginx() {
+    local out=$1 work=$2
+    need mmdebstrap
+    mmdebstrap_rootfs "$work/rootfs.tar" nginx-core,ca-certificates,passwd \
+        --customize-hook='rm -f "$1"/etc/nginx/sites-enabled/default' \
+        --customize-hook='ln -sf /dev/stdout "$1"/var/log/nginx/access.log' \
+        --customize-hook='ln -sf /dev/stderr "$1"/var/log/nginx/error.log' \
+        --customize-hook='chroot "$1" nginx -t'
+    python3 "$here/oci.py" "$work/rootfs.tar" "$out" --ref "$(ref_of nginx)" \
+        --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+        --cmd '["nginx", "-g", "daemon off;"]' >/dev/null
 }
 
 # buildah with its own storage and settings under the cache (nothing in
@@ -237,6 +257,7 @@ build_one() {
             node-base) build_node_base "$work/out.tar" "$work" ;;
             karvdash-hub) build_karvdash_hub "$work/out.tar" ;;
             notebook) build_notebook "$work/out.tar" ;;
+            nginx) build_nginx "$work/out.tar" "$work" ;;
         esac
         if [[ $(path_of "$name") != "$out" ]]; then
             echo "images: warning: the inputs of $name changed during its build; it is kept as $out (what the build started from), the next run builds again" >&2
@@ -255,7 +276,7 @@ case "${1:-}" in
     --path) shift; for n in "$@"; do key_of "$n" >/dev/null; path_of "$n"; done; exit 0 ;;
     --ref) shift; for n in "$@"; do key_of "$n" >/dev/null; ref_of "$n"; done; exit 0 ;;
     --check) shift; for n in "$@"; do key_of "$n" >/dev/null; [[ -f $(path_of "$n") ]] || exit 1; done; exit 0 ;;
-    "" | -*) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    "" | -*) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac
 
 for n in "$@"; do key_of "$n" >/dev/null; done

@@ -41,8 +41,9 @@ if [[ "${1:-}" == --node ]]; then
 fi
 
 cache_root=${KARVDASH_KUBE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/karvdash-hub}
-# Keyed by the settings only, so editing a comment does not rebuild.
-key=$(grep -E '^[A-Za-z_][A-Za-z0-9_]*=' "$versions_file" | sha256sum | cut -c1-12)
+# Keyed by the settings only, so editing a comment does not rebuild; the
+# CERT_MANAGER_* lines key tools/certmanager/build.sh's output alone.
+key=$(grep -E '^[A-Za-z_][A-Za-z0-9_]*=' "$versions_file" | grep -v '^CERT_MANAGER_' | sha256sum | cut -c1-12)
 dest="$cache_root/kube-$key"
 bin_dir="$dest/bin"
 lock_name="kube-$key"

@@ -12,7 +12,8 @@
 #
 #   make node-packages  Debian's runc, CNI plugins, docker-registry, skopeo,
 #                       mmdebstrap, buildah, iproute2, iptables, ipset, gcc
-#   make node-binaries  kubelet, kube-proxy, containerd 2, CoreDNS, pause, kube-router (Go modules, cached)
+#   make node-binaries  kubelet, kube-proxy, containerd 2, CoreDNS, pause, kube-router, and cert-manager
+#                       with its images (tools/certmanager/build.sh) (Go modules, cached)
 #   make cluster NODE=real   the control plane with the real node instead of kwok's
 #   make images         the images (tools/images/build.sh), pushed into that cluster's registry
 #   make test-node      the real-node tests (pytest -m node tests/node)
@@ -20,6 +21,7 @@
 PYTHON ?= python3
 KUBE_BUILD := tools/kube/build.sh
 IMAGES_BUILD := tools/images/build.sh
+CERT_MANAGER_BUILD := tools/certmanager/build.sh
 KUBE_CLUSTER_DIR ?= .cluster
 # kwok (fake node, no containers) or real (tests/kube/realnode.py)
 NODE ?= kwok
@@ -55,6 +57,7 @@ node-packages:
 
 node-binaries: kube-binaries
 	@$(KUBE_BUILD) --node >/dev/null
+	@$(CERT_MANAGER_BUILD) >/dev/null
 
 cluster: $(if $(VENV_STAMP),$(VENV_STAMP)) kube-binaries $(if $(filter real,$(NODE)),node-packages node-binaries)
 ifeq ($(NODE),real)

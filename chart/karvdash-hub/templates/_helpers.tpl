@@ -31,7 +31,17 @@ app.kubernetes.io/component: {{ .component }}
 
 {{- define "karvdash.image" -}}
 {{- $component := index .root.Values .component -}}
-{{- $component.image | default .root.Values.image | default (printf "karvdash-hub:%s" .root.Chart.AppVersion) -}}
+{{- $component.image | default (include "karvdash.chartImage" .root) | default (printf "karvdash-hub:%s" .root.Chart.AppVersion) -}}
+{{- end -}}
+
+{{/* The chart-wide image, unless it is Karvdash's own (a Karvdash values
+file names it), which cannot run karvdash-hub. */}}
+{{- define "karvdash.chartImage" -}}
+{{- if not (include "karvdash.karvdashImage" .) -}}{{ .Values.image }}{{- end -}}
+{{- end -}}
+
+{{- define "karvdash.karvdashImage" -}}
+{{- if regexMatch "(^|/)carvicsforth/karvdash(:|@|$)" (.Values.image | default "") -}}{{ .Values.image }}{{- end -}}
 {{- end -}}
 
 {{/* Karvdash 2 values said "set to anything to enable" */}}
@@ -46,10 +56,13 @@ true
 {{/* The files -------------------------------------------------------------- */}}
 
 {{- define "karvdash.files" -}}
-{{- $url := required "karvdash.filesURL is required: file:///<path> or nfs://<server>/<path>" .Values.karvdash.filesURL -}}
+{{- $url := required "karvdash.filesURL is required: file:///<path>, nfs://<server>/<path> or minio://<host>:<port>/<bucket>" .Values.karvdash.filesURL -}}
 {{- $parts := urlParse $url -}}
-{{- if not (has $parts.scheme (list "file" "nfs")) -}}
-{{- fail (printf "karvdash.filesURL %q must start with file:// or nfs://" $url) -}}
+{{- if not (has $parts.scheme (list "file" "nfs" "minio" "minios")) -}}
+{{- fail (printf "karvdash.filesURL %q must start with file://, nfs://, minio:// or minios://" $url) -}}
+{{- end -}}
+{{- if and (has $parts.scheme (list "minio" "minios")) (not $parts.host) -}}
+{{- fail (printf "karvdash.filesURL %q: an S3 URL needs a server, minio://<host>:<port>/<bucket>" $url) -}}
 {{- end -}}
 {{- if or (not (hasPrefix "/" $parts.path)) (eq $parts.path "/") -}}
 {{- fail (printf "karvdash.filesURL %q needs an absolute path below /" $url) -}}
@@ -69,6 +82,9 @@ path: {{ $parts.path | quote }}
 {{- if eq $files.scheme "file" -}}{{ $files.path }}{{- else -}}/srv/karvdash/files{{- end -}}
 {{- end -}}
 
+{{/* S3 files live in the bucket: the hub and the dashboard only stage
+uploads, on a folder of the pod (a part at a time). */}}
+
 {{- define "karvdash.filesVolume" -}}
 {{- $files := include "karvdash.files" . | fromYaml -}}
 - name: files
@@ -76,6 +92,8 @@ path: {{ $parts.path | quote }}
   hostPath:
     path: {{ $files.path | quote }}
     type: DirectoryOrCreate
+{{- else if has $files.scheme (list "minio" "minios") }}
+  emptyDir: {}
 {{- else }}
   persistentVolumeClaim:
     claimName: {{ include "karvdash.fullname" . }}-files
@@ -126,17 +144,12 @@ path: {{ $parts.path | quote }}
 
 {{/* The ONE values file ------------------------------------------------------- */}}
 
-{{/* Keys of karvdash: that the chart itself uses (not settings of the hub). */}}
+{{/* Keys of karvdash: that the chart itself uses (its volumes), not settings
+of the hub. Karvdash's other names (djangoSecret, dockerRegistry, ...) go to
+the values file as they are: karvdash_hub/core/karvdashvalues.py maps them
+and the hub, the dashboard and the webhook log what it did. */}}
 {{- define "karvdash.chartOnlyKeys" -}}
-{{- list "stateVolumeClaim" "stateHostPath" "logsVolumeClaim" "logsHostPath" "djangoSecret" "djangoDebug" "htpasswdExportDir" | toJson -}}
-{{- end -}}
-
-{{/* Karvdash 2 values that mean nothing now: stop instead of ignoring them,
-so nobody relies on what they used to do. */}}
-{{- define "karvdash.refuseDroppedValues" -}}
-{{- if .Values.karvdash.htpasswdExportDir -}}
-{{- fail "karvdash.htpasswdExportDir is not supported: karvdash-hub exports no htpasswd file, it protects services with the hub's login instead (an ingress-nginx auth-url that asks the dashboard; see README.md, Settings). Remove the value." -}}
-{{- end -}}
+{{- list "stateVolumeClaim" "stateHostPath" "logsVolumeClaim" "logsHostPath" | toJson -}}
 {{- end -}}
 
 {{/* The settings as the hub, the dashboard and the webhook read them. */}}
@@ -148,13 +161,13 @@ so nobody relies on what they used to do. */}}
 {{- range (include "karvdash.chartOnlyKeys" . | fromJsonArray) -}}
 {{- $_ := unset $settings . -}}
 {{- end -}}
-{{- $_ := set $settings "datasetsAvailable" (eq (include "karvdash.truthy" $k.datasetsAvailable) "true") -}}
+{{- /* the chart's admission policy needs the folders as a list */ -}}
 {{- if kindIs "string" $k.allowedHostPathDirs -}}
 {{- $_ := set $settings "allowedHostPathDirs" (compact (splitList ":" $k.allowedHostPathDirs)) -}}
 {{- end -}}
 {{- $_ := set $settings "mode" "kubernetes" -}}
 {{- $_ := set $settings "stateDir" "/srv/karvdash/state" -}}
-{{- if eq $files.scheme "nfs" -}}
+{{- if has $files.scheme (list "nfs" "minio" "minios") -}}
 {{- $_ := set $settings "filesMountPath" (include "karvdash.filesMountPath" .root) -}}
 {{- end -}}
 {{- $dashboard := printf "http://%s-dashboard.%s.svc:8080" (include "karvdash.fullname" .root) .root.Release.Namespace -}}
@@ -162,6 +175,11 @@ so nobody relies on what they used to do. */}}
 {{- if not $k.serviceAuthURL -}}
 {{- /* the ingress controller asks the dashboard directly, not through the ingress */ -}}
 {{- $_ := set $settings "serviceAuthURL" (printf "%s/services/karvdash/ingress-auth/check" $dashboard) -}}
+{{- end -}}
+{{- if not $k.karvdashctlURL -}}
+{{- /* karvdashctl in users' pods reaches the API through the proxy's Service:
+the ingress URL may not resolve, or not be trusted, inside the cluster */ -}}
+{{- $_ := set $settings "karvdashctlURL" (printf "http://%s-proxy-public.%s.svc:%v/services/karvdash/api/" (include "karvdash.fullname" .root) .root.Release.Namespace .root.Values.proxy.service.port) -}}
 {{- end -}}
 {{- if not $k.hubNamespace -}}
 {{- /* where the dashboard keeps URL-prefix claims: the release's namespace */ -}}
@@ -179,7 +197,7 @@ so nobody relies on what they used to do. */}}
 {{- /* the webhook gets the settings without secrets it has no use for */ -}}
 {{- $_ := set $settings "dashboardAPIToken" .dashboardToken -}}
 {{- else -}}
-{{- $settings = omit $settings "adminPassword" "dockerRegistryURL" "dockerRegistryCert" "dashboardURL" -}}
+{{- $settings = omit $settings "adminPassword" "dockerRegistryURL" "dockerRegistry" "dockerRegistryCert" "dockerRegistryInsecure" "dockerRegistryNoVerify" "dashboardURL" "djangoSecret" -}}
 {{- end -}}
 {{- toYaml $settings -}}
 {{- end -}}
@@ -201,9 +219,6 @@ so nobody relies on what they used to do. */}}
 {{- end -}}
 {{- if or .Values.karvdash.logsVolumeClaim .Values.karvdash.logsHostPath -}}
 {{- $_ := set $config.JupyterHub "extra_log_file" "/var/log/karvdash/jupyterhub.log" -}}
-{{- end -}}
-{{- if include "karvdash.truthy" .Values.karvdash.djangoDebug -}}
-{{- $_ := set $config.JupyterHub "log_level" "DEBUG" -}}
 {{- end -}}
 {{- toYaml (mergeOverwrite $config (deepCopy .Values.hub.config)) -}}
 {{- end -}}

@@ -1,0 +1,126 @@
+"""Which page of accounts to show: the parameters of the Sign-ups page and
+of ``GET /hub/api/accounts``, parsed and checked, and the SQL they make.
+
+Pure: :func:`parse_listing` turns query arguments into a :class:`Listing`
+(or a 400 naming the bad one); :func:`select_page` and :func:`select_count`
+build the statements without running them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from urllib.parse import urlencode
+
+from nativeauthenticator.orm import UserInfo
+from sqlalchemy import Select, func, or_, select
+
+from karvdash_hub.core.errors import KarvdashError
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+MAX_SEARCH = 128  # as long as the email column
+
+# sort key -> the column it orders by; "created" is the sign-up order (the
+# table has no timestamp, its id grows with every account)
+SORT_COLUMNS = {
+    "name": UserInfo.username,
+    "email": func.lower(UserInfo.email),
+    "created": UserInfo.id,
+    "state": UserInfo.is_authorized,
+}
+STATES = {"all": None, "pending": False, "approved": True}
+ORDERS = ("asc", "desc")
+
+
+@dataclass(frozen=True)
+class Listing:
+    search: str = ""
+    sort: str = "name"
+    order: str = "asc"
+    state: str = "all"
+    limit: int = DEFAULT_LIMIT
+    offset: int = 0
+
+    def query(self, **changes) -> str:
+        """The query string of this listing with ``changes`` (defaults left out)."""
+        wanted = {**asdict(self), **changes}
+        defaults = asdict(Listing())
+        return urlencode({k: v for k, v in wanted.items() if v != defaults[k]})
+
+
+def _whole_number(name: str, raw: str, lowest: int, highest: int | None = None) -> int:
+    if not raw.isascii() or not raw.isdigit():
+        raise KarvdashError(400, f"{name} must be a whole number, not {raw!r}.")
+    value = int(raw)
+    if value < lowest or (highest is not None and value > highest):
+        bound = f"from {lowest} to {highest}" if highest is not None else f"at least {lowest}"
+        raise KarvdashError(400, f"{name} must be {bound}, not {value}.")
+    return value
+
+
+def parse_listing(arguments: Mapping[str, str]) -> Listing:
+    """A :class:`Listing` from query arguments (each given once, as text)."""
+    known = {"search", "sort", "order", "state", "limit", "offset"}
+    unknown = sorted(set(arguments) - known)
+    if unknown:
+        raise KarvdashError(400, f"Unknown parameter {unknown[0]!r}; known: {', '.join(sorted(known))}.")
+    search = arguments.get("search", "").strip()
+    if len(search) > MAX_SEARCH or any(not c.isprintable() for c in search):
+        raise KarvdashError(400, f"search must be printable text of at most {MAX_SEARCH} characters.")
+    sort = arguments.get("sort", "") or "name"
+    if sort not in SORT_COLUMNS:
+        raise KarvdashError(400, f"sort must be one of {', '.join(SORT_COLUMNS)}, not {sort!r}.")
+    order = arguments.get("order", "") or "asc"
+    if order not in ORDERS:
+        raise KarvdashError(400, f"order must be asc or desc, not {order!r}.")
+    state = arguments.get("state", "") or "all"
+    if state not in STATES:
+        raise KarvdashError(400, f"state must be one of {', '.join(STATES)}, not {state!r}.")
+    limit = _whole_number("limit", arguments.get("limit", "") or str(DEFAULT_LIMIT), 1, MAX_LIMIT)
+    offset = _whole_number("offset", arguments.get("offset", "") or "0", 0)
+    return Listing(search=search, sort=sort, order=order, state=state, limit=limit, offset=offset)
+
+
+def _like_pattern(text: str) -> str:
+    # the search is a substring, not a pattern: % and _ match themselves
+    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _filtered(statement: Select, listing: Listing) -> Select:
+    if listing.search:
+        pattern = _like_pattern(listing.search)
+        # names are lowercase already (the hub's username rule): one lower() less a row
+        statement = statement.where(or_(
+            UserInfo.username.like(pattern, escape="\\"),
+            func.lower(UserInfo.email).like(pattern, escape="\\"),
+        ))
+    approved = STATES[listing.state]
+    if approved is not None:
+        # NULL is "not approved" too (the column has a default, old rows may not)
+        statement = statement.where(UserInfo.is_authorized.is_(True) if approved else or_(
+            UserInfo.is_authorized.is_(False), UserInfo.is_authorized.is_(None)))
+    return statement
+
+
+def select_page(listing: Listing) -> Select:
+    """The accounts of one page, in order (the name breaks ties, so pages
+    never overlap; in the same direction, so that one index on the sort
+    column and the name serves both directions)."""
+    columns = [SORT_COLUMNS[listing.sort]]
+    if listing.sort != "name":
+        columns.append(UserInfo.username)
+    elif listing.search:
+        # the same order (names are lowercase), but not the name index's: a
+        # search reads every row anyway, and walking that index to find the
+        # few matches costs each row a second look-up
+        columns = [func.lower(UserInfo.username)]
+    ordering = [column.desc() if listing.order == "desc" else column.asc() for column in columns]
+    statement = _filtered(select(UserInfo), listing)
+    return statement.order_by(*ordering).limit(listing.limit).offset(listing.offset)
+
+
+def select_count(listing: Listing) -> Select:
+    """How many accounts the listing has in all pages."""
+    return _filtered(select(func.count(UserInfo.id)), listing)

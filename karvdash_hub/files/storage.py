@@ -1,0 +1,294 @@
+"""Where the file domains are kept, behind one interface chosen by
+``filesURL``'s scheme: folders (``file://``, ``nfs://``: :class:`LocalStorage`,
+the operations of ``operations.py``) or an S3 bucket (``minio://``,
+``minios://``: ``s3storage.S3Storage``, imported only then, so a local
+deployment needs no S3 client).
+
+Handlers parse a request and make one call here. Every method is blocking
+(disk or network): the dashboard runs them in its executor. Paths arrive as
+people sent them; each storage checks them with the same
+:func:`~karvdash_hub.files.operations.clean_relative_path` and the same
+domain rules before it touches anything.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from email.utils import formatdate
+from pathlib import Path
+from typing import Protocol
+
+from .domains import PRIVATE, FileDomains
+from .downloads import build_zip, zip_members
+from .operations import (
+    TRASH_PREFIX,
+    BadPath,
+    Conflict,
+    DomainFolder,
+    NotFound,
+    check_target,
+    clean_relative_path,
+    delete,
+    delete_private,
+    delete_quietly,
+    describe,
+    ensure_folders,
+    entry_for,
+    entry_json,
+    make_file,
+    make_folder,
+    move,
+    open_domain_folder,
+    open_for_reading,
+    place_file,
+    read_text,
+    trash_folder,
+)
+from .usage import Usage, folder_usage
+
+
+class FileReader(Protocol):
+    """An open file of a domain, for a download."""
+
+    size: int
+    modified: float
+    etag: str
+
+    def read(self, position: int, length: int) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class Found:
+    """What a download path names: a file (``reader``) or a folder."""
+
+    name: str
+    display: str
+    reader: FileReader | None = None
+
+    @property
+    def last_modified(self) -> str:
+        return formatdate(self.reader.modified, usegmt=True) if self.reader else ""
+
+
+class ChunkWriter(Protocol):
+    """Where the bytes of one upload go while they arrive."""
+
+    def write(self, data: bytes, position: int) -> int: ...
+
+    def sync(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class FileStorage(Protocol):
+    """The operations the dashboard does on the file domains (all blocking)."""
+
+    domains: FileDomains
+
+    def ensure_folders(self, username: str | None = None) -> None: ...
+
+    def delete_private(self, username: str) -> bool: ...
+
+    def describe(self, user: str, domain: str, path: str) -> dict: ...
+
+    def entry_type(self, user: str, domain: str, path: str) -> str: ...
+
+    def create(self, user: str, domain: str, path: str, kind: str) -> dict: ...
+
+    def move(self, user: str, domain: str, path: str, target_domain: str, target_path: str,
+             overwrite: bool) -> dict: ...
+
+    def delete(self, user: str, domain: str, path: str) -> str: ...
+
+    def find(self, user: str, domain: str, path: str) -> Found: ...
+
+    def zip_paths(self, user: str, domain: str, paths: list, folder: str | None = None) -> Iterator[bytes]: ...
+
+    def usage(self, username: str) -> Usage: ...
+
+    def read_text(self, user: str, domain: str, path: str, what: str, limit: int) -> str: ...
+
+    def open_for_reading(self, user: str, domain: str, path: str, what: str) -> tuple[int, str]: ...
+
+    def upload_target(self, user: str, domain: str, path: str, overwrite: bool) -> str: ...
+
+    def staging_need(self, size: int) -> int: ...
+
+    def upload_writer(self, upload, store) -> ChunkWriter: ...
+
+    def place_upload(self, upload) -> dict: ...
+
+    def discard_upload(self, meta: dict) -> None: ...
+
+    def clean_up(self, older_than: float) -> None: ...
+
+
+def open_storage(domains: FileDomains, settings=None) -> FileStorage:
+    """The storage of ``filesURL``: S3 for ``minio://``/``minios://``, else folders."""
+    if domains.is_s3:
+        try:
+            from .s3storage import S3Storage  # the S3 client only where it is used
+        except ImportError as error:
+            from karvdash_hub.core.settings import SettingsError
+
+            raise SettingsError("filesURL", f"an S3 URL needs boto3 ({error}): pip install 'karvdash-hub[s3]'") from None
+        return S3Storage(domains, access_key=settings.filesS3AccessKey, secret_key=settings.files_s3_secret_key)
+    return LocalStorage(domains)
+
+
+class DescriptorReader:
+    """A file of a local domain, read through its open descriptor (a link
+    swapped in after the check cannot make the download read anything else)."""
+
+    def __init__(self, descriptor: int):
+        self.descriptor = descriptor
+        info = os.fstat(descriptor)
+        self.size = info.st_size
+        self.modified = info.st_mtime
+        self.etag = f'"{info.st_mtime_ns:x}-{self.size:x}"'
+
+    def read(self, position: int, length: int) -> bytes:
+        return os.pread(self.descriptor, length, position)
+
+    def close(self) -> None:
+        os.close(self.descriptor)
+
+
+class DescriptorWriter:
+    """Upload bytes written at their offset into the staged file."""
+
+    def __init__(self, path: Path):
+        self.descriptor = os.open(path, os.O_WRONLY | os.O_NOFOLLOW)
+
+    def write(self, data: bytes, position: int) -> int:
+        return os.pwrite(self.descriptor, data, position)
+
+    def sync(self) -> None:
+        os.fsync(self.descriptor)
+
+    def close(self) -> None:
+        os.close(self.descriptor)
+
+
+@dataclass
+class LocalStorage:
+    """File domains in folders of this machine (``file://``, or ``nfs://``
+    mounted at ``filesMountPath``)."""
+
+    domains: FileDomains
+
+    def folder(self, user: str, domain: str) -> DomainFolder:
+        return open_domain_folder(self.domains, domain, user)
+
+    def ensure_folders(self, username: str | None = None) -> None:
+        ensure_folders(self.domains, username)
+
+    def delete_private(self, username: str) -> bool:
+        return delete_private(self.domains, username)
+
+    def _located(self, user: str, domain: str, path: str, *, follow: bool, new: bool = False):
+        relative = clean_relative_path(path or "", new=new)
+        folder = self.folder(user, domain)
+        return folder, relative, (folder.resolve if follow else folder.locate)(relative)
+
+    def describe(self, user: str, domain: str, path: str) -> dict:
+        folder, relative, location = self._located(user, domain, path, follow=True)
+        return describe(folder, relative, location)
+
+    def entry_type(self, user: str, domain: str, path: str) -> str:
+        folder, relative, location = self._located(user, domain, path, follow=True)
+        return entry_for(folder, location, relative.name or domain).type
+
+    def create(self, user: str, domain: str, path: str, kind: str) -> dict:
+        folder, relative, location = self._located(user, domain, path, follow=False, new=True)
+        if not relative.parts:
+            raise Conflict(f"{folder.display('')} already exists")
+        entry = (make_folder if kind == "folder" else make_file)(folder, location)
+        return entry_json(folder, location, entry)
+
+    def move(self, user: str, domain: str, path: str, target_domain: str, target_path: str,
+             overwrite: bool) -> dict:
+        folder, _, location = self._located(user, domain, path, follow=False)
+        target_folder, _, target = self._located(user, target_domain, target_path, follow=False, new=True)
+        entry = move(folder, location, target_folder, target, overwrite=overwrite, trash=trash_folder(self.domains))
+        return entry_json(target_folder, target, entry)
+
+    def delete(self, user: str, domain: str, path: str) -> str:
+        folder, relative, location = self._located(user, domain, path, follow=False)
+        delete(folder, location)
+        return folder.display(relative)
+
+    def find(self, user: str, domain: str, path: str) -> Found:
+        folder, relative, real = self._located(user, domain, path, follow=True)
+        name = relative.name or (user if domain == PRIVATE else domain)
+        display = folder.display(relative)
+        if not os.path.exists(real):
+            raise NotFound(f"{display} does not exist")
+        if os.path.isdir(real):
+            return Found(name, display)
+        descriptor = open_for_reading(folder, relative) if relative.parts else None
+        return Found(name, display, DescriptorReader(descriptor))
+
+    def zip_paths(self, user: str, domain: str, paths: list, folder: str | None = None) -> Iterator[bytes]:
+        """A zip of ``paths`` of the domain; with ``folder``, of that one
+        folder (``paths`` then holds its name in the archive)."""
+        domain_folder = self.folder(user, domain)
+        if folder is not None:
+            real = domain_folder.resolve(clean_relative_path(folder))
+            return build_zip(domain_folder, [(real, paths[0])])
+        return build_zip(domain_folder, zip_members(domain_folder, paths))
+
+    def usage(self, username: str) -> Usage:
+        return folder_usage(self.domains.local_path(PRIVATE, username))
+
+    def read_text(self, user: str, domain: str, path: str, what: str, limit: int) -> str:
+        return read_text(self.folder(user, domain), clean_relative_path(path), what, limit)
+
+    def open_for_reading(self, user: str, domain: str, path: str, what: str) -> tuple[int, str]:
+        folder = self.folder(user, domain)
+        relative = clean_relative_path(path)
+        return open_for_reading(folder, relative, what), folder.display(relative)
+
+    # --- uploads ------------------------------------------------------------------------
+
+    def upload_target(self, user: str, domain: str, path: str, overwrite: bool) -> str:
+        """The checked path of a new upload, once its place is free (or ``overwrite``)."""
+        relative = clean_relative_path(path, new=True)
+        if not relative.parts:
+            raise BadPath("an upload needs a file name")
+        folder = self.folder(user, domain)
+        check_target(folder, folder.locate(relative), overwrite)
+        return str(relative)
+
+    def staging_need(self, size: int) -> int:
+        """The whole file is staged before it moves into place."""
+        return size
+
+    def upload_writer(self, upload, store) -> ChunkWriter:
+        return DescriptorWriter(upload.data_path)
+
+    def place_upload(self, upload) -> dict:
+        folder = self.folder(upload.domain_user, upload.domain)
+        relative = clean_relative_path(upload.path)
+        target = folder.locate(relative)
+        check_target(folder, target, upload.overwrite)
+        os.chmod(upload.data_path, 0o644)
+        place_file(upload.data_path, target, overwrite=upload.overwrite, display=folder.display(relative))
+        return entry_json(folder, target, entry_for(folder, target))
+
+    def discard_upload(self, meta: dict) -> None:
+        """Nothing outside the staged file to remove."""
+
+    def clean_up(self, older_than: float) -> None:
+        """Remove replaced folders a crash left in the trash."""
+        trash = trash_folder(self.domains)
+        for entry in os.scandir(trash):
+            info = entry.stat(follow_symlinks=False)
+            if entry.name.startswith(TRASH_PREFIX) and info.st_mtime < older_than:
+                delete_quietly(Path(entry.path))
+
+

@@ -195,9 +195,9 @@ def test_abandoned_uploads_are_removed_by_the_service(hub, alice):
     assert not (private_folder(hub, "alice") / "gone.bin").exists()
 
 
+# a bucket has no renames: the next test is the one for S3
+@pytest.mark.parametrize("file_domain", ["local"], indirect=True, scope="module")
 def test_a_finished_upload_is_the_staged_file_moved_into_place(hub, alice):
-    if is_s3(hub):
-        pytest.skip("a bucket has no renames: test_an_upload_to_a_bucket_sends_its_parts_while_they_arrive covers S3")
     first, last = os.urandom(MIB), os.urandom(MIB // 2 + 3)
     size = len(first) + len(last)
     started = alice("POST", "uploads", json={"domain": "private", "path": "renamed.bin", "size": size}).json()
@@ -244,9 +244,9 @@ def test_a_name_created_during_an_upload_is_kept_and_the_upload_retries_with_ove
     target.unlink()
 
 
+# folders stage the whole file and rename it: see the test above
+@pytest.mark.parametrize("file_domain", ["s3"], indirect=True, scope="module")
 def test_an_upload_to_a_bucket_sends_its_parts_while_they_arrive(hub, alice):
-    if not is_s3(hub):
-        pytest.skip("folders stage the whole file and rename it: see the test above")
     from karvdash_hub.files.s3storage import PART_SIZE
 
     data = os.urandom(2 * PART_SIZE + MIB + 5)

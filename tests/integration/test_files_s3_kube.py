@@ -38,8 +38,8 @@ from tests.integration.test_webhook_kube import (
     running_webhook,
     wait_until_mutating,
 )
-from tests.kube.cluster import LOCAL_PROCESS_LABEL
 from tests.kube.fixtures import wait_for
+from tests.kube.node import HUB_ARGS
 from tests.s3files import ACCESS_KEY, SECRET_KEY
 
 pytestmark = [pytest.mark.kube, pytest.mark.integration]
@@ -98,14 +98,8 @@ def s3_kube_hub(tmp_path_factory, hub_kubeconfig, kube_local_node, s3_server):  
             "KUBECONFIG": str(hub_kubeconfig),
             **s3_server.hub_env(s3_server.new_bucket()),
         },
-        args=[
-            "--JupyterHub.ip=127.0.0.1",
-            # tests/kube/node.py runs pods with this label as local processes
-            f"--KubeSpawner.extra_labels={LOCAL_PROCESS_LABEL}=true",
-            "--KubeSpawner.args=--ServerApp.allow_root=True",
-            "--Spawner.http_timeout=60",
-            "--Spawner.start_timeout=90",
-        ],
+        # tests/kube/node.py runs the servers as local processes
+        args=["--JupyterHub.ip=127.0.0.1", *HUB_ARGS],
     )
     yield hub
     hub.stop()

@@ -29,8 +29,8 @@ from karvdash_hub.core.settings import load_settings
 from karvdash_hub.namespaces import objects
 from karvdash_hub.namespaces.store import NamespaceNotOwned, UserNamespaces
 from tests.hubprocess import start_hub
-from tests.kube.cluster import LOCAL_PROCESS_LABEL
 from tests.kube.fixtures import wait_for
+from tests.kube.node import HUB_ARGS
 
 pytestmark = [pytest.mark.kube, pytest.mark.integration]
 
@@ -310,15 +310,8 @@ def kube_hub(tmp_path_factory, hub_kubeconfig, kube_local_node):
             "KARVDASH_DATASETS_AVAILABLE": "true",
             "KUBECONFIG": str(hub_kubeconfig),
         },
-        args=[
-            "--JupyterHub.ip=127.0.0.1",
-            # tests/kube/node.py runs pods with this label as local processes
-            f"--KubeSpawner.extra_labels={LOCAL_PROCESS_LABEL}=true",
-            # ... as root, the user of these machines (a real image runs as jovyan)
-            "--KubeSpawner.args=--ServerApp.allow_root=True",
-            "--Spawner.http_timeout=60",
-            "--Spawner.start_timeout=90",
-        ],
+        # tests/kube/node.py runs the servers as local processes
+        args=["--JupyterHub.ip=127.0.0.1", *HUB_ARGS],
     )
     yield hub
     hub.stop()

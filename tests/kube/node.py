@@ -46,6 +46,16 @@ from kubernetes.client.rest import ApiException
 
 from tests.kube.cluster import DEFAULT_NODE_NAME, LOCAL_PROCESS_LABEL, die_with_parent
 
+# what a hub started by a test needs so that the servers it spawns run here:
+# this node's label on their pods, and root allowed (the user of the test
+# machines; a real image runs as jovyan); generous timeouts on a shared machine
+HUB_ARGS = (
+    f"--KubeSpawner.extra_labels={LOCAL_PROCESS_LABEL}=true",
+    "--KubeSpawner.args=--ServerApp.allow_root=True",
+    "--Spawner.http_timeout=60",
+    "--Spawner.start_timeout=90",
+)
+
 _VAR_REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 
 

@@ -1,34 +1,40 @@
 """Benchmark of the dashboard's files API against jupyter-server's contents
 API and a raw disk operation, all measured in the same run on this machine.
 
-    .venv/bin/python bench/files_bench.py [--size-mib 1024] [--entries 10000] [--repeat 3]
+    .venv/bin/python bench/files_bench.py [--size-mib 1024] [--entries 10000] [--repeat 3] [--json]
 
-It starts a karvdash-hub (local mode, real proxy) and a jupyter server on
-loopback ports, then measures:
+It starts a karvdash-hub (local mode, real proxy) and a jupyter server
+behind the same proxy (bench/peers.py), then measures each of the two
+reached the same way: through the hub's configurable-http-proxy (the front
+door a user has in local mode) and straight at its own port:
 
 - listing a folder of --entries files: dashboard ``GET api/files/...``,
-  jupyter ``GET api/contents/...``, raw ``os.scandir`` + ``stat``;
+  jupyter ``GET api/contents/...?content=1``, raw ``os.scandir`` + ``stat``;
 - uploading a --size-mib file: dashboard chunked ``PUT api/uploads/<id>``
-  (64 MiB chunks), jupyter chunked contents ``PUT`` (base64, 8 MiB chunks, as
-  JupyterLab does), raw ``copyfile`` + fsync;
+  (64 MiB chunks), jupyter chunked contents ``PUT`` (base64, 1 MiB chunks,
+  as JupyterLab sends them), raw ``copyfile`` + fsync;
 - downloading it: dashboard ``GET api/download/...``, jupyter ``GET files/...``
   (what JupyterLab's Download uses; the contents API would send the whole
   file as base64 JSON), raw ``copyfile`` + fsync.
 
-The dashboard is measured through the hub's proxy (as browsers reach it)
-and straight at the service port. Ratios are time / comparator time
-(below 1 means faster than the comparator).
+Targets take turns in each of --repeat rounds (so a change of the shared
+machine's load touches them alike); the median of the rounds is kept.
+Ratios are time / comparator time (below 1 means faster): dashboard/jupyter
+through the proxy and direct, and dashboard/raw. A last line gives the
+Kubernetes routing: the chart's ingress sends the dashboard's bulk paths
+(download, zip, uploads) straight to its Service, while a user's
+jupyter-server is behind the proxy (no ingress controller in front of
+either here).
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import json
 import os
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,27 +45,19 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.hubprocess import free_port, start_hub  # noqa: E402
+from bench.peers import Peer, machine, started_peers
 
 MIB = 1024 * 1024
 OUR_CHUNK = 64 * MIB
-JUPYTER_CHUNK = 8 * MIB
-
-
-def timed(function, repeat: int = 1) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+# JupyterLab's upload chunk (files above it are sent in chunks of it)
+JUPYTER_CHUNK = 1 * MIB
+WAYS = ("proxy", "direct")
 
 
 def make_file(path: Path, size: int) -> None:
     block = os.urandom(MIB)
     with open(path, "wb") as f:
-        for offset in range(0, size, MIB):
-            f.write(block[: min(MIB, size - offset)])
+        f.writelines(block[: min(MIB, size - offset)] for offset in range(0, size, MIB))
 
 
 def fsync_path(path: Path) -> None:
@@ -81,43 +79,23 @@ def raw_listing(folder: Path) -> None:
             entry.stat(follow_symlinks=False)
 
 
+def save_stream(response: requests.Response, target: Path) -> None:
+    response.raise_for_status()
+    with open(target, "wb") as f:
+        f.writelines(response.iter_content(MIB))
+    fsync_path(target)
+
+
 class Jupyter:
-    def __init__(self, root: Path):
-        self.port = free_port()
-        self.token = "bench-token-" + os.urandom(8).hex()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = open(root.parent / "jupyter.log", "wb")
-        self.process = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "jupyter"),
-                "server",
-                "--ServerApp.ip=127.0.0.1",
-                f"--ServerApp.port={self.port}",
-                "--ServerApp.open_browser=False",
-                f"--ServerApp.root_dir={root}",
-                f"--IdentityProvider.token={self.token}",
-                *(["--allow-root"] if os.geteuid() == 0 else []),
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    """jupyter-server's contents API and files handler, as JupyterLab uses them."""
+
+    def __init__(self, peer: Peer, way: str):
+        self.base = peer.url(way)
         self.session = requests.Session()
-        self.session.headers["Authorization"] = f"token {self.token}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"jupyter server exited with {self.process.returncode}")
-            try:
-                if self.session.get(self.url + "/api/status", timeout=2).ok:
-                    return
-            except requests.ConnectionError:
-                time.sleep(0.3)
-        raise RuntimeError("jupyter server did not start")
+        self.session.headers.update(peer.headers)
 
     def list(self, path: str) -> None:
-        response = self.session.get(f"{self.url}/api/contents/{path}", params={"content": "1"}, timeout=600)
-        response.raise_for_status()
+        self.session.get(f"{self.base}api/contents/{path}", params={"content": "1"}, timeout=600).raise_for_status()
 
     def upload(self, source: Path, path: str) -> None:
         size = source.stat().st_size
@@ -130,34 +108,26 @@ class Jupyter:
                     "type": "file",
                     "format": "base64",
                     "name": Path(path).name,
-                    "path": path,
                     "chunk": -1 if last else chunk,
                     "content": base64.b64encode(data).decode(),
                 }
-                self.session.put(f"{self.url}/api/contents/{path}", json=body, timeout=600).raise_for_status()
+                self.session.put(f"{self.base}api/contents/{path}", json=body, timeout=600).raise_for_status()
                 if last:
                     return
                 chunk += 1
 
     def download(self, path: str, target: Path) -> None:
-        with self.session.get(f"{self.url}/files/{path}", stream=True, timeout=600) as response:
-            response.raise_for_status()
-            with open(target, "wb") as f:
-                for piece in response.iter_content(MIB):
-                    f.write(piece)
-            fsync_path(target)
-
-    def stop(self) -> None:
-        os.killpg(self.process.pid, signal.SIGTERM)
-        self.process.wait(timeout=30)
-        self.log.close()
+        with self.session.get(f"{self.base}files/{path}", stream=True, timeout=600) as response:
+            save_stream(response, target)
 
 
 class Dashboard:
-    def __init__(self, base: str, token: str):
-        self.api = base + "/services/karvdash/api/"
+    """The dashboard's files API, as its Files page uses it."""
+
+    def __init__(self, peer: Peer, way: str):
+        self.api = peer.url(way) + "api/"
         self.session = requests.Session()
-        self.session.headers["Authorization"] = f"token {token}"
+        self.session.headers.update(peer.headers)
 
     def list(self, path: str) -> None:
         self.session.get(self.api + f"files/private/{path}", timeout=600).raise_for_status()
@@ -182,120 +152,148 @@ class Dashboard:
 
     def download(self, path: str, target: Path) -> None:
         with self.session.get(self.api + f"download/private/{path}", stream=True, timeout=600) as response:
-            response.raise_for_status()
-            with open(target, "wb") as f:
-                for piece in response.iter_content(MIB):
-                    f.write(piece)
-            fsync_path(target)
+            save_stream(response, target)
 
 
-def ratio(value: float, reference: float) -> str:
-    return f"{value / reference:6.2f}x" if reference else "   -"
+def take_turns(runs: dict, rounds: int, after=None) -> dict[str, float]:
+    """Median seconds of each run, the runs taking turns in every round;
+    ``after`` is called after each run (outside the timing)."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            started = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - started)
+            if after:
+                after()
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
-def report(title: str, rows: list[tuple[str, float]], jupyter: float, raw: float, size: int = 0) -> None:
+def ratios(seconds: dict[str, float], size: int = 0) -> dict:
+    """The report of one operation: seconds per target and the ratios."""
+    raw = seconds["raw"]
+    result: dict = {"raw_seconds": round(raw, 4)}
+    for way in WAYS:
+        ours, theirs = seconds[f"dashboard-{way}"], seconds[f"jupyter-{way}"]
+        result[way] = {
+            "dashboard_seconds": round(ours, 4),
+            "jupyter_seconds": round(theirs, 4),
+            "dashboard_vs_jupyter": round(ours / theirs, 3),
+            "dashboard_vs_raw": round(ours / raw, 3),
+            "jupyter_vs_raw": round(theirs / raw, 3),
+        }
+        if size:
+            result[way]["dashboard_mib_s"] = round(size / MIB / ours, 1)
+            result[way]["jupyter_mib_s"] = round(size / MIB / theirs, 1)
+    # the chart's routing: the dashboard's bulk paths past the proxy, jupyter-server behind it
+    result["kubernetes_routing_dashboard_vs_jupyter"] = round(seconds["dashboard-direct"] / seconds["jupyter-proxy"], 3)
+    if size:
+        result["raw_mib_s"] = round(size / MIB / raw, 1)
+    return result
+
+
+def print_report(title: str, result: dict, transfer: bool) -> None:
     print(f"\n{title}")
-    print(f"  {'what':34} {'seconds':>9} {'MiB/s':>9} {'vs jupyter':>11} {'vs raw':>9}")
-    for name, seconds in rows:
-        rate = f"{size / MIB / seconds:9.1f}" if size else f"{'':9}"
-        print(f"  {name:34} {seconds:9.3f} {rate} {ratio(seconds, jupyter):>11} {ratio(seconds, raw):>9}")
-
-
-def measure_transfer(title: str, size: int, *, raw, jupyter, proxied, direct, written: Path) -> None:
-    """Time the four ways of moving one file; ``written`` is removed after
-    each way that leaves a local copy."""
-
-    def once(run) -> float:
-        seconds = timed(run)
-        written.unlink(missing_ok=True)
-        return seconds
-
-    raw_seconds = once(raw)
-    jupyter_name, jupyter_run = jupyter
-    jupyter_seconds = once(jupyter_run)
-    rows = [
-        ("dashboard, through the proxy", once(proxied)),
-        ("dashboard, direct", once(direct)),
-        (jupyter_name, jupyter_seconds),
-        ("raw copyfile + fsync", raw_seconds),
-    ]
-    report(title, rows, jupyter_seconds, raw_seconds, size)
+    print(f"  {'reached':<20}{'dashboard s':>12}{'jupyter s':>12}{'dash/jupyter':>14}{'dash/raw':>10}{'jupyter/raw':>13}"
+          + (f"{'dash MiB/s':>12}{'jupyter MiB/s':>15}" if transfer else ""))
+    for way, label in (("proxy", "through the proxy"), ("direct", "direct")):
+        r = result[way]
+        line = (f"  {label:<20}{r['dashboard_seconds']:>12.3f}{r['jupyter_seconds']:>12.3f}"
+                f"{r['dashboard_vs_jupyter']:>13.2f}x{r['dashboard_vs_raw']:>9.2f}x{r['jupyter_vs_raw']:>12.2f}x")
+        if transfer:
+            line += f"{r['dashboard_mib_s']:>12.1f}{r['jupyter_mib_s']:>15.1f}"
+        print(line)
+    raw = f"  {'raw':<20}{result['raw_seconds']:>12.3f}"
+    if transfer:
+        raw += f"{'':>49}{result['raw_mib_s']:>12.1f}"
+    print(raw)
+    print(f"  the chart's routing (dashboard direct, jupyter-server through the proxy): "
+          f"dashboard/jupyter {result['kubernetes_routing_dashboard_vs_jupyter']:.2f}x")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mib", type=int, default=1024, help="size of the transferred file (default 1024)")
     parser.add_argument("--entries", type=int, default=10_000, help="files in the listed folder (default 10000)")
-    parser.add_argument("--repeat", type=int, default=3, help="repetitions of each listing (median kept)")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds of each listing, median kept (default 3)")
+    parser.add_argument("--transfer-repeat", type=int, default=1, help="rounds of each transfer, median kept (default 1)")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args()
     size = args.size_mib * MIB
+    say = (lambda *a, **k: print(*a, file=sys.stderr, **k)) if args.json else print
 
     work = Path(tempfile.mkdtemp(prefix="karvdash-bench-"))
-    hub = jupyter = None
+    before = machine()
+    results: dict = {}
     try:
-        hub = start_hub(work / "hub")
-        token = hub.token_for(hub.admin)
-        service_url = hub.api("GET", "/services/karvdash", token=token).json()["url"]
-        proxied, direct = Dashboard(hub.url, token), Dashboard(service_url, token)
-        private = work / "hub" / "files" / "private" / hub.admin
-        private.mkdir(parents=True, exist_ok=True)
-        jupyter_root = work / "jupyter"
-        jupyter_root.mkdir()
-        jupyter = Jupyter(jupyter_root)
-        print(f"karvdash-hub at {hub.url}, dashboard at {service_url}, jupyter server at {jupyter.url}")
-        print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, files in {work}")
+        with started_peers(work) as peers:
+            clients = {}
+            for way in WAYS:
+                clients[f"dashboard-{way}"] = Dashboard(peers.dashboard, way)
+                clients[f"jupyter-{way}"] = Jupyter(peers.jupyter, way)
+            ours, theirs = peers.dashboard_root, peers.jupyter_root
+            say(f"karvdash-hub at {peers.hub.url}: dashboard {peers.dashboard.direct}, "
+                f"jupyter server {peers.jupyter.direct}, both also through the proxy; files in {work}")
 
-        # --- listing ---------------------------------------------------------------------
-        for folder in (private / "many", jupyter_root / "many"):
-            folder.mkdir()
-            for i in range(args.entries):
-                (folder / f"file-{i:05d}.txt").write_bytes(b"x" * (i % 100))
-        proxied.list("many")  # warm-up
-        jupyter.list("many")
-        raw = timed(lambda: raw_listing(private / "many"), args.repeat)
-        theirs = timed(lambda: jupyter.list("many"), args.repeat)
-        rows = [
-            ("dashboard, through the proxy", timed(lambda: proxied.list("many"), args.repeat)),
-            ("dashboard, direct", timed(lambda: direct.list("many"), args.repeat)),
-            ("jupyter-server contents API", theirs),
-            ("raw scandir + stat", raw),
-        ]
-        report(f"List a folder of {args.entries} files (median of {args.repeat})", rows, theirs, raw)
-        shutil.rmtree(private / "many")
-        shutil.rmtree(jupyter_root / "many")
+            # --- listing ---------------------------------------------------------------------
+            for folder in (ours / "many", theirs / "many"):
+                folder.mkdir()
+                for i in range(args.entries):
+                    (folder / f"file-{i:05d}.txt").write_bytes(b"x" * (i % 100))
+            runs = {name: (lambda c=client: c.list("many")) for name, client in clients.items()}
+            for run in runs.values():  # warm-up
+                run()
+            runs["raw"] = lambda: raw_listing(ours / "many")
+            results["list"] = ratios(take_turns(runs, args.repeat))
+            shutil.rmtree(ours / "many")
+            shutil.rmtree(theirs / "many")
+            say(f"listed {args.entries} entries")
 
-        # --- upload --------------------------------------------------------------------
-        source = work / "source.bin"
-        make_file(source, size)
-        fsync_path(source)
-        copy = work / "raw-copy.bin"
-        measure_transfer(
-            f"Upload {args.size_mib} MiB",
-            size,
-            raw=lambda: raw_copy(source, copy),
-            jupyter=("jupyter-server contents API", lambda: jupyter.upload(source, "big.bin")),
-            proxied=lambda: proxied.upload(source, "big.bin"),
-            direct=lambda: direct.upload(source, "big.bin"),
-            written=copy,
-        )
+            # --- upload --------------------------------------------------------------------
+            source = work / "source.bin"
+            make_file(source, size)
+            fsync_path(source)
+            copy = work / "raw-copy.bin"
+            runs = {name: (lambda c=client: c.upload(source, "big.bin")) for name, client in clients.items()}
+            runs["raw"] = lambda: raw_copy(source, copy)
+            results["upload"] = ratios(take_turns(runs, args.transfer_repeat), size)
+            copy.unlink(missing_ok=True)
+            say(f"uploaded {args.size_mib} MiB")
 
-        # --- download ------------------------------------------------------------------
-        target = work / "downloaded.bin"
-        measure_transfer(
-            f"Download {args.size_mib} MiB",
-            size,
-            raw=lambda: raw_copy(private / "big.bin", target),
-            jupyter=("jupyter-server files handler", lambda: jupyter.download("big.bin", target)),
-            proxied=lambda: proxied.download("big.bin", target),
-            direct=lambda: direct.download("big.bin", target),
-            written=target,
-        )
+            # --- download ------------------------------------------------------------------
+            target = work / "downloaded.bin"
+            runs = {name: (lambda c=client: c.download("big.bin", target)) for name, client in clients.items()}
+            runs["raw"] = lambda: raw_copy(ours / "big.bin", target)
+            results["download"] = ratios(
+                take_turns(runs, args.transfer_repeat, after=lambda: target.unlink(missing_ok=True)), size
+            )
+            say(f"downloaded {args.size_mib} MiB")
     finally:
-        if jupyter:
-            jupyter.stop()
-        if hub:
-            hub.stop()
         shutil.rmtree(work, ignore_errors=True)
+
+    report = {
+        "command": " ".join(["bench/files_bench.py", *sys.argv[1:]]),
+        "machine": before,
+        "loadavg_after": list(os.getloadavg()),
+        "entries": args.entries,
+        "size_mib": args.size_mib,
+        "repeat": args.repeat,
+        "transfer_repeat": args.transfer_repeat,
+        "results": results,
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return
+    m = before
+    print(f"\npython {m['python']}, {m['cores']} cores ({m['cpu']}), load average {m['loadavg'][0]:.2f} "
+          f"before and {report['loadavg_after'][0]:.2f} after")
+    print_report(f"List a folder of {args.entries} files (median of {args.repeat})", results["list"], False)
+    print_report(f"Upload {args.size_mib} MiB (median of {args.transfer_repeat})", results["upload"], True)
+    print_report(f"Download {args.size_mib} MiB (median of {args.transfer_repeat})", results["download"], True)
+    print("\nThrough the front door of local mode (the proxy), dashboard/jupyter and dashboard/raw:")
+    for operation in ("list", "upload", "download"):
+        r = results[operation]["proxy"]
+        print(f"  {operation:<10}{r['dashboard_vs_jupyter']:>6.2f}x {r['dashboard_vs_raw']:>6.2f}x")
 
 
 if __name__ == "__main__":

@@ -32,6 +32,8 @@ class RunningHub:
     process: subprocess.Popen
     admin: str = "admin"
     admin_password: str = ""
+    # configurable-http-proxy's REST API, when the hub was told where
+    proxy_api_url: str = ""
     _sessions: dict = field(default_factory=dict)
 
     @property
@@ -162,6 +164,7 @@ def start_hub(state_dir: Path, env: dict | None = None, args: list[str] = (), ti
         log_path=log_path,
         process=process,
         admin_password=environment["KARVDASH_ADMIN_PASSWORD"],
+        proxy_api_url=f"http://127.0.0.1:{api_port}",
     )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

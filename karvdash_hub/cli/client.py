@@ -72,8 +72,14 @@ class DashboardClient:
 
     # --- files -------------------------------------------------------------------------
 
-    def files(self, domain: str, path: str) -> dict:
-        return self.request("GET", f"files/{domain}/{quote_path(path)}")
+    def files(self, domain: str, path: str, **query) -> dict:
+        """A file's details, or a folder's with its entries (one page with
+        ``limit`` or ``cursor`` in ``query``)."""
+        return self.request("GET", f"files/{domain}/{quote_path(path)}", params=query or None)
+
+    def kind(self, domain: str, path: str) -> str:
+        """Whether a path is a file or a folder, without listing a folder."""
+        return self.files(domain, path, limit=1)["type"]
 
 
 def is_dashboard(response: requests.Response) -> bool:

@@ -21,6 +21,8 @@ DOMAINS = ("private", "shared")
 UPLOAD_CHUNK = 64 * 1024 * 1024
 DOWNLOAD_CHUNK = 1024 * 1024
 RETRIES = 5
+# rows a listing asks for at a time (the dashboard's largest page)
+LS_PAGE = 1000
 
 
 def split_remote(remote: str) -> tuple[str, str]:
@@ -42,9 +44,29 @@ def _time(seconds: float) -> str:
     return datetime.fromtimestamp(seconds).strftime("%Y-%m-%d %H:%M")
 
 
+def list_folder(client: DashboardClient, domain: str, path: str, **query) -> dict:
+    """A folder's details with all its entries, read a page at a time
+    (following each page's ``next``); a file's details."""
+    listing = client.files(domain, path, limit=LS_PAGE, **query)
+    if listing["type"] != "folder":
+        return listing
+    entries = listing.pop("entries", [])
+    following = listing.pop("next", None)
+    while following:
+        page = client.files(domain, path, limit=LS_PAGE, cursor=following, **query)
+        entries.extend(page.get("entries", []))
+        following = page.get("next")
+    for name in ("limit", "sort", "order", "filter"):
+        listing.pop(name, None)
+    return {**listing, "entries": entries}
+
+
 def run_ls(client: DashboardClient, args, out: Output) -> int:
     domain, path = split_remote(args.remote)
-    listing = client.files(domain, path)
+    query = {"sort": args.sort, "order": "desc" if args.reverse else "asc"}
+    if args.filter:
+        query["filter"] = args.filter
+    listing = list_folder(client, domain, path, **query)
     entries = listing.get("entries", [listing] if listing["type"] != "folder" else [])
     if out.json:
         out.data(listing)
@@ -79,7 +101,7 @@ def run_rm(client: DashboardClient, args, out: Output) -> int:
         domain, path = split_remote(remote)
         if not path:
             raise UsageProblem(f"{remote}: the top folder of a domain cannot be deleted")
-        if not args.recursive and client.files(domain, path)["type"] == "folder":
+        if not args.recursive and client.kind(domain, path) == "folder":
             raise UsageProblem(f"{remote} is a folder: use rm -r to delete it with everything in it")
         client.request("DELETE", f"files/{domain}/{quote_path(path)}")
         deleted.append({"domain": domain, "path": path})
@@ -97,7 +119,7 @@ def run_upload(client: DashboardClient, args, out: Output) -> int:
     into_folder = len(locals_) > 1 or args.remote.endswith("/") or not remote
     if not into_folder:
         try:
-            into_folder = client.files(domain, remote)["type"] == "folder"
+            into_folder = client.kind(domain, remote) == "folder"
         except APIProblem as problem:
             if problem.status != 404:
                 raise
@@ -181,8 +203,12 @@ OVERWRITE = "--overwrite"
 
 COMMANDS = [
     Command("ls", "list a folder", run_ls,
-            (argument("remote", nargs="?", default="private/", help="e.g. private/data (default: private/)"),),
-            description="List a remote folder (or show a file)."),
+            (argument("remote", nargs="?", default="private/", help="e.g. private/data (default: private/)"),
+             argument("--sort", choices=("name", "modified", "size"), default="name",
+                      help="order folders, then files, by this (default: name)"),
+             argument("-r", "--reverse", action="store_true", help="in descending order"),
+             argument("--filter", help="only names holding this text, in any case")),
+            description="List a remote folder (or show a file), a page at a time however large it is."),
     Command(
         "upload",
         "upload files",

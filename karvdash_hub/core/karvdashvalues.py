@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from traitlets import Bool, Dict, Integer, List, TraitError
 
-from .settings import KarvdashConfig, SettingsError, _check_absolute_path, _parse_env
+from .settingtext import SettingsError, check_absolute_path, parse_setting_text
 
 # Karvdash key -> setting of the same meaning under its karvdash-hub name
 RENAMED = {
@@ -79,7 +79,7 @@ def setting_value(name: str, trait, value):
         return UNSET
     if isinstance(value, str) and isinstance(trait, (Bool, Integer, List, Dict)):
         # the same text forms as the environment: "yes", "", "12", "/a:/b", "a,b"
-        return _parse_env(trait, name, value)
+        return parse_setting_text(trait, name, value)
     return value
 
 
@@ -92,18 +92,18 @@ def _hub_section(hub_config: dict, section: str) -> dict:
 
 def _log_file(folder) -> str:
     try:
-        return _check_absolute_path(str(folder)).rstrip("/") + "/jupyterhub.log"
+        return check_absolute_path(str(folder)).rstrip("/") + "/jupyterhub.log"
     except TraitError as error:
         raise SettingsError("logsHostPath", str(error)) from None
 
 
-def map_karvdash_values(settings: dict, hub_config: dict | None = None) -> MappedValues:
+def map_karvdash_values(settings: dict, hub_config: dict | None, traits: dict) -> MappedValues:
     """Karvdash's values (``settings``, the ``karvdash:`` section, and the
-    ``hub.config`` sections beside it) as karvdash-hub's, with one warning
+    ``hub.config`` sections beside it) as karvdash-hub's settings (``traits``,
+    by name), with one warning
     per Karvdash key that has a value. Keys that are no setting are left as
     they are (the caller names them). Raises SettingsError when a Karvdash
     key and its new name are both set, to different values."""
-    traits = KarvdashConfig.class_own_traits(config=True)
     mapped = {}
     for name, value in settings.items():
         if name in KARVDASH_KEYS:

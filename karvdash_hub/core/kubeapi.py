@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import json
 import os
+from typing import TYPE_CHECKING
 
-from kubernetes_asyncio import client as k8s
-from kubernetes_asyncio import config as k8s_config
-from kubernetes_asyncio.client.rest import ApiException
+if TYPE_CHECKING:
+    from kubernetes_asyncio import client as k8s
+    from kubernetes_asyncio.client.rest import ApiException
 
 # The API server answers 429 while it is busy or while a new kind's storage
 # is (re)initializing; a request is tried this many more times.
@@ -22,6 +23,11 @@ async def api_client_from_environment(kubeconfig: str = "", *, persist_config: b
     """An API client from ``kubeconfig`` if given, else with the pod's
     service account, else from ``$KUBECONFIG``. ``persist_config`` lets the
     loader write refreshed credentials back to that kubeconfig."""
+    # imported on first use: kubernetes_asyncio loads its models and jsonschema
+    # (~50 MiB), which local mode and the pure helpers below never need
+    from kubernetes_asyncio import client as k8s
+    from kubernetes_asyncio import config as k8s_config
+
     configuration = k8s.Configuration()
     if kubeconfig:
         await k8s_config.load_kube_config(

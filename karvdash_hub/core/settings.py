@@ -36,23 +36,17 @@ from traitlets import (
 )
 from traitlets.config import Config, Configurable
 
+from .karvdashvalues import map_karvdash_values
 from .names import DNS_LABEL, DNS_SUBDOMAIN
 from .paths import PROJECT_ROOT
-from .scopes import SERVICE_PREFIX
+from .scopes import KARVDASH2_API_PATH, SERVICE_PREFIX
+from .settingtext import SettingsError, check_absolute_path, parse_setting_text
 
 VALUES_ENV = "KARVDASH_VALUES"
 ENV_PREFIX = "KARVDASH_"
 
 QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
 USERNAME_PATTERN = r"^[a-z0-9]{1,32}\Z"  # \Z: "$" would let a trailing newline through
-
-
-class SettingsError(ValueError):
-    """A deployment setting is wrong; the message names the setting."""
-
-    def __init__(self, name: str, message: str):
-        self.setting = name
-        super().__init__(f"setting {name}: {message}")
 
 
 def _check_http_url(name: str, value: str, *, allow_path: bool = True) -> str:
@@ -66,14 +60,6 @@ def _check_http_url(name: str, value: str, *, allow_path: bool = True) -> str:
     except ValueError as e:
         raise TraitError(f"{value!r} has a bad port: {e}") from None
     return value
-
-
-def _check_absolute_path(value: str) -> str:
-    if not value.startswith("/"):
-        raise TraitError(f"{value!r} is not an absolute path")
-    if "\0" in value:
-        raise TraitError("a path cannot contain a NUL byte")
-    return os.path.normpath(value)
 
 
 class KarvdashConfig(Configurable):
@@ -260,6 +246,31 @@ class KarvdashConfig(Configurable):
         help="Tolerations added to pods of GPU profiles (Kubernetes toleration objects).",
     )
 
+    # --- spawn admission ---------------------------------------------------------------
+
+    spawnConcurrency = Integer(
+        0,
+        config=True,
+        help="""How many user servers start at once. The others wait in a queue,
+        first come first served, and see their place on the spawn page; a
+        place is taken from just before ``Spawner.start`` until the server
+        answers (or its start failed or was stopped). 0 sizes it from the
+        machine: in local mode 4 for each CPU the hub may use (a JupyterLab
+        start is about 2 CPU-seconds and half waiting: 4 a CPU keep the CPUs
+        busy, and each start within seconds), in kubernetes mode 20. JupyterHub's
+        ``concurrent_spawn_limit`` still bounds how many may be starting or
+        queued (beyond it the hub answers 429), see docs/deployment.md.""",
+    )
+
+    spawnQueueTimeout = Integer(
+        900,
+        config=True,
+        help="""Seconds a start may wait in the spawn queue; after that it fails
+        with "the hub is busy" (429) and the user may try again. The wait is
+        not counted in ``Spawner.start_timeout`` or ``Spawner.http_timeout``,
+        which bound only the server's own start.""",
+    )
+
     # --- user namespaces (kubernetes mode) ---------------------------------------------
 
     namespaceTemplate = Unicode(
@@ -326,9 +337,12 @@ class KarvdashConfig(Configurable):
     karvdashctlURL = Unicode(
         "",
         config=True,
-        help="""URL of the dashboard's REST API as pods reach it, written with a
+        help="""URL of the dashboard's API as pods reach it, written with a
         token into each user namespace (the Secret ``karvdash-api``) for
-        ``karvdashctl``. Empty means ``<ingressURL>/services/karvdash/api/``.""",
+        ``karvdashctl``. Empty means ``<ingressURL>/services/karvdash/karvdash2/api/``:
+        the Karvdash 2.x API, so that Karvdash's own client in older images
+        works unchanged; this project's ``karvdashctl`` takes the dashboard's
+        address from either API's URL.""",
     )
 
     appProxyImage = Unicode(
@@ -558,7 +572,7 @@ class KarvdashConfig(Configurable):
         value = proposal["value"]
         if value == "" and proposal["trait"].name == "filesMountPath":
             return value
-        return _check_absolute_path(value)
+        return check_absolute_path(value)
 
     @validate("filesURL")
     def _valid_files_url(self, proposal):
@@ -569,7 +583,7 @@ class KarvdashConfig(Configurable):
 
     @validate("filesS3SecretKeyFile")
     def _valid_secret_key_file(self, proposal):
-        return proposal["value"] and _check_absolute_path(proposal["value"])
+        return proposal["value"] and check_absolute_path(proposal["value"])
 
     @validate("filesS3Region")
     def _valid_region(self, proposal):
@@ -598,14 +612,14 @@ class KarvdashConfig(Configurable):
         if not value:
             return ""
         if registry_cert_file(value):
-            _check_absolute_path(value)
+            check_absolute_path(value)
         elif not _is_pem_certificate(value.encode()):
             raise TraitError("is not a PEM certificate")
         return proposal["value"]
 
     @validate("allowedHostPathDirs")
     def _valid_host_paths(self, proposal):
-        return [_check_absolute_path(p) for p in proposal["value"]]
+        return [check_absolute_path(p) for p in proposal["value"]]
 
     @validate("serviceURLPrefixes")
     def _valid_prefixes(self, proposal):
@@ -642,14 +656,14 @@ class KarvdashConfig(Configurable):
         if not value:
             return ""
         if value.startswith("/"):
-            return _check_absolute_path(value)
+            return check_absolute_path(value)
         if not value.lower().startswith(("http://", "https://")):
             raise TraitError(f"{value!r} is neither an http(s) URL nor an absolute file path")
         return _check_http_url(proposal["trait"].name, value)
 
     @validate("kubeconfig")
     def _valid_kubeconfig(self, proposal):
-        return proposal["value"] and _check_absolute_path(proposal["value"])
+        return proposal["value"] and check_absolute_path(proposal["value"])
 
     @validate("ingressClassName")
     def _valid_ingress_class(self, proposal):
@@ -720,12 +734,24 @@ class KarvdashConfig(Configurable):
 
     @validate("webhookCertFile", "webhookKeyFile")
     def _valid_webhook_tls_file(self, proposal):
-        return proposal["value"] and _check_absolute_path(proposal["value"])
+        return proposal["value"] and check_absolute_path(proposal["value"])
 
     @validate("uploadExpiry")
     def _valid_upload_expiry(self, proposal):
         if proposal["value"] < 60:
             raise TraitError("must be at least 60 seconds")
+        return proposal["value"]
+
+    @validate("spawnConcurrency")
+    def _valid_spawn_concurrency(self, proposal):
+        if proposal["value"] < 0:
+            raise TraitError("must be 0 (sized from the machine) or more")
+        return proposal["value"]
+
+    @validate("spawnQueueTimeout")
+    def _valid_spawn_queue_timeout(self, proposal):
+        if proposal["value"] < 1:
+            raise TraitError("must be at least 1 second")
         return proposal["value"]
 
     @validate("minimumPasswordLength")
@@ -764,6 +790,15 @@ class KarvdashConfig(Configurable):
     # --- derived values -------------------------------------------------------------
 
     @property
+    def spawn_concurrency(self) -> int:
+        """``spawnConcurrency``, sized from the machine when it is 0."""
+        if self.spawnConcurrency:
+            return self.spawnConcurrency
+        if self.mode == "local":
+            return 4 * max(1, len(os.sched_getaffinity(0)))
+        return 20
+
+    @property
     def files_url(self) -> str:
         return self.filesURL or f"file://{self.stateDir}/files"
 
@@ -798,7 +833,7 @@ class KarvdashConfig(Configurable):
     @property
     def dashboard_api_url(self) -> str:
         """Where pods reach the dashboard's REST API."""
-        return self.karvdashctlURL or f"{self.ingressURL.rstrip('/')}{SERVICE_PREFIX}api/"
+        return self.karvdashctlURL or f"{self.ingressURL.rstrip('/')}{SERVICE_PREFIX}{KARVDASH2_API_PATH}"
 
 
 def registry_cert_file(setting: str) -> str:
@@ -903,36 +938,6 @@ def env_names() -> dict[str, str]:
     return {name: _env_name(name) for name in KarvdashConfig.class_own_traits(config=True)}
 
 
-def _parse_env(trait, name: str, raw: str):
-    if isinstance(trait, Bool):
-        lowered = raw.strip().lower()
-        if lowered in ("1", "true", "yes", "on"):
-            return True
-        if lowered in ("", "0", "false", "no", "off"):
-            return False
-        raise SettingsError(name, f"{raw!r} is not a boolean (true/false)")
-    if isinstance(trait, Integer):
-        try:
-            return int(raw)
-        except ValueError:
-            raise SettingsError(name, f"{raw!r} is not a whole number") from None
-    if isinstance(trait, List):
-        raw = raw.strip()
-        if raw.startswith("["):
-            value = yaml.safe_load(raw)
-            if not isinstance(value, list):
-                raise SettingsError(name, "is not a list")
-            return value
-        separator = ":" if name == "allowedHostPathDirs" else ","
-        return [item.strip() for item in raw.split(separator) if item.strip()]
-    if isinstance(trait, Dict):
-        value = yaml.safe_load(raw)
-        if not isinstance(value, dict):
-            raise SettingsError(name, "is not a mapping")
-        return value
-    return raw
-
-
 def read_values_file(path: str | os.PathLike) -> tuple[dict, dict]:
     """Read a values file: (karvdash settings, extra traitlets config).
 
@@ -962,15 +967,13 @@ def read_values_file(path: str | os.PathLike) -> tuple[dict, dict]:
 def settings_config(environ=None, values_file=None) -> tuple[Config, tuple[str, ...]]:
     """Traitlets config from the values file and the environment, and the
     warnings about Karvdash's names in the values file."""
-    from .karvdashvalues import map_karvdash_values
-
     environ = os.environ if environ is None else environ
     values_file = values_file or environ.get(VALUES_ENV)
     config = Config()
     warnings: tuple[str, ...] = ()
     traits = KarvdashConfig.class_own_traits(config=True)
     if values_file:
-        mapped = map_karvdash_values(*read_values_file(values_file))
+        mapped = map_karvdash_values(*read_values_file(values_file), traits)
         settings, hub_config, warnings = mapped.settings, mapped.hub_config, mapped.warnings
         for section, values in hub_config.items():
             config[section] = Config(values)
@@ -983,7 +986,7 @@ def settings_config(environ=None, values_file=None) -> tuple[Config, tuple[str, 
     for name, trait in traits.items():
         env = _env_name(name)
         if env in environ:
-            config.KarvdashConfig[name] = _parse_env(trait, name, environ[env])
+            config.KarvdashConfig[name] = parse_setting_text(trait, name, environ[env])
     return config, warnings
 
 

@@ -14,7 +14,7 @@ from jupyterhub.utils import url_path_join
 
 from karvdash_hub.core.settings import KarvdashConfig
 from karvdash_hub.files.domains import FileDomains
-from karvdash_hub.files.storage import FileStorage
+from karvdash_hub.files.interface import FileStorage
 from karvdash_hub.files.uploads import UploadStore
 
 from .pages import PageRenderer

@@ -9,7 +9,6 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-import mistune
 from markupsafe import Markup
 
 from karvdash_hub.core.errors import KarvdashError
@@ -26,7 +25,14 @@ HOME_PAGE = "user-guide"
 PAGE_ORDER = ["user-guide", "api", "cli", "benchmarks"]
 METHODS = ("get", "post", "put", "patch", "delete")
 
-markdown = mistune.create_markdown(escape=True, plugins=["table", "strikethrough", "url"])
+
+@lru_cache(maxsize=1)
+def markdown():
+    """The Markdown renderer, made when the first page is asked for (mistune
+    and its plugins are not loaded by a dashboard nobody reads docs on)."""
+    import mistune
+
+    return mistune.create_markdown(escape=True, plugins=["table", "strikethrough", "url"])
 
 
 def page_title(path: Path) -> str:
@@ -47,7 +53,7 @@ def doc_pages(folder: Path = DOCS_DIR) -> list[tuple[str, str]]:
 
 @lru_cache(maxsize=32)
 def _render(path: Path, mtime: float) -> str:
-    return markdown(path.read_text())
+    return markdown()(path.read_text())
 
 
 def render_page(name: str, folder: Path = DOCS_DIR) -> str:

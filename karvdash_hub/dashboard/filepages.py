@@ -13,6 +13,8 @@ from jupyterhub.utils import url_path_join
 
 from karvdash_hub.core.errors import KarvdashError
 from karvdash_hub.core.scopes import scope
+from karvdash_hub.files.listing import DEFAULT_LIMIT, MAX_LIMIT, SORTS, parse_query
+from karvdash_hub.files.listing import PARAMETERS as LISTING_PARAMETERS
 from karvdash_hub.files.operations import (
     BROWSABLE_DOMAINS,
     DOMAIN_TITLES,
@@ -42,8 +44,24 @@ class FilesAPIHandler(APIHandler):
 
     async def get(self, domain: str, path: str | None):
         self.require_scope("files", "read")
+        query = parse_query(self.listing_arguments())
         user = await self.acting_user()
-        self.write_json(await self.blocking(self.context.storage.describe, user, domain, path or ""))
+        self.write_json(await self.blocking(self.context.storage.describe, user, domain, path or "", query))
+
+    def listing_arguments(self) -> dict[str, str]:
+        """The listing's query arguments, each given at most once, as sent
+        (tornado's own getters would turn control characters into spaces)."""
+        arguments = {}
+        for name in LISTING_PARAMETERS:
+            values = self.request.query_arguments.get(name, [])
+            if len(values) > 1:
+                raise KarvdashError(400, f"give {name} once")
+            if values:
+                try:
+                    arguments[name] = values[0].decode("utf-8")
+                except UnicodeDecodeError:
+                    raise KarvdashError(400, f"{name} must be UTF-8 text") from None
+        return arguments
 
     async def post(self, domain: str, path: str | None):
         self.require_scope("files", "write")
@@ -151,9 +169,32 @@ LISTING = {
     "type": "object",
     "properties": {
         **ENTRY["properties"],
-        "entries": {"type": "array", "items": ENTRY, "description": "only for folders"},
+        "entries": {"type": "array", "items": ENTRY,
+                    "description": "only for folders: all of them, or one page with `limit` or `cursor`"},
+        "next": {"type": ["string", "null"],
+                 "description": "paged answers: the `cursor` of the next page, null on the last"},
+        "limit": {"type": "integer", "description": "paged answers: the page's size"},
+        "sort": {"type": "string", "enum": list(SORTS), "description": "paged answers"},
+        "order": {"type": "string", "enum": ["asc", "desc"], "description": "paged answers"},
+        "filter": {"type": "string", "description": "paged answers"},
     },
 }
+LISTING_QUERY = [
+    {"name": "limit", "in": "query", "required": False,
+     "description": f"Rows of one page (1 to {MAX_LIMIT}; {DEFAULT_LIMIT} when only `cursor` is given). "
+     "With `limit` or `cursor` the answer is one page and has `next`; without both, every entry.",
+     "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}},
+    {"name": "cursor", "in": "query", "required": False,
+     "description": "The `next` of the page before, with the same path, `sort`, `order` and `filter` "
+     "(another listing's cursor is a 400).", "schema": {"type": "string"}},
+    {"name": "sort", "in": "query", "required": False,
+     "description": "Folders first, then the rest, each by this (a name breaks ties).",
+     "schema": {"type": "string", "enum": list(SORTS), "default": "name"}},
+    {"name": "order", "in": "query", "required": False,
+     "schema": {"type": "string", "enum": ["asc", "desc"], "default": "asc"}},
+    {"name": "filter", "in": "query", "required": False,
+     "description": "Only names holding this text, in any case.", "schema": {"type": "string"}},
+]
 DOMAIN_PARAMETER = {
     "name": "domain",
     "in": "path",
@@ -183,8 +224,9 @@ def openapi(context: DashboardContext) -> dict:
         "/files/{domain}/{path}": {
             "parameters": file_parameters,
             "get": {
-                "summary": "A file's details, or a folder's details and entries",
+                "summary": "A file's details, or a folder's details and entries (all, or one page)",
                 "description": scopes_note(READ),
+                "parameters": LISTING_QUERY,
                 "responses": {"200": json_response("The file or folder", LISTING), **error_responses(400, 401, 403, 404)},
             },
             "post": {

@@ -11,6 +11,7 @@ asks and which scope they hold.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from jupyterhub.utils import url_path_join
@@ -20,7 +21,10 @@ from karvdash_hub.core.errors import KarvdashError
 from karvdash_hub.core.scopes import scope
 from karvdash_hub.services import ingressauth
 from karvdash_hub.services import templates as st
-from karvdash_hub.services.store import Instance
+
+if TYPE_CHECKING:
+    # a type only: services.store loads kubernetes_asyncio (context.stores makes it when needed)
+    from karvdash_hub.services.store import Instance
 
 from .context import DashboardContext
 from .handlers import NAME, APIHandler, PageHandler

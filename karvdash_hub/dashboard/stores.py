@@ -9,17 +9,22 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from karvdash_hub.core.errors import KarvdashError
 from karvdash_hub.core.kubeapi import api_client_from_environment, pod_namespace
 from karvdash_hub.core.paths import SHIPPED_TEMPLATES_DIR
 from karvdash_hub.core.settings import KarvdashConfig
-from karvdash_hub.datasets.store import DatasetStore
 from karvdash_hub.images.registry import RegistryAccess, RegistryClient
 from karvdash_hub.services import catalogue
 from karvdash_hub.services import templates as st
 from karvdash_hub.services.ingressauth import HubUserLookup
-from karvdash_hub.services.store import InstanceStore, UserTemplateStore
+
+if TYPE_CHECKING:
+    # the Kubernetes stores load kubernetes_asyncio: imported where they are
+    # first made, so a dashboard in local mode (or one not yet asked) never loads it
+    from karvdash_hub.datasets.store import DatasetStore
+    from karvdash_hub.services.store import InstanceStore, UserTemplateStore
 
 log = logging.getLogger("karvdash.dashboard")
 
@@ -61,11 +66,19 @@ class Stores:
         if not self.on_kubernetes:
             raise KarvdashError(503, SERVICES_NEED_KUBERNETES)
         if self._instances is None:
+            from karvdash_hub.services.store import (
+                InstanceStore,  # Kubernetes only: see TYPE_CHECKING above
+            )
+
             self._instances = InstanceStore(await self.kube_api(), self.settings.hubNamespace or pod_namespace())
         return self._instances
 
     async def user_templates(self) -> UserTemplateStore:
         if self._user_templates is None:
+            from karvdash_hub.services.store import (
+                UserTemplateStore,  # Kubernetes only: see TYPE_CHECKING above
+            )
+
             self._user_templates = UserTemplateStore(await self.instances())
         return self._user_templates
 
@@ -96,6 +109,10 @@ class Stores:
     async def datasets(self) -> DatasetStore:
         self.check_datasets()
         if self._datasets is None:
+            from karvdash_hub.datasets.store import (
+                DatasetStore,  # Kubernetes only: see TYPE_CHECKING above
+            )
+
             self._datasets = DatasetStore(self.settings, await self.kube_api())
         return self._datasets
 

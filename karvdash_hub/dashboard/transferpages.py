@@ -2,8 +2,10 @@
 resumable chunked uploads.
 
 Nothing here holds a whole file in memory: downloads read and send 1 MiB at
-a time, uploads write each received piece to the staged file as it arrives
-(``stream_request_body``), and all disk access runs in the thread pool.
+a time (the next piece is read while one goes out), uploads write each
+received piece to the staged file as it arrives (``stream_request_body``)
+while the socket is read on, and all disk access runs in the thread pool.
+Tornado has no sendfile: each byte is read into Python once and sent.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from karvdash_hub.files.downloads import (
     shows_inline,
     zip_name,
 )
-from karvdash_hub.files.storage import ChunkWriter, Found
+from karvdash_hub.files.interface import ChunkWriter, Found
 from karvdash_hub.files.uploads import Upload
 
 from .context import DashboardContext
@@ -42,6 +44,8 @@ from .openapi import error_responses, json_body, json_response, scopes_note
 
 # a single upload request may carry at most this much (the browser sends less)
 MAX_CHUNK = 256 * 1024 * 1024
+# an upload's bytes go to the disk in writes of about this size
+WRITE_BATCH = 1024 * 1024
 
 
 class DownloadHandler(APIHandler):
@@ -213,7 +217,8 @@ class UploadHandler(APIHandler):
 
     upload: Upload | None = None
     writer: ChunkWriter | None = None
-    busy = False  # a write is running in the thread pool
+    # the write running in the thread pool, if any: at most one per request
+    write_task: asyncio.Future | None = None
     closed = False
 
     async def start_body(self):
@@ -241,8 +246,10 @@ class UploadHandler(APIHandler):
             raise KarvdashError(409, "another request is sending this upload", offset=offset)
         store.writing.add(upload.id)
         self.upload = upload
-        self.position = offset
-        self.pending = bytearray()
+        self.position = offset  # the bytes before it are on the disk
+        self.received = offset  # the bytes before it have arrived
+        self.pending: list[bytes] = []
+        self.pending_size = 0
         self.request.connection.set_max_body_size(min(remaining, MAX_CHUNK))
         self.writer = await self.blocking(store.writer, upload)
 
@@ -250,24 +257,46 @@ class UploadHandler(APIHandler):
         if self.refusal is not None or self.upload is None:
             # a refusal drops the body; other methods have small JSON bodies
             return super().data_received(chunk)
-        if self.position + len(self.pending) + len(chunk) > self.upload.size:
+        if self.received + len(chunk) > self.upload.size:
             raise KarvdashError(413, "the chunk goes past the end of the upload")
-        self.pending += chunk
-        if len(self.pending) >= CHUNK:
-            await self.write_pending()
+        self.received += len(chunk)
+        self.pending.append(chunk)
+        self.pending_size += len(chunk)
+        if self.pending_size >= WRITE_BATCH:
+            await self.hand_on()
 
-    async def write_pending(self):
-        data, self.pending = bytes(self.pending), bytearray()
-        self.busy = True
+    async def hand_on(self):
+        """Start writing what has arrived, once the write before it is done:
+        the socket is read while the disk writes, and at most one batch
+        waits beside the one being written (memory stays bounded)."""
+        await self.written()
+        if not self.pending:
+            return
+        # the server hands on pieces of up to WRITE_BATCH: usually one, written as it is
+        data = self.pending[0] if len(self.pending) == 1 else b"".join(self.pending)
+        self.pending, self.pending_size = [], 0
+        self.write_task = asyncio.ensure_future(self.write_all(data))
+        # an error is raised by the next written(); a request gone by then has no one to tell
+        self.write_task.add_done_callback(lambda task: task.cancelled() or task.exception())
+
+    async def write_all(self, data: bytes):
+        view = memoryview(data)
         try:
-            while data:
-                written = await self.blocking(self.writer.write, data, self.position)
+            while view:
+                written = await self.blocking(self.writer.write, view, self.position)
                 self.position += written
-                data = data[written:]
+                view = view[written:]
         finally:
-            self.busy = False
             if self.closed:
                 self.release()
+
+    async def written(self):
+        """Wait for the running write; raises what it raised."""
+        if self.write_task is not None:
+            try:
+                await self.write_task
+            finally:
+                self.write_task = None
 
     def release(self):
         if self.writer is not None:
@@ -284,7 +313,7 @@ class UploadHandler(APIHandler):
         # still running in a thread closes the file itself when it is done
         # (closing it under that thread could hand its number to another file).
         self.closed = True
-        if not self.busy:
+        if self.write_task is None or self.write_task.done():
             self.release()
         super().on_connection_close()
 
@@ -318,7 +347,8 @@ class UploadHandler(APIHandler):
         self.finish()
 
     async def put(self, upload_id: str):
-        await self.write_pending()
+        await self.hand_on()
+        await self.written()
         upload = self.upload
         if self.position < upload.size:
             self.write_json({**upload.to_json(self.position), "complete": False})

@@ -139,10 +139,12 @@ def zip_name(paths: list[str], fallback: str) -> str:
 
 
 def next_batch(iterator) -> bytes:
-    """Up to about CHUNK bytes from the zip generator (runs in the thread pool)."""
-    batch = bytearray()
+    """Up to about CHUNK bytes from the zip generator (runs in the thread pool),
+    joined once."""
+    pieces, size = [], 0
     for piece in iterator:
-        batch += piece
-        if len(batch) >= CHUNK:
+        pieces.append(piece)
+        size += len(piece)
+        if size >= CHUNK:
             break
-    return bytes(batch)
+    return b"".join(pieces)

@@ -33,6 +33,16 @@ from pathlib import Path, PurePosixPath
 from karvdash_hub.core.errors import KarvdashError
 
 from .domains import PRIVATE, SHARED, UPLOADS, FileDomains, is_path_within
+from .listing import (
+    EVERY_ENTRY,
+    FOLDER,
+    OTHER,
+    Position,
+    Query,
+    cut_page,
+    page_json,
+    select_page,
+)
 
 # Domains a person browses; ``uploads`` is the dashboard's own.
 BROWSABLE_DOMAINS = (PRIVATE, SHARED)
@@ -310,33 +320,98 @@ def entry_json(folder: DomainFolder, location: Path, entry: Entry) -> dict:
     return {**entry.to_json(), "domain": folder.domain, "path": str(relative) if relative.parts else ""}
 
 
-def describe(folder: DomainFolder, relative: PurePosixPath, location: Path) -> dict:
-    """``relative`` (found at ``location``) as the API shows it; a folder with its entries."""
+def describe(folder: DomainFolder, relative: PurePosixPath, location: Path, query: Query = EVERY_ENTRY,
+             index=None) -> dict:
+    """``relative`` (found at ``location``) as the API shows it; a folder
+    with its entries: all of them, or the page ``query`` asks for (from
+    ``index``, a ``nameindex.NameIndex``, when it has the folder)."""
     entry = entry_for(folder, location, relative.name or folder.domain)
     result = entry_json(folder, location, entry)
     if entry.type == "folder":
-        result["path"] = str(relative) if relative.parts else ""
-        result["entries"] = [e.to_json() for e in list_folder(folder, location)]
+        path = str(relative) if relative.parts else ""
+        result["path"] = path
+        listing = query.listing(folder.domain, folder.owner, path)
+        rows, following = list_page(folder, location, query, index)
+        entries = [row.to_json() for row in rows]
+        result.update(page_json(entries, query, following, listing) if query.paged else {"entries": entries})
     return result
 
 
 def list_folder(folder: DomainFolder, path: Path) -> list[Entry]:
     """Rows of a folder, folders first, then by name."""
+    return list_page(folder, path, EVERY_ENTRY)[0]
+
+
+@dataclass
+class Tally:
+    """What reading a folder whole found: its entries, and its links."""
+
+    entries: int = 0
+    links: int = 0
+
+
+def list_page(folder: DomainFolder, path: Path, query: Query, index=None) -> tuple[list[Entry], Position | None]:
+    """The rows ``query`` asks for, and where the next page starts. Only
+    the rows of the page are looked at (``stat``) when they are ordered by
+    name: the rest is known from the folder's own entries, or from
+    ``index`` (which learns large folders as they are read)."""
     if not path.exists():
         raise NotFound(f"{folder.display(folder.relative(path))} does not exist")
     if not path.is_dir():
         raise BadPath(f"{folder.display(folder.relative(path))} is not a folder")
-    entries = []
+    indexed = index is not None and index.usable(query)
+    info = os.stat(path) if indexed else None
+    chosen = index.page(info, query) if indexed else None
+    if chosen is not None:
+        chosen, following = cut_page(chosen, query)
+        return [row for row in (_named_entry(folder, path, c[2]) for c in chosen) if row is not None], following
+    tally = Tally()
     with os.scandir(path) as scan:
-        for item in scan:
-            if item.name.startswith(TRASH_PREFIX):
-                continue
-            try:
-                entries.append(_scan_entry(folder, item))
-            except FileNotFoundError:
-                continue  # removed while listing
-    entries.sort(key=lambda e: (e.type != "folder", e.name))
-    return entries
+        chosen, following = select_page(_candidates(folder, scan, query, tally), query)
+    if indexed and index.worth_indexing(info, tally.entries, tally.links):
+        index.build(path, info)
+    rows = []
+    for candidate in chosen:
+        item = candidate[3]
+        try:
+            rows.append(item if isinstance(item, Entry) else _scan_entry(folder, item))
+        except FileNotFoundError:
+            continue  # removed since the folder was read
+    return rows, following
+
+
+def _named_entry(folder: DomainFolder, path: Path, name: str) -> Entry | None:
+    try:
+        return entry_for(folder, path / name, name)
+    except NotFound:
+        return None  # removed since the index was read
+
+
+def _candidates(folder: DomainFolder, scan, query: Query, tally: Tally):
+    """Every entry of a folder as the listing orders it: by name and the
+    kind the folder records, without a ``stat``, unless the order needs
+    sizes or times; links always (their kind is their target's)."""
+    needs_stat = query.needs_stat
+    wanted = query.filter.casefold()
+    for item in scan:
+        name = item.name
+        if name.startswith(TRASH_PREFIX):
+            continue
+        tally.entries += 1
+        if wanted and wanted not in name.casefold():
+            continue
+        try:
+            if not item.is_symlink():
+                if not needs_stat:
+                    yield (FOLDER if item.is_dir(follow_symlinks=False) else OTHER, 0, name, item)
+                    continue
+            else:
+                tally.links += 1
+            entry = _scan_entry(folder, item)
+        except FileNotFoundError:
+            continue  # removed while listing
+        value = 0 if not needs_stat else entry.modified if query.sort == "modified" else entry.size
+        yield (FOLDER if entry.type == "folder" else OTHER, value, name, entry)
 
 
 def _scan_entry(folder: DomainFolder, item: os.DirEntry) -> Entry:

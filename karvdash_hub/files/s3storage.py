@@ -31,10 +31,12 @@ built from a checked path below the domain's own prefix.
 from __future__ import annotations
 
 import functools
+import heapq
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -48,6 +50,16 @@ from karvdash_hub.core.errors import KarvdashError
 
 from .domains import PRIVATE, UPLOADS, FileDomains
 from .downloads import CHUNK, MAX_ZIP_PATHS
+from .interface import Found
+from .listing import (
+    EVERY_ENTRY,
+    FOLDER,
+    OTHER,
+    Candidate,
+    Query,
+    page_json,
+    select_page,
+)
 from .operations import (
     TRASH_PREFIX,
     BadPath,
@@ -56,7 +68,6 @@ from .operations import (
     NotFound,
     clean_relative_path,
 )
-from .storage import Found
 from .usage import MAX_ENTRIES, MAX_SECONDS, Usage
 
 # every part but the last of a multipart upload (S3 wants at least 5 MiB)
@@ -141,6 +152,36 @@ class Place:
     @property
     def parent(self) -> Place:
         return self.child(self.relative.parent if len(self.relative.parts) > 1 else PurePosixPath())
+
+
+def level_entries(pages: Iterable[dict], prefix: str) -> Iterator[tuple[str, dict]]:
+    """(name, row) of each entry one level below ``prefix``, in key order,
+    from ``ListObjectsV2`` pages listed with ``Delimiter="/"``: folders are
+    the common prefixes, files the objects (a folder's marker is not an
+    entry). A file named like a folder is hidden by it, as a folder is what
+    mounts show; such a file waits only until the listing passes the
+    folder's place (``name/``). Rows come in no particular order."""
+    waiting: deque[tuple[str, dict]] = deque()
+    for page in pages:
+        folders = ((common["Prefix"], None) for common in page.get("CommonPrefixes", []))
+        files = ((item["Key"], item) for item in page.get("Contents", []))
+        for key, item in heapq.merge(folders, files, key=lambda pair: pair[0]):
+            name = key[len(prefix):]
+            while waiting and waiting[0][0] + "/" < name:
+                yield waiting.popleft()
+            if item is None:
+                name = name.rstrip("/")
+                if not name:
+                    continue
+                for index, (waiting_name, _) in enumerate(waiting):
+                    if waiting_name == name:
+                        del waiting[index]
+                        break
+                yield name, {"name": name, "type": "folder", "size": 0, "modified": 0.0}
+            elif name:
+                waiting.append((name, {"name": name, "type": "file", "size": item["Size"],
+                                       "modified": item["LastModified"].timestamp()}))
+    yield from waiting
 
 
 class S3Reader:
@@ -282,25 +323,29 @@ class S3Storage:
         for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
             yield from page.get("Contents", [])
 
-    def _listing(self, place: Place) -> list[dict]:
+    def _candidates(self, place: Place, query: Query) -> Iterator[Candidate]:
+        """The folder's entries as the listing orders them, read one
+        ``ListObjectsV2`` page at a time (nothing but the page being read
+        and the rows chosen so far is kept). A page after a file's name in
+        name order starts the listing there (``StartAfter``)."""
         prefix = place.prefix
-        folders, files = {}, {}
-        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix, Delimiter="/")
-        for page in pages:
-            for common in page.get("CommonPrefixes", []):
-                name = common["Prefix"][len(prefix):].rstrip("/")
-                if name:
-                    folders[name] = {"name": name, "type": "folder", "size": 0, "modified": 0.0}
-            for item in page.get("Contents", []):
-                name = item["Key"][len(prefix):]
-                if name:
-                    files[name] = {
-                        "name": name, "type": "file", "size": item["Size"], "modified": item["LastModified"].timestamp(),
-                    }
-        entries = [e for e in folders.values()] + [e for name, e in files.items() if name not in folders]
-        entries = [e for e in entries if not e["name"].startswith(TRASH_PREFIX)]
-        entries.sort(key=lambda e: (e["type"] != "folder", e["name"]))
-        return entries
+        start = {}
+        after = query.after
+        if after is not None and after.group == OTHER and query.sort == "name" and query.order == "asc":
+            start = {"StartAfter": prefix + after.name}
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=prefix, Delimiter="/", **start)
+        for name, row in level_entries(pages, prefix):
+            if name.startswith(TRASH_PREFIX) or not query.matches(name):
+                continue
+            value = row["modified"] if query.sort == "modified" else row["size"] if query.sort == "size" else 0
+            yield (FOLDER if row["type"] == "folder" else OTHER, value, name, row)
+
+    def _listing(self, place: Place, query: Query) -> dict:
+        listing = query.listing(place.folder.domain, place.folder.owner, str(place.relative) if place.relative.parts else "")
+        chosen, following = select_page(self._candidates(place, query), query)
+        entries = [candidate[3] for candidate in chosen]
+        return page_json(entries, query, following, listing) if query.paged else {"entries": entries}
 
     def _entry_json(self, place: Place, found: Stat) -> dict:
         return {
@@ -312,7 +357,7 @@ class S3Storage:
             "path": str(place.relative) if place.relative.parts else "",
         }
 
-    # --- the interface (storage.FileStorage) ------------------------------------------------------
+    # --- the interface (interface.FileStorage) ------------------------------------------------------
 
     def ensure_folders(self, username: str | None = None) -> None:
         """Prefixes need no making; only the local staging folder does."""
@@ -328,12 +373,12 @@ class S3Storage:
         return bool(keys)
 
     @answered
-    def describe(self, user: str, domain: str, path: str) -> dict:
+    def describe(self, user: str, domain: str, path: str, query: Query = EVERY_ENTRY) -> dict:
         place = self.place(user, domain, path)
         found = self._existing(place)
         result = self._entry_json(place, found)
         if found.type == "folder":
-            result["entries"] = self._listing(place)
+            result.update(self._listing(place, query))
         return result
 
     @answered

@@ -1,4 +1,4 @@
-"""Where the file domains are kept, behind one interface chosen by
+"""Where the file domains are kept, behind one interface (:mod:`.interface`) chosen by
 ``filesURL``'s scheme: folders (``file://``, ``nfs://``: :class:`LocalStorage`,
 the operations of ``operations.py``) or an S3 bucket (``minio://``,
 ``minios://``: ``s3storage.S3Storage``, imported only then, so a local
@@ -13,15 +13,17 @@ domain rules before it touches anything.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from email.utils import formatdate
 from pathlib import Path
-from typing import Protocol
 
-from .domains import PRIVATE, FileDomains
+from .domains import PRIVATE, UPLOADS, FileDomains
 from .downloads import build_zip, zip_members
+from .interface import ChunkWriter, FileStorage, Found
+from .listing import EVERY_ENTRY, Query
+from .nameindex import NameIndex
 from .operations import (
     TRASH_PREFIX,
     BadPath,
@@ -47,84 +49,6 @@ from .operations import (
     trash_folder,
 )
 from .usage import Usage, folder_usage
-
-
-class FileReader(Protocol):
-    """An open file of a domain, for a download."""
-
-    size: int
-    modified: float
-    etag: str
-
-    def read(self, position: int, length: int) -> bytes: ...
-
-    def close(self) -> None: ...
-
-
-@dataclass
-class Found:
-    """What a download path names: a file (``reader``) or a folder."""
-
-    name: str
-    display: str
-    reader: FileReader | None = None
-
-    @property
-    def last_modified(self) -> str:
-        return formatdate(self.reader.modified, usegmt=True) if self.reader else ""
-
-
-class ChunkWriter(Protocol):
-    """Where the bytes of one upload go while they arrive."""
-
-    def write(self, data: bytes, position: int) -> int: ...
-
-    def sync(self) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class FileStorage(Protocol):
-    """The operations the dashboard does on the file domains (all blocking)."""
-
-    domains: FileDomains
-
-    def ensure_folders(self, username: str | None = None) -> None: ...
-
-    def delete_private(self, username: str) -> bool: ...
-
-    def describe(self, user: str, domain: str, path: str) -> dict: ...
-
-    def entry_type(self, user: str, domain: str, path: str) -> str: ...
-
-    def create(self, user: str, domain: str, path: str, kind: str) -> dict: ...
-
-    def move(self, user: str, domain: str, path: str, target_domain: str, target_path: str,
-             overwrite: bool) -> dict: ...
-
-    def delete(self, user: str, domain: str, path: str) -> str: ...
-
-    def find(self, user: str, domain: str, path: str) -> Found: ...
-
-    def zip_paths(self, user: str, domain: str, paths: list, folder: str | None = None) -> Iterator[bytes]: ...
-
-    def usage(self, username: str) -> Usage: ...
-
-    def read_text(self, user: str, domain: str, path: str, what: str, limit: int) -> str: ...
-
-    def open_for_reading(self, user: str, domain: str, path: str, what: str) -> tuple[int, str]: ...
-
-    def upload_target(self, user: str, domain: str, path: str, overwrite: bool) -> str: ...
-
-    def staging_need(self, size: int) -> int: ...
-
-    def upload_writer(self, upload, store) -> ChunkWriter: ...
-
-    def place_upload(self, upload) -> dict: ...
-
-    def discard_upload(self, meta: dict) -> None: ...
-
-    def clean_up(self, older_than: float) -> None: ...
 
 
 def open_storage(domains: FileDomains, settings=None) -> FileStorage:
@@ -195,9 +119,14 @@ class LocalStorage:
         folder = self.folder(user, domain)
         return folder, relative, (folder.resolve if follow else folder.locate)(relative)
 
-    def describe(self, user: str, domain: str, path: str) -> dict:
+    def describe(self, user: str, domain: str, path: str, query: Query = EVERY_ENTRY) -> dict:
         folder, relative, location = self._located(user, domain, path, follow=True)
-        return describe(folder, relative, location)
+        return describe(folder, relative, location, query, self.name_index)
+
+    @functools.cached_property
+    def name_index(self) -> NameIndex:
+        """Large folders' sorted names, beside the uploads (the dashboard's own folder)."""
+        return NameIndex(self.domains.local_path(UPLOADS) / "listing-index.sqlite3")
 
     def entry_type(self, user: str, domain: str, path: str) -> str:
         folder, relative, location = self._located(user, domain, path, follow=True)

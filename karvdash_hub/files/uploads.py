@@ -82,7 +82,7 @@ class UploadStore:
     def __init__(self, folder: Path, expiry: float, storage=None):
         self.folder = folder
         self.expiry = expiry
-        # where finished uploads go (storage.FileStorage)
+        # where finished uploads go (interface.FileStorage)
         self.storage = storage
         # ids with a request writing right now: one writer per upload
         self.writing: set[str] = set()
@@ -123,7 +123,7 @@ class UploadStore:
                            overwrite=overwrite)
 
     def writer(self, upload: Upload):
-        """Where the next chunk of ``upload`` goes (``storage.ChunkWriter``)."""
+        """Where the next chunk of ``upload`` goes (``interface.ChunkWriter``)."""
         return self.storage.upload_writer(upload, self)
 
     def finish(self, upload: Upload) -> dict:

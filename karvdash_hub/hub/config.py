@@ -109,6 +109,10 @@ def configure(c: Config) -> KarvdashConfig:
         from .spawner import KarvdashSpawner as spawner_class
     _setdefault(hub, "spawner_class", spawner_class)
     _setdefault(c.Spawner, "default_url", "/lab")
+    if settings.mode == "local":
+        # JupyterLab's start on the hub's own CPUs, spawnConcurrency of them at
+        # once on a machine that may be busy with more: twice JupyterHub's 30 s
+        _setdefault(c.Spawner, "http_timeout", 60)
 
     if settings.authenticator == "native":
         from .auth import KarvdashAuthenticator as authenticator_class

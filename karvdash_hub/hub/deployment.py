@@ -18,6 +18,7 @@ from karvdash_hub.core.settings import KarvdashConfig, load_settings
 from karvdash_hub.theme.images import ThemeImage, load_theme_images
 
 from .profiles import Profile, ProfileError, load_profiles, unknown_overrides
+from .spawnqueue import SpawnAdmission
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,8 @@ class Deployment:
     profiles: list[Profile]
     # the logo and favicon files the hub serves (hub/theme.py)
     theme_images: dict[str, ThemeImage] = field(default_factory=dict)
+    # the one spawn queue of this hub (hub/spawnqueue.py); None: no queueing
+    spawn_admission: SpawnAdmission | None = None
 
 
 _current: Deployment | None = None
@@ -38,7 +41,12 @@ def load(config: Config | None = None) -> Deployment:
     profiles = load_profiles(folders, settings.disabledProfiles)
     if settings.mode == "kubernetes":
         check_overrides(profiles)
-    return Deployment(settings=settings, profiles=profiles, theme_images=load_theme_images(settings))
+    return Deployment(
+        settings=settings,
+        profiles=profiles,
+        theme_images=load_theme_images(settings),
+        spawn_admission=SpawnAdmission(settings.spawn_concurrency),
+    )
 
 
 def check_overrides(profiles: list[Profile]) -> None:

@@ -20,6 +20,10 @@ from karvdash_hub.files.operations import ensure_folders
 from .profiles import Profile, Selection
 from .profilespawner import ProfileSpawnerMixin
 
+# jupyterhub-singleuser of the hub's own environment, wherever it runs from,
+# through the module that makes its start cheaper (hub/singleuser.py)
+SERVER_COMMAND = [sys.executable, "-m", "karvdash_hub.hub.singleuser"]
+
 
 class KarvdashLocalSpawner(ProfileSpawnerMixin, SimpleLocalProcessSpawner):
     """Runs the profiles that can run locally (JupyterLab) as local processes
@@ -31,8 +35,7 @@ class KarvdashLocalSpawner(ProfileSpawnerMixin, SimpleLocalProcessSpawner):
 
     @default("cmd")
     def _default_cmd(self):
-        # the single-user server of the hub's own environment, wherever it runs from
-        return [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
+        return list(SERVER_COMMAND)
 
     def get_args(self):
         if self.selection is not None and self.selection.profile.app:

@@ -61,6 +61,10 @@ def settings_environment(settings: KarvdashConfig, environ=None) -> dict[str, st
             env[names[name]] = encode_setting(getattr(settings, name))
     if environ.get(VALUES_ENV):
         env[VALUES_ENV] = environ[VALUES_ENV]
+    # the Kubernetes clients' own variable: without it a hub run outside the
+    # cluster would spawn in one cluster while its dashboard found none
+    if environ.get("KUBECONFIG"):
+        env["KUBECONFIG"] = environ["KUBECONFIG"]
     return env
 
 

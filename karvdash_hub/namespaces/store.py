@@ -7,6 +7,7 @@ Runs on the hub's event loop with kubernetes_asyncio clients.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import inspect
 import logging
@@ -40,6 +41,19 @@ def _bound_to_another_role(kind: str, name: str) -> Callable:
     return lambda existing: (existing.role_ref.kind, existing.role_ref.name) != (kind, name)
 
 
+async def _all(steps: list[Awaitable]) -> None:
+    """Run ``steps`` at once; the first failure is raised as it is, once the
+    steps still running are cancelled (a failed start leaves no request behind)."""
+    tasks = [asyncio.ensure_future(step) for step in steps]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
 def _refused(action: str, error: ApiException) -> SpawnFailure:
     return SpawnFailure(api_failure(action, error.status, api_error_message(error.body, error.reason or "")))
 
@@ -70,25 +84,32 @@ class UserNamespaces:
         name = self.settings.user_namespace(username)
         report(f"Preparing your namespace {name}")
         await self._ensure_namespace(username)
+        # once the namespace is there, its objects do not depend on each
+        # other: one round trip's wait for all of them instead of one each
+        # (when a class starts at once, every wait is the API server's busiest)
         report(f"Keeping other users' pods out of {name}")
-        await self._ensure_network_policy(username)
+        steps = [self._ensure_network_policy(username)]
         report(f"Giving your namespace's service account the {self.settings.namespaceRole} role")
-        await self._ensure_role_binding(username)
+        steps.append(self._ensure_role_binding(username))
         if self.settings.argoNamespace:
             report(f"Giving you an Argo Workflows account in {name}")
-            await self._ensure_argo_account(username)
+            steps.append(self._ensure_argo_account(username))
         report("Writing the dashboard API settings for karvdashctl")
-        current = await self._current_token(name)
+        steps.append(self._ensure_api_settings(username, token_source))
+        pull_secret = objects.registry_pull_secret(self.settings, username)
+        if pull_secret is not None:
+            report("Writing the registry pull secret")
+            steps.append(self._apply_secret(pull_secret))
+        else:
+            steps.append(self._delete_if_ours(name, objects.REGISTRY_PULL_SECRET, username))
+        await _all(steps)
+
+    async def _ensure_api_settings(self, username: str, token_source: TokenSource) -> None:
+        current = await self._current_token(self.settings.user_namespace(username))
         token = token_source(current)
         if inspect.isawaitable(token):
             token = await token
         await self._apply_secret(objects.api_settings_secret(self.settings, username, token))
-        pull_secret = objects.registry_pull_secret(self.settings, username)
-        if pull_secret is not None:
-            report("Writing the registry pull secret")
-            await self._apply_secret(pull_secret)
-        else:
-            await self._delete_if_ours(name, objects.REGISTRY_PULL_SECRET, username)
 
     async def _ensure_namespace(self, username: str) -> None:
         wanted = objects.namespace(self.settings, username)

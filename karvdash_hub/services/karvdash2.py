@@ -15,9 +15,12 @@ Everything here is pure.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from .store import Instance
 from .templates import TEMPLATE_SUFFIX, ServiceTemplate
+
+if TYPE_CHECKING:
+    from .store import Instance  # a type only: the store loads kubernetes_asyncio
 
 # "all pods" as Karvdash's clients sent it: 1/0 from its library, booleans
 # and strings from scripts; each text with what it means

@@ -19,6 +19,7 @@ Everything here is pure: ``catalogue.py`` reads the template folders,
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import math
 import re
@@ -28,10 +29,15 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-import jsonschema
 import yaml
 
-from karvdash_hub.core.labels import DATASETS_LABEL, INSTANCE_LABEL, OWNER_LABEL, VALUES_ANNOTATION, instance_labels
+from karvdash_hub.core.labels import (
+    DATASETS_LABEL,
+    INSTANCE_LABEL,
+    OWNER_LABEL,
+    VALUES_ANNOTATION,
+    instance_labels,
+)
 from karvdash_hub.core.names import DNS_LABEL, DNS_SUBDOMAIN, LABEL_VALUE, SUFFIX_LENGTH
 from karvdash_hub.core.names import free_name as _free_name
 
@@ -475,9 +481,17 @@ def _check_events(events, max_objects: int | None) -> None:
                 raise TemplateError(f"has more than {MAX_TEMPLATE_NODES} YAML nodes (keys, values and items)")
 
 
+@functools.cache
+def _header_validator():
+    # jsonschema is imported when the first template is checked, not with this
+    # module: loading it costs ~2 s of CPU and ~20 MiB (its format grammars)
+    import jsonschema
+
+    return jsonschema.Draft202012Validator(TEMPLATE_SCHEMA)
+
+
 def _check_header(header: dict) -> None:
-    validator = jsonschema.Draft202012Validator(TEMPLATE_SCHEMA)
-    errors = sorted(validator.iter_errors(header), key=lambda e: list(e.absolute_path))
+    errors = sorted(_header_validator().iter_errors(header), key=lambda e: list(e.absolute_path))
     if not errors:
         return
     error = errors[0]

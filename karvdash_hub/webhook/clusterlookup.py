@@ -4,8 +4,13 @@ datasets it has. The thin I/O layer under :mod:`karvdash_hub.webhook.reviews`.
 The owner comes from the namespace's ``karvdash.io/owner`` label (set by the
 spawner when it creates the namespace) rather than from the namespace name,
 so a change of the naming scheme cannot hand one user's files to another.
-Owners are cached for a minute: a namespace's owner never changes while the
-namespace exists, and the lookup is on every pod's admission path.
+
+Both are read from a list and watch of namespaces and of datasets (the
+:mod:`~karvdash_hub.webhook.clusterview`), so an admission asks the API
+server nothing while the watches are current. A namespace the view does not
+have yet (created a moment ago) or has without an owner (labelled a moment
+later), and everything while a watch is down, is asked of the API server
+directly, as before the view existed.
 """
 
 from __future__ import annotations
@@ -15,14 +20,24 @@ import logging
 import time
 
 import aiohttp
-from kubernetes_asyncio import client
+import orjson
+from kubernetes_asyncio import client, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from karvdash_hub.core.kubeapi import retry_delay
-from karvdash_hub.core.labels import OWNER_LABEL
 from karvdash_hub.datasets.model import DATASET_PLURAL, DATASET_VERSION
 
+from .clusterview import DatasetsView, KindView, NamespacesView, owner_of
+
 log = logging.getLogger("karvdash_hub.webhook")
+
+# The API server ends a watch after this long; it is then resumed from the
+# last resourceVersion (a few minutes, as client-go's reflectors do).
+WATCH_SECONDS = 240
+# No byte (not even a bookmark) for this long: the connection is dead.
+WATCH_READ_TIMEOUT = WATCH_SECONDS + 30
+# Datashim not installed: look for it again this often.
+DATASETS_ABSENT_RETRY = 60.0
 
 
 class ClusterUnavailable(RuntimeError):
@@ -30,14 +45,109 @@ class ClusterUnavailable(RuntimeError):
 
 
 class ClusterLookup:
-    def __init__(self, api: client.ApiClient, datasets_group: str, *, timeout: float = 5.0,
-                 owner_ttl: float = 60.0):
+    def __init__(self, api: client.ApiClient, datasets_group: str, *, timeout: float = 5.0):
         self.core = client.CoreV1Api(api)
         self.custom = client.CustomObjectsApi(api)
         self.datasets_group = datasets_group
         self.timeout = timeout
-        self.owner_ttl = owner_ttl
-        self._owners: dict[str, tuple[float, str | None]] = {}
+        self.namespaces = NamespacesView()
+        self.dataset_view = DatasetsView()
+        self._watches: list[asyncio.Task] = []
+
+    # --- answers -------------------------------------------------------------------
+
+    async def owner(self, namespace: str) -> str | None:
+        """The namespace's owner, or None if it has no owner label (or is gone)."""
+        if self.namespaces.synced:
+            owner = self.namespaces.owners.get(namespace)
+            if owner:
+                return owner
+        try:
+            ns = await self._request(f"read namespace {namespace}", lambda: self.core.read_namespace(namespace))
+        except ApiException:  # 404
+            return None
+        return owner_of(ns.metadata.labels)
+
+    async def datasets(self, namespace: str) -> tuple[str, ...]:
+        """Names of the namespace's Datashim Datasets, sorted (none without Datashim)."""
+        if self.dataset_view.synced:
+            return self.dataset_view.of(namespace)
+        try:
+            listing = await self._request(
+                f"list datasets in {namespace}",
+                lambda: self.custom.list_namespaced_custom_object(
+                    self.datasets_group, DATASET_VERSION, namespace, DATASET_PLURAL))
+        except ApiException:  # 404
+            log.warning("no %s/%s datasets in the cluster (is Datashim installed?)",
+                        self.datasets_group, DATASET_VERSION)
+            return ()
+        return tuple(sorted(item["metadata"]["name"] for item in listing.get("items", [])))
+
+    # --- the watches -----------------------------------------------------------------
+
+    def start_watching(self, datasets: bool = True) -> None:
+        """Keep the views current until :meth:`close` (datasets only if they are used)."""
+        self._watches = [
+            asyncio.create_task(self._keep_watching("namespaces", self.namespaces, self.core.list_namespace)),
+        ]
+        if datasets:
+            self._watches.append(asyncio.create_task(self._keep_watching(
+                "datasets", self.dataset_view,
+                lambda **kw: self.custom.list_cluster_custom_object(
+                    self.datasets_group, DATASET_VERSION, DATASET_PLURAL, **kw))))
+
+    async def close(self) -> None:
+        for task in self._watches:
+            task.cancel()
+        await asyncio.gather(*self._watches, return_exceptions=True)
+        self._watches = []
+
+    async def _keep_watching(self, what: str, view: KindView, list_call) -> None:
+        """List, then watch from the list's resourceVersion; list again when
+        the watch breaks or its resourceVersion is too old (410)."""
+        delay = 0.5
+        while True:
+            try:
+                if not view.synced:
+                    # raw JSON: no model objects for every namespace of the cluster
+                    response = await list_call(_preload_content=False, _request_timeout=self.timeout * 6)
+                    body = await response.read()
+                    if response.status != 200:
+                        raise ApiException(status=response.status, reason=response.reason)
+                    listing = orjson.loads(body)
+                    view.replace(listing.get("items") or [], listing["metadata"]["resourceVersion"])
+                    log.info("watching %s from resourceVersion %s", what, view.resource_version)
+                await self._watch(view, list_call)
+                delay = 0.5
+            except asyncio.CancelledError:
+                raise
+            except ApiException as e:
+                view.lost()
+                if e.status == 410:
+                    log.info("%s: resourceVersion too old, listing again", what)
+                    continue
+                if e.status == 404:
+                    # no such resource (Datashim not installed): one request per admission until it is
+                    log.warning("cannot watch %s: not in the cluster; asking at each admission", what)
+                    await asyncio.sleep(DATASETS_ABSENT_RETRY)
+                    continue
+                log.warning("watch of %s: %s %s; asking at each admission until it is back", what, e.status, e.reason)
+            except (asyncio.TimeoutError, OSError, aiohttp.ClientError, ValueError, KeyError) as e:
+                view.lost()
+                log.warning("watch of %s broke (%s); asking at each admission until it is back",
+                            what, e or type(e).__name__)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+    async def _watch(self, view: KindView, list_call) -> None:
+        """Apply one watch's events until the API server ends it."""
+        async with watch.Watch(return_type="object") as stream:
+            async for event in stream.stream(
+                    list_call, resource_version=view.resource_version, allow_watch_bookmarks=True,
+                    timeout_seconds=WATCH_SECONDS, _request_timeout=(self.timeout, WATCH_READ_TIMEOUT)):
+                view.apply(event["type"], event["raw_object"])
+
+    # --- requests ----------------------------------------------------------------------
 
     async def _request(self, what: str, call):
         """``await call()``, again after a 429/503 (the API server sheds load
@@ -58,31 +168,3 @@ class ClusterLookup:
                 await asyncio.sleep(retry_after)
             except (asyncio.TimeoutError, OSError, aiohttp.ClientError) as e:
                 raise ClusterUnavailable(f"cannot {what}: {e or 'timed out'}") from None
-
-    async def owner(self, namespace: str) -> str | None:
-        """The namespace's owner, or None if it has no owner label (or is gone)."""
-        cached = self._owners.get(namespace)
-        if cached and cached[0] > time.monotonic():
-            return cached[1]
-        try:
-            ns = await self._request(f"read namespace {namespace}", lambda: self.core.read_namespace(namespace))
-        except ApiException:  # 404
-            return None
-        owner = (ns.metadata.labels or {}).get(OWNER_LABEL) or None
-        # only a positive answer is kept: a namespace may get its label a moment later
-        if owner:
-            self._owners[namespace] = (time.monotonic() + self.owner_ttl, owner)
-        return owner
-
-    async def datasets(self, namespace: str) -> list[str]:
-        """Names of the namespace's Datashim Datasets ([] without Datashim)."""
-        try:
-            listing = await self._request(
-                f"list datasets in {namespace}",
-                lambda: self.custom.list_namespaced_custom_object(
-                    self.datasets_group, DATASET_VERSION, namespace, DATASET_PLURAL))
-        except ApiException:  # 404
-            log.warning("no %s/%s datasets in the cluster (is Datashim installed?)",
-                        self.datasets_group, DATASET_VERSION)
-            return []
-        return sorted(item["metadata"]["name"] for item in listing.get("items", []))

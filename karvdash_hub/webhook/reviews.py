@@ -7,13 +7,14 @@ The rules themselves are pure functions in :mod:`karvdash_hub.admission.rules` a
 from __future__ import annotations
 
 import logging
+from functools import lru_cache
 from typing import Protocol
 
 from karvdash_hub.admission.hostpaths import HostPathPolicy
 from karvdash_hub.admission.rules import (
     AdmissionRequest,
+    PodAdditions,
     mount_patch,
-    pod_additions,
     review_response,
     volume_refusals,
     wants_datasets,
@@ -26,11 +27,14 @@ from .clusterlookup import ClusterUnavailable
 
 log = logging.getLogger("karvdash_hub.webhook")
 
+# (owner, datasets) pairs whose additions are kept: a few per namespace in use
+ADDITIONS_KEPT = 4096
+
 
 class Lookup(Protocol):
     async def owner(self, namespace: str) -> str | None: ...
 
-    async def datasets(self, namespace: str) -> list[str]: ...
+    async def datasets(self, namespace: str) -> tuple[str, ...] | list[str]: ...
 
 
 class Reviewer:
@@ -39,6 +43,12 @@ class Reviewer:
         self.policy = HostPathPolicy(self.domains, tuple(settings.allowedHostPathDirs))
         self.datasets_available = settings.datasetsAvailable
         self.lookup = lookup
+        # keyed by everything they are built from, so an entry cannot outlive
+        # a change of the namespace's owner or datasets: a new state is a new key
+        self.additions = lru_cache(maxsize=ADDITIONS_KEPT)(self._build_additions)
+
+    def _build_additions(self, owner: str | None, datasets: tuple[str, ...]) -> PodAdditions:
+        return PodAdditions.build(self.domains, owner, datasets)
 
     async def mutate(self, request: AdmissionRequest) -> dict:
         """Add file domains, API settings and datasets to a new pod."""
@@ -46,7 +56,7 @@ class Reviewer:
             return review_response(request.uid)
         try:
             owner = await self.lookup.owner(request.namespace)
-            datasets = []
+            datasets = ()
             if self.datasets_available and wants_datasets(request.object):
                 datasets = await self.lookup.datasets(request.namespace)
         except ClusterUnavailable as e:
@@ -57,8 +67,7 @@ class Reviewer:
         if not owner:
             warnings.append(f"namespace {request.namespace} has no {OWNER_LABEL} label: "
                             "no file domains were added")
-        volumes, mounts = pod_additions(self.domains, owner, datasets)
-        patch = mount_patch(request.object, volumes, mounts)
+        patch = mount_patch(request.object, self.additions(owner, tuple(datasets)))
         return review_response(request.uid, patch=patch, warnings=warnings)
 
     async def validate(self, request: AdmissionRequest) -> dict:

@@ -5,7 +5,8 @@ AdmissionReview; ``GET /healthz`` answers while the server runs. Settings come
 from the same values file and ``KARVDASH_*`` environment as the hub's
 (``webhookAddress``, ``webhookPort``, ``webhookCertFile``, ``webhookKeyFile``).
 The server is its own process and Deployment, so it keeps answering while the
-hub restarts.
+hub restarts. It lists and watches namespaces and datasets, so an admission
+is answered without a request to the API server.
 
 usage: karvdash-webhook [--debug]
 """
@@ -13,7 +14,6 @@ usage: karvdash-webhook [--debug]
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import signal
@@ -21,11 +21,17 @@ import ssl
 import sys
 from collections.abc import Awaitable, Callable
 
+import orjson
 from tornado import httpserver, web
 from tornado.ioloop import PeriodicCallback
 
 from karvdash_hub import __version__
-from karvdash_hub.admission.rules import AdmissionRequest, ReviewError, parse_review, review_response
+from karvdash_hub.admission.rules import (
+    AdmissionRequest,
+    ReviewError,
+    parse_review,
+    review_response,
+)
 from karvdash_hub.core.kubeapi import api_client_from_environment
 from karvdash_hub.core.settings import KarvdashConfig, SettingsError, load_settings
 
@@ -50,7 +56,7 @@ class AdmissionHandler(web.RequestHandler):
     def _json(self, status: int, body: dict) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(body))
+        self.finish(orjson.dumps(body))
 
     async def post(self):
         try:
@@ -68,13 +74,13 @@ class AdmissionHandler(web.RequestHandler):
 
     def write_error(self, status_code, **kwargs):
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"error": self._reason}))
+        self.finish(orjson.dumps({"error": self._reason}))
 
 
 class HealthHandler(web.RequestHandler):
     def get(self):
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"status": "ok", "version": __version__}))
+        self.finish(orjson.dumps({"status": "ok", "version": __version__}))
 
 
 def make_app(mutate: Decision, validate: Decision) -> web.Application:
@@ -145,7 +151,9 @@ async def serve(settings: KarvdashConfig, stop: asyncio.Event) -> None:
     certificate = ServingCertificate(settings.webhookCertFile, settings.webhookKeyFile)
     # the pod's service account, else $KUBECONFIG (never written back)
     api = await api_client_from_environment(persist_config=False)
-    reviewer = Reviewer(settings, ClusterLookup(api, settings.datasetsAPIGroup))
+    lookup = ClusterLookup(api, settings.datasetsAPIGroup)
+    lookup.start_watching(datasets=settings.datasetsAvailable)
+    reviewer = Reviewer(settings, lookup)
     server = httpserver.HTTPServer(make_app(reviewer.mutate, reviewer.validate),
                                    ssl_options=certificate.context, max_body_size=MAX_BODY)
     server.listen(settings.webhookPort, address=settings.webhookAddress)
@@ -159,6 +167,7 @@ async def serve(settings: KarvdashConfig, stop: asyncio.Event) -> None:
         reload.stop()
         server.stop()
         await server.close_all_connections()
+        await lookup.close()
         await api.close()
 
 

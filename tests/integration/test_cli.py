@@ -68,6 +68,22 @@ def test_mkdir_ls_and_json(cli, carol):
     assert [(e["name"], e["size"]) for e in as_json["entries"]] == [("r.csv", 5)]
 
 
+def test_ls_lists_a_folder_larger_than_a_page_by_following_the_cursor(cli, carol):
+    big = carol / "big"
+    big.mkdir()
+    names = [f"f{i:04d}" for i in range(2500)]  # two and a half of the pages ls asks for
+    for name in names:
+        os.close(os.open(big / name, os.O_WRONLY | os.O_CREAT, 0o644))
+    (big / "f0042").write_text("big one")
+    as_json = json.loads(cli("--json", "ls", "private/big").stdout)
+    assert [e["name"] for e in as_json["entries"]] == names and "next" not in as_json
+    by_size = cli("ls", "private/big", "--sort", "size", "-r", "--filter", "F004")
+    assert by_size.returncode == 0, by_size.stderr
+    rows = [line.split() for line in by_size.stdout.splitlines()[1:]]
+    assert [row[-1] for row in rows] == ["f0042"] + [f"f{i:04d}" for i in range(49, 39, -1) if i != 42]
+    assert rows[0][1] == "7"
+
+
 def test_upload_download_round_trip(cli, carol, tmp_path):
     (carol / "in").mkdir(exist_ok=True)
     first, second = tmp_path / "one.bin", tmp_path / "two.txt"

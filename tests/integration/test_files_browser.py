@@ -431,6 +431,7 @@ def test_bulk_delete_asks_once(alice_page, hub, home):
     (home / "junkdir" / "deep.txt").write_text("d")
     open_files(page, hub)
     page.fill("#files-filter", "JUNK")
+    expect(page.locator("#files-table tbody tr")).to_have_count(3)
     page.check("#select-all")
     expect(page.locator("#selection-count")).to_have_text("3 selected")
     page.evaluate("window.__dialogs = 0; new MutationObserver((m) => m.forEach((c) => c.addedNodes.forEach((n) => "
@@ -463,6 +464,60 @@ def test_bulk_move_to_a_folder_of_the_other_domain(alice_page, hub, home, shared
     assert sorted(p.name for p in home.iterdir()) == ["stay.txt"]
 
 
+# --- large folders ---------------------------------------------------------------------
+
+PAGE_SIZE = 200  # the page's own (files.js)
+
+
+def test_a_large_folder_loads_a_page_at_a_time_as_one_scrolls(alice_page, hub, home):
+    page = alice_page
+    (home / "big").mkdir()
+    names = [f"n{i:03d}.txt" for i in range(2 * PAGE_SIZE + 20)]
+    for name in names:
+        (home / "big" / name).write_bytes(b"")
+    (home / "big" / "sub").mkdir()
+    asked = []
+    page.on("request", lambda request: asked.append(request.url) if "/api/files/" in request.url else None)
+    open_files(page, hub, "files/private/big/")
+    expect(page.locator("#files-table tbody tr")).to_have_count(PAGE_SIZE)
+    assert f"limit={PAGE_SIZE}" in asked[0] and "cursor" not in asked[0]
+    expect(page.locator("#files-more")).to_be_visible()
+    expect(page.locator("#files-shown")).to_have_text(f"{PAGE_SIZE} shown")
+    # scrolling to the end of the table brings the next page
+    page.locator("#files-more").scroll_into_view_if_needed()
+    expect(page.locator("#files-table tbody tr")).to_have_count(2 * PAGE_SIZE)
+    assert "cursor=" in asked[1]
+    # and "Show more" the last, after which there is no more to show
+    page.evaluate("window.scrollTo(0, 0)")
+    page.click("#files-more-button")
+    expect(page.locator("#files-table tbody tr")).to_have_count(len(names) + 1)
+    expect(page.locator("#files-more")).to_be_hidden()
+    assert shown_names(page) == ["sub", *names]
+    # select all takes every row loaded
+    page.check("#select-all")
+    expect(page.locator("#selection-count")).to_have_text(f"{len(names) + 1} selected")
+    assert_no_reload(page)
+
+
+def test_sorting_a_column_asks_the_server_for_that_order(alice_page, hub, home):
+    page = alice_page
+    (home / "sizes").mkdir()
+    sizes = {f"s{i:03d}.bin": (i * 37) % (PAGE_SIZE + 11) for i in range(PAGE_SIZE + 11)}
+    for name, size in sizes.items():
+        (home / "sizes" / name).write_bytes(b"x" * size)
+    open_files(page, hub, "files/private/sizes/")
+    expect(page.locator("#files-table tbody tr")).to_have_count(PAGE_SIZE)
+    with page.expect_request(lambda request: "sort=size" in request.url and "order=desc" in request.url):
+        page.click('th[data-sort="size"]')  # ascending
+        page.click('th[data-sort="size"]')  # descending
+    expect(row(page, "s000.bin")).to_have_count(0)  # the smallest is on a later page now
+    page.click("#files-more-button")
+    expect(page.locator("#files-table tbody tr")).to_have_count(len(sizes))
+    expected = [name for name, _ in sorted(sizes.items(), key=lambda item: (item[1], item[0]), reverse=True)]
+    assert shown_names(page) == expected
+    assert_no_reload(page)
+
+
 # --- new file, filter, keyboard --------------------------------------------------------
 
 
@@ -487,15 +542,22 @@ def test_the_filter_hides_rows_by_name_as_one_types(alice_page, hub, home):
         (home / name).write_text("x")
     (home / "Reports").mkdir()
     open_files(page, hub)
+    asked = []
+    page.on("request", lambda request: asked.append(request.url) if "/api/files/" in request.url else None)
     page.locator("#files-filter").press_sequentially("rEp")
-    expect(page.locator("#files-table tbody tr:not([hidden])")).to_have_count(3)
-    assert shown_names(page) == ["Reports", "old_report.txt", "Report-2024.pdf"]
+    expect(page.locator("#files-table tbody tr")).to_have_count(3)
+    # folders first, then names by code point (capitals first), as the server orders them
+    assert shown_names(page) == ["Reports", "Report-2024.pdf", "old_report.txt"]
+    # the server filtered: the page asked with the filter, once typing paused
+    assert any("filter=rEp" in url for url in asked), asked
     page.locator("#files-filter").press_sequentially("ort.")
-    assert sorted(shown_names(page)) == ["old_report.txt"]
+    expect(page.locator("#files-table tbody tr")).to_have_count(1)
+    assert shown_names(page) == ["old_report.txt"]
     page.fill("#files-filter", "nothing like it")
     expect(page.locator("#files-no-match")).to_be_visible()
+    expect(page.locator("#files-empty")).to_be_hidden()
     page.fill("#files-filter", "")
-    expect(page.locator("#files-table tbody tr:not([hidden])")).to_have_count(4)
+    expect(page.locator("#files-table tbody tr")).to_have_count(4)
     expect(page.locator("#files-no-match")).to_be_hidden()
 
 

@@ -194,3 +194,114 @@ def test_types_that_could_run_scripts_stay_attachments(alice, folder, file):
     assert response.status_code == 200
     assert response.headers["Content-Disposition"].startswith("attachment;")
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+# --- large folders, a page at a time ------------------------------------------------------
+
+
+def listed(api, name: str, **params) -> list[dict]:
+    """Every page of alice's folder ``name`` with ``params``, each checked."""
+    pages, cursor = [], None
+    while True:
+        answer = api("GET", f"files/private/{name}", params={**params, **({"cursor": cursor} if cursor else {})})
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["type"] == "folder" and body["path"] == name and body["limit"] == int(params["limit"])
+        assert len(body["entries"]) <= int(params["limit"])
+        pages.append(body["entries"])
+        cursor = body["next"]
+        if cursor is None:
+            return pages
+        assert len(pages) < 100, "the cursor never ends"
+
+
+@pytest.fixture
+def many(folder):
+    """A folder of 23 files of growing sizes and 3 folders."""
+    name, path = folder
+    for i in range(23):
+        (path / f"file-{i:02d}.txt").write_bytes(b"x" * (i * 7 % 23))
+    for sub in ("Zed", "alpha", "mid"):
+        (path / sub).mkdir()
+    return name, path
+
+
+def test_a_folder_comes_a_page_at_a_time_folders_first_each_entry_once(alice, many):
+    name, _ = many
+    pages = listed(alice, name, limit="5")
+    assert [len(page) for page in pages] == [5, 5, 5, 5, 5, 1]
+    names = [e["name"] for page in pages for e in page]
+    assert names == ["Zed", "alpha", "mid"] + [f"file-{i:02d}.txt" for i in range(23)]
+    sizes = {e["name"]: (e["type"], e["size"]) for page in pages for e in page}
+    assert sizes["file-03.txt"] == ("file", 21) and sizes["mid"] == ("folder", 0)
+    # the answer without paging keeps its shape: every entry, no cursor
+    whole = alice("GET", f"files/private/{name}").json()
+    assert [e["name"] for e in whole["entries"]] == names and "next" not in whole
+
+
+def test_pages_sorted_and_filtered_on_the_server(alice, many):
+    name, _ = many
+    by_size = [e for page in listed(alice, name, limit="4", sort="size", order="desc") for e in page]
+    assert [e["name"] for e in by_size[:3]] == ["mid", "alpha", "Zed"]
+    files_by_size = [(e["size"], e["name"]) for e in by_size[3:]]
+    assert files_by_size == sorted(files_by_size, reverse=True)
+    by_time = [e for page in listed(alice, name, limit="7", sort="modified") for e in page]
+    assert len(by_time) == 26
+    assert [(e["type"] != "folder", e["modified"], e["name"]) for e in by_time] == sorted(
+        (e["type"] != "folder", e["modified"], e["name"]) for e in by_time)
+    filtered = listed(alice, name, limit="2", filter="FILE-1")
+    assert [e["name"] for page in filtered for e in page] == [f"file-{i}.txt" for i in range(10, 20)]
+    assert listed(alice, name, limit="2", filter="nothing like it") == [[]]
+
+
+def test_entries_made_between_pages_are_not_shown_twice(alice, many):
+    name, path = many
+    first = alice("GET", f"files/private/{name}", params={"limit": "10"}).json()
+    assert first["entries"][-1]["name"] == "file-06.txt"
+    (path / "file-00.txt").unlink()
+    (path / "file-06b.txt").write_bytes(b"new")
+    rest = alice("GET", f"files/private/{name}", params={"limit": "100", "cursor": first["next"]}).json()
+    assert [e["name"] for e in rest["entries"]][:2] == ["file-06b.txt", "file-07.txt"]
+    assert len(rest["entries"]) == 17 and rest["next"] is None
+
+
+@pytest.mark.parametrize(
+    "params, words",
+    [
+        ({"limit": "0"}, "limit must be from 1 to 1000"),
+        ({"limit": "1001"}, "limit must be from 1 to 1000"),
+        ({"limit": "ten"}, "limit must be a whole number"),
+        ({"limit": "9" * 5000}, "limit must be from 1 to 1000"),
+        ({"limit": ["1", "2"]}, "give limit once"),
+        ({"sort": "owner", "limit": "5"}, "sort must be name or modified or size"),
+        ({"order": "sideways"}, "order must be asc or desc"),
+        ({"filter": "\x07"}, "printable"),
+        ({"cursor": "garbage!"}, "cursor is not one this listing gave"),
+        ({"cursor": "W10"}, "cursor is not one this listing gave"),  # "[]"
+    ],
+)
+def test_bad_listing_values_are_a_clear_400(alice, many, params, words):
+    name, _ = many
+    assert_error(alice("GET", f"files/private/{name}", params=params), 400, words)
+
+
+def test_a_listing_value_that_is_not_utf8_is_a_clear_400(alice, many):
+    name, _ = many
+    assert_error(alice("GET", f"files/private/{name}?limit=5&filter=%ff"), 400, "filter must be UTF-8 text")
+
+
+def test_a_cursor_lists_nothing_but_the_folder_it_came_from(hub, alice, bob, many):
+    name, _ = many
+    cursor = alice("GET", f"files/private/{name}", params={"limit": "2"}).json()["next"]
+    assert alice("GET", f"files/private/{name}", params={"cursor": cursor}).status_code == 200
+    # another folder, the other domain, another order or filter: refused
+    assert_error(alice("GET", f"files/private/{name}/mid", params={"cursor": cursor}), 400, "another listing")
+    assert_error(alice("GET", "files/private/", params={"cursor": cursor}), 400, "another listing")
+    assert_error(alice("GET", f"files/private/{name}", params={"cursor": cursor, "order": "desc"}), 400,
+                 "another listing")
+    # bob's own private folder of that name: his, never alice's, and alice's cursor is not his
+    (private_folder(hub, "bob") / name).mkdir(parents=True)
+    assert_error(bob("GET", f"files/private/{name}", params={"cursor": cursor}), 400, "another listing")
+    assert bob("GET", f"files/private/{name}", params={"limit": "5"}).json()["entries"] == []
+    # a path that leaves the domain stays refused, cursor or not
+    assert alice("GET", f"files/private/{name}/..%2f..", params={"cursor": cursor}).status_code == 400

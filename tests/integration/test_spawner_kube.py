@@ -18,6 +18,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -202,7 +203,7 @@ async def test_namespace_setup_is_idempotent(tmp_path, hub_clients, admin):
     assert [(s.kind, s.name, s.namespace) for s in binding.subjects] == [("ServiceAccount", "default", namespace)]
     secret = core_admin.read_namespaced_secret("karvdash-api", namespace)
     ini = base64.b64decode(secret.data["config.ini"]).decode()
-    assert ini == objects.api_settings_ini("https://example.test/services/karvdash/api/", "token-1")
+    assert ini == objects.api_settings_ini("https://example.test/services/karvdash/karvdash2/api/", "token-1")
     pull = core_admin.read_namespaced_secret("karvdash-registry", namespace)
     assert pull.type == "kubernetes.io/dockerconfigjson"
 
@@ -440,7 +441,7 @@ def test_spawn_prepares_the_namespace_and_runs_jupyterlab(kube_hub, users, admin
     secret = core.read_namespaced_secret("karvdash-api", "karvdash-alice")
     ini = configparser.ConfigParser(interpolation=None)
     ini.read_string(base64.b64decode(secret.data["config.ini"]).decode())
-    assert ini["Karvdash"]["base_url"] == "https://example.test/services/karvdash/api/"
+    assert ini["Karvdash"]["base_url"] == "https://example.test/services/karvdash/karvdash2/api/"
     identity = kube_hub.api("GET", "/user", ini["Karvdash"]["token"]).json()
     assert identity["name"] == "alice"
     assert identity["scopes"], "the namespace token carries the dashboard's scopes"
@@ -450,6 +451,12 @@ def test_spawn_prepares_the_namespace_and_runs_jupyterlab(kube_hub, users, admin
     # beyond the dashboard's scopes only JupyterHub's own "who am I" scopes
     assert outside <= {"read:users:name!user=alice", "read:users:groups!user=alice"}, outside
     assert "custom:karvdash:files:write" in identity["scopes"]
+    # Karvdash's own client appends its paths to base_url: the Karvdash 2.x API answers them
+    # (templates: this dashboard runs with the hub's account, which may not read user namespaces)
+    api_path = urlsplit(ini["Karvdash"]["base_url"]).path
+    listed = requests.get(f"{kube_hub.url}{api_path}templates/", timeout=30,
+                          headers={"Authorization": f"Token {ini['Karvdash']['token']}"})
+    assert listed.status_code == 200 and "hello-kubernetes" in {t["id"] for t in listed.json()["objects"]}, listed.text
 
     # JupyterLab (jupyterhub-singleuser run by the node on the pod's IP) through the hub's proxy
     status = requests.get(
@@ -634,3 +641,76 @@ def test_a_server_started_after_a_dataset_mounts_it(kube_hub, admin):
     assert "/private" in mounts and "/shared" in mounts
     assert kube_hub.api("DELETE", "/users/fay/server", token).status_code in (202, 204)
     wait_for(lambda: _pod(core, namespace, "jupyter-fay") is None, timeout=60, what="pod deletion")
+
+
+# --- many users at once ------------------------------------------------------------------
+
+STORM_USERS = 20
+STUB_SERVER = Path(__file__).resolve().parents[1] / "kube" / "stub_singleuser.py"
+
+
+@pytest.fixture(scope="module")
+def storm_hub(tmp_path_factory, hub_kubeconfig, kube_local_node):
+    """A hub like ``kube_hub`` whose servers are tests/kube/stub_singleuser.py
+    (an http.server naming its user): twenty JupyterLab starts would cost
+    a minute of this machine's CPU, and what a storm tests is the path
+    through the spawner, the hub and Kubernetes."""
+    hub = start_hub(
+        tmp_path_factory.mktemp("storm-hub"),
+        env={
+            "KARVDASH_MODE": "kubernetes",
+            "KARVDASH_INGRESS_URL": "https://example.test",
+            "KUBECONFIG": str(hub_kubeconfig),
+        },
+        args=["--JupyterHub.ip=127.0.0.1", *HUB_ARGS, f"--Spawner.cmd={STUB_SERVER}"],
+    )
+    yield hub
+    hub.stop()
+
+
+def test_users_starting_at_once_each_get_their_namespace_and_server(storm_hub, admin):
+    core = client.CoreV1Api(admin)
+    rbac = client.RbacAuthorizationV1Api(admin)
+    names = [f"storm{i:02d}" for i in range(STORM_USERS)]
+    token = storm_hub.token_for("admin")
+    assert storm_hub.api("POST", "/users", token, json={"usernames": names}).status_code == 201
+    gate = threading.Barrier(len(names))
+    answers = {}
+
+    def start(name):
+        gate.wait()
+        answers[name] = storm_hub.api("POST", f"/users/{name}/server", token, json={"profile": "jupyter"})
+
+    threads = [threading.Thread(target=start, args=(name,)) for name in names]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    refused = {name: (r.status_code, r.text[:200]) for name, r in answers.items() if r.status_code not in (201, 202)}
+    assert len(answers) == len(names) and not refused, refused
+
+    def ready():
+        users = storm_hub.api("GET", "/users?state=ready&limit=200", token).json()
+        return {u["name"] for u in users} >= set(names)
+
+    wait_for(ready, timeout=300, what=f"{len(names)} servers ready", interval=1)
+    for name in names:
+        namespace = f"karvdash-{name}"
+        labels = core.read_namespace(namespace).metadata.labels
+        assert (labels["karvdash.io/owner"], labels["karvdash.io/user-namespace"]) == (name, "enabled"), labels
+        binding = rbac.read_namespaced_role_binding("karvdash-user", namespace)
+        assert binding.role_ref.name == "edit" and binding.subjects[0].namespace == namespace
+        # the namespace's API token is this user's, not a neighbour's started at the same moment
+        ini = configparser.ConfigParser(interpolation=None)
+        ini.read_string(base64.b64decode(core.read_namespaced_secret("karvdash-api", namespace).data["config.ini"]).decode())
+        assert storm_hub.api("GET", "/user", ini["Karvdash"]["token"]).json()["name"] == name
+        pod = core.read_namespaced_pod(f"jupyter-{name}", namespace)
+        assert pod.status.phase == "Running" and pod.metadata.labels["karvdash.io/owner"] == name
+        # the proxy's route leads to this user's own server
+        answer = requests.get(f"{storm_hub.url}/user/{name}/", timeout=30)
+        assert answer.status_code == 200 and answer.text == f"stub single-user server of {name}\n", answer.text
+
+    for name in names:
+        assert storm_hub.api("DELETE", f"/users/{name}/server", token).status_code in (202, 204)
+    wait_for(lambda: not [p for name in names for p in core.list_namespaced_pod(f"karvdash-{name}").items],
+             timeout=120, what="the servers' pods deleted", interval=1)

@@ -350,6 +350,49 @@ def test_other_namespaces_are_untouched(webhook, kube_api_client, user_namespace
         core.delete_namespaced_pod(name, ns, grace_period_seconds=0)
 
 
+def test_a_change_in_the_cluster_reaches_the_next_admission(webhook, kube_api_client, user_namespace):
+    """The webhook answers from its watches of namespaces and datasets, not
+    from a copy kept for a while: the next pod after a dataset is removed or
+    the owner label changes is decided by the new state."""
+    core = client.CoreV1Api(kube_api_client)
+    custom = client.CustomObjectsApi(kube_api_client)
+    wait_until_mutating(core, user_namespace)
+    log = webhook.log.read_text()
+    assert "watching namespaces from resourceVersion" in log and "watching datasets from resourceVersion" in log
+
+    def admitted(volumes=()) -> client.V1Pod:
+        return core.create_namespaced_pod(user_namespace, pod(f"p-{uuid.uuid4().hex[:6]}", volumes=volumes))
+
+    def added(created) -> str:
+        return created.metadata.annotations[labels.ADDED_VOLUMES_ANNOTATION]
+
+    custom.create_namespaced_custom_object("datashim.io", "v1alpha1", user_namespace, "datasets", {
+        "apiVersion": "datashim.io/v1alpha1", "kind": "Dataset", "metadata": {"name": "mnist"},
+        "spec": {"local": {"type": "ARCHIVE", "url": "https://data.example.test/mnist.tar", "format": "application/x-tar"}},
+    })
+    # a new dataset may be missing from a pod made at the same moment (nothing granted): wait for it
+    wait_for(lambda: added(admitted()).endswith(",dataset-mnist"), timeout=30, interval=0.2,
+             what="the new dataset in pods")
+    for _ in range(3):  # answered from the view, again and again
+        assert added(admitted()) == "karvdash-private,karvdash-shared,karvdash-api,dataset-mnist"
+
+    custom.delete_namespaced_custom_object("datashim.io", "v1alpha1", user_namespace, "datasets", "mnist")
+    after = admitted()
+    assert added(after) == "karvdash-private,karvdash-shared,karvdash-api"
+    assert "dataset-mnist" not in {v.name for v in after.spec.volumes}
+
+    core.patch_namespace(user_namespace, {"metadata": {"labels": {labels.OWNER_LABEL: "bob"}}})
+    after = admitted()
+    assert {v.name: v.host_path.path for v in after.spec.volumes if v.host_path} == {
+        "karvdash-private": "/data/karvdash/private/bob", "karvdash-shared": "/data/karvdash/shared"}
+    # and the old owner's folder is no longer the namespace's to mount
+    status, message = refusal(lambda: admitted(
+        volumes=[{"name": "mine", "hostPath": {"path": "/data/karvdash/private/alice"}}]))
+    assert status == 403 and "mounts host path /data/karvdash/private/alice, which reaches into the files " \
+        "folder /data/karvdash outside your folders (/data/karvdash/private/bob, /data/karvdash/shared)" in message
+    assert admitted(volumes=[{"name": "mine", "hostPath": {"path": "/data/karvdash/private/bob"}}]).metadata.name
+
+
 def test_an_outage_blocks_only_user_namespaces(webhook, kube_api_client, user_namespace):
     # last in this module: it stops the webhook
     core = client.CoreV1Api(kube_api_client)

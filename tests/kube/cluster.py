@@ -49,7 +49,8 @@ SERVICE_CIDR = "127.96.0.0/20"
 NODE_IP = "127.0.0.1"
 DEFAULT_NODE_NAME = "kwok-node-0"
 # What the fake node offers; nvidia.com/gpu lets GPU profiles be scheduled.
-DEFAULT_NODE_RESOURCES = {"cpu": "16", "memory": "64Gi", "pods": "110", "nvidia.com/gpu": "4"}
+# Room for a class of servers of the default profile (0.5 CPU, 1G each) at once.
+DEFAULT_NODE_RESOURCES = {"cpu": "64", "memory": "256Gi", "pods": "110", "nvidia.com/gpu": "4"}
 # Label that hands a pod to tests.kube.node (see kwok-stages.yaml).
 LOCAL_PROCESS_LABEL = "karvdash-hub.test/local-process"
 

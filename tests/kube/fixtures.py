@@ -32,6 +32,7 @@ __all__ = [
     "kube_namespace",
     "kube_local_node",
     "new_api_client",
+    "require_control_plane",
     "wait_for",
     "pytest_configure",
     "pytest_runtest_makereport",
@@ -67,7 +68,8 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(f"kube control plane: ready in {cp.ready_seconds:.1f} s (logs in {cp.log_dir})")
 
 
-def _unavailable_reason() -> str | None:
+def unavailable_reason() -> str | None:
+    """Why the control plane cannot start here (None: it can)."""
     bin_dir = default_bin_dir()
     missing = missing_binaries(bin_dir)
     if not missing:
@@ -101,14 +103,20 @@ def wait_for(check, timeout: float = 30, what: str = "condition", interval: floa
         time.sleep(interval)
 
 
-@pytest.fixture(scope="session")
-def kube_cluster(tmp_path_factory):
-    """The session's control plane: .kubeconfig, .server, .ca, .bin_dir, .kubectl(), .helm(), .log_tail()."""
-    reason = _unavailable_reason()
+def require_control_plane() -> None:
+    """Skip the test when the control plane cannot start here (fail it with
+    KARVDASH_KUBE_REQUIRED=1); for tests that start their own, e.g. a benchmark's."""
+    reason = unavailable_reason()
     if reason:
         if os.environ.get("KARVDASH_KUBE_REQUIRED"):
             pytest.fail(reason)
         pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def kube_cluster(tmp_path_factory):
+    """The session's control plane: .kubeconfig, .server, .ca, .bin_dir, .kubectl(), .helm(), .log_tail()."""
+    require_control_plane()
     cp = ControlPlane(tmp_path_factory.mktemp("kube"))
     try:
         cp.start()

@@ -12,32 +12,69 @@ answered as it is. Backends are reached through their Service's cluster DNS
 name (ingress-nginx picks the endpoints itself; the difference does not
 matter here). ingress-nginx escapes the request URI in ``rd`` with a Lua
 helper that Debian's nginx lacks; the tests' paths need no escaping.
+
+As ingress-nginx does, the Ingresses of one host make one server, a Prefix
+path matches whole path elements, and the annotations of body size,
+buffering and timeouts apply to their Ingress's paths, with ingress-nginx's
+defaults elsewhere (a 1 MiB body, request bodies buffered).
 """
 
 from __future__ import annotations
 
 AUTH_URL = "nginx.ingress.kubernetes.io/auth-url"
 AUTH_SIGNIN = "nginx.ingress.kubernetes.io/auth-signin"
+# annotations of a location and the nginx directive each one sets
+LOCATION_ANNOTATIONS = {
+    "nginx.ingress.kubernetes.io/proxy-body-size": "client_max_body_size",
+    "nginx.ingress.kubernetes.io/proxy-read-timeout": "proxy_read_timeout",
+    "nginx.ingress.kubernetes.io/proxy-send-timeout": "proxy_send_timeout",
+    "nginx.ingress.kubernetes.io/proxy-buffering": "proxy_buffering",
+    "nginx.ingress.kubernetes.io/proxy-request-buffering": "proxy_request_buffering",
+}
+# ingress-nginx's defaults for what those annotations leave unsaid (its ConfigMap's)
+LOCATION_DEFAULTS = {"client_max_body_size": "1m", "proxy_read_timeout": "60", "proxy_send_timeout": "60",
+                     "proxy_buffering": "off", "proxy_request_buffering": "on"}
 LISTEN_PORT = 8080
 
 
-def nginx_conf(ingresses: list[dict], cluster_domain: str = "cluster.local") -> str:
-    """The nginx.conf serving ``ingresses`` (Ingress objects as the API server has them)."""
-    servers = []
+def nginx_conf(ingresses: list[dict], cluster_domain: str = "cluster.local",
+               services: list[dict] = ()) -> str:
+    """The nginx.conf serving ``ingresses`` (Ingress objects as the API server
+    has them); ``services``: the Services their backends name a port of by
+    name. As ingress-nginx does, the rules of every Ingress for one host
+    make one server, with the longest path first, and a path two Ingresses
+    name goes to the first."""
+    named_ports = {(service["metadata"]["namespace"], service["metadata"]["name"], port["name"]): port["port"]
+                   for service in services for port in service["spec"]["ports"] if port.get("name")}
+    hosts: dict[str, list[tuple[dict, dict]]] = {}
     for ingress in ingresses:
-        namespace = ingress["metadata"]["namespace"]
-        annotations = ingress["metadata"].get("annotations") or {}
-        auth_url, signin = annotations.get(AUTH_URL), annotations.get(AUTH_SIGNIN)
-        for n, rule in enumerate(ingress["spec"].get("rules") or []):
-            locations = []
-            for m, path in enumerate(rule["http"]["paths"]):
-                backend = path["backend"]["service"]
-                port = backend["port"].get("number") or backend["port"]["name"]
-                upstream = f"http://{backend['name']}.{namespace}.svc.{cluster_domain}:{port}"
-                auth = f"/_external-auth-{n}-{m}"
-                lines = []
-                if auth_url:
-                    locations.append(f"""
+        for rule in ingress["spec"].get("rules") or []:
+            hosts.setdefault(rule["host"], []).extend((ingress, path) for path in rule["http"]["paths"])
+    servers = []
+    for n, (host, paths) in enumerate(hosts.items()):
+        locations, seen = [], set()
+        for m, (ingress, path) in enumerate(sorted(paths, key=lambda item: -len(item[1].get("path") or "/"))):
+            where = path.get("path") or "/"
+            if path.get("pathType") == "Exact":
+                places = [f"= {where}"]
+            elif where.endswith("/"):
+                places = [where]
+            else:  # Prefix matches whole path elements: /a is /a and /a/..., not /ab
+                places = [f"= {where}", f"{where}/"]
+            places = [place for place in places if place not in seen]
+            if not places:
+                continue
+            seen.update(places)
+            namespace = ingress["metadata"]["namespace"]
+            annotations = ingress["metadata"].get("annotations") or {}
+            auth_url, signin = annotations.get(AUTH_URL), annotations.get(AUTH_SIGNIN)
+            backend = path["backend"]["service"]
+            port = backend["port"].get("number") or named_ports[namespace, backend["name"], backend["port"]["name"]]
+            upstream = f"http://{backend['name']}.{namespace}.svc.{cluster_domain}:{port}"
+            auth = f"/_external-auth-{n}-{m}"
+            lines = []
+            if auth_url:
+                locations.append(f"""
         location = {auth} {{
             internal;
             proxy_pass_request_body off;
@@ -53,25 +90,31 @@ def nginx_conf(ingresses: list[dict], cluster_domain: str = "cluster.local") -> 
             proxy_pass_request_headers on;
             proxy_pass {auth_url};
         }}""")
-                    lines.append(f"auth_request {auth};")
-                    if signin:
-                        separator = "&" if "?" in signin else "?"
-                        locations.append(f"""
+                lines.append(f"auth_request {auth};")
+                if signin:
+                    separator = "&" if "?" in signin else "?"
+                    locations.append(f"""
         location @signin-{n}-{m} {{
             internal;
             return 302 {signin}{separator}rd=$scheme://$http_host$request_uri;
         }}""")
-                        lines.append(f"error_page 401 = @signin-{n}-{m};")
-                match = "" if path.get("pathType") in (None, "Prefix", "ImplementationSpecific") else "= "
-                body = "\n            ".join(lines + ["proxy_set_header Host $http_host;", f"proxy_pass {upstream};"])
-                locations.append(f"""
-        location {match}{path.get('path') or '/'} {{
+                    lines.append(f"error_page 401 = @signin-{n}-{m};")
+            directives = dict(LOCATION_DEFAULTS)
+            for annotation, directive in LOCATION_ANNOTATIONS.items():
+                if annotation in annotations:
+                    directives[directive] = annotations[annotation]
+            lines += [f"{directive} {value};" for directive, value in directives.items()]
+            lines += ["proxy_http_version 1.1;", "proxy_set_header Host $http_host;",
+                      "proxy_set_header X-Forwarded-For $remote_addr;", f"proxy_pass {upstream};"]
+            body = "\n            ".join(lines)
+            locations += [f"""
+        location {place} {{
             {body}
-        }}""")
-            servers.append(f"""
+        }}""" for place in places]
+        servers.append(f"""
     server {{
         listen {LISTEN_PORT};
-        server_name {rule['host']};
+        server_name {host};
 {''.join(locations)}
     }}""")
     return f"""worker_processes 1;

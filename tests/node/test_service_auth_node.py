@@ -68,14 +68,15 @@ def load_image(cluster, archive, name: str) -> None:
 
 
 @contextlib.contextmanager
-def ingress_nginx(cluster, image: str, ingresses: list[dict]):
-    """An nginx pod in ``ingress-nginx`` serving ``ingresses``; yields its pod IP."""
+def ingress_nginx(cluster, image: str, ingresses: list[dict], services: list[dict] = ()):
+    """An nginx pod in ``ingress-nginx`` serving ``ingresses`` (``services``:
+    those whose ports they name); yields its pod IP."""
     cluster.kubectl("create", "namespace", INGRESS_NS)
     try:
         secret = cluster.pull_secret(INGRESS_NS)
         cluster.apply({"apiVersion": "v1", "kind": "ConfigMap",
                        "metadata": {"name": "nginx", "namespace": INGRESS_NS},
-                       "data": {"nginx.conf": nginx_conf(ingresses)}})
+                       "data": {"nginx.conf": nginx_conf(ingresses, services=services)}})
         cluster.apply({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "nginx", "namespace": INGRESS_NS},
                        "spec": {"imagePullSecrets": [{"name": secret}], "terminationGracePeriodSeconds": 1,
                                 "containers": [{"name": "nginx", "image": image,

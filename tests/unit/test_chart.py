@@ -147,6 +147,9 @@ def test_values_yaml_keys_are_all_in_the_schema():
     ({"karvdash.filesURL": "s3://bucket"}, "filesURL"),
     ({"karvdash.dashboardTheme": "dark"}, "dashboardTheme"),
     ({"hub.replicas": 2}, "additional properties 'replicas' not allowed"),
+    ({"networkPolicy.ingressControllers": [{"namespace": "ingress-nginx"}]},
+     "additional properties 'namespace' not allowed"),
+    ({"ingress.direct.enabled": "yes"}, "direct"),
 ])
 def test_schema_refuses_bad_values(tmp_path, values, message):
     proc = helm("template", "kd", str(CHART), "-f", str(value_file(tmp_path, values)), check=False)
@@ -191,7 +194,7 @@ def test_rendered_values_file_is_what_the_hub_loads(tmp_path, name):
     assert settings.ingressClassName == "nginx"
     assert settings.appProxyImage == "karvdash-hub:0.1.0"
     # karvdashctl in users' pods: the proxy's Service, not the ingress
-    assert settings.karvdashctlURL == "http://kd-karvdash-hub-proxy-public.karvdash.svc:80/services/karvdash/api/"
+    assert settings.karvdashctlURL == "http://kd-karvdash-hub-proxy-public.karvdash.svc:80/services/karvdash/karvdash2/api/"
     assert settings.dashboard_api_url == settings.karvdashctlURL
     hub_config = raw["hub"]["config"]
     assert hub_config["ConfigurableHTTPProxy"] == {"should_start": False, "api_url": "http://kd-karvdash-hub-proxy-api:8001"}
@@ -442,8 +445,8 @@ def test_service_accounts_have_least_privilege(tmp_path):
     objects = render(tmp_path, VALUE_SETS["datasets"])
     webhook = find(objects, "ClusterRole", "karvdash-kd-karvdash-hub-webhook")
     assert webhook["rules"] == [
-        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]},
-        {"apiGroups": ["com.ie.ibm.hpsys"], "resources": ["datasets"], "verbs": ["list"]},
+        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": ["com.ie.ibm.hpsys"], "resources": ["datasets"], "verbs": ["list", "watch"]},
     ]
     hub = find(objects, "ClusterRole", "karvdash-kd-karvdash-hub-hub")
     assert {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"], "verbs": ["bind"],
@@ -517,13 +520,88 @@ def test_network_policies(tmp_path):
 def test_ingress_for_the_ingress_url(tmp_path):
     objects = render(tmp_path, {"karvdash.ingressURL": "https://hub.example.test:8443",
                                 "ingress.className": "nginx", "ingress.tls": [{"secretName": "hub-tls"}]})
-    ingress = find(objects, "Ingress")
+    ingress = find(objects, "Ingress", "kd-karvdash-hub")
     assert ingress["spec"]["ingressClassName"] == "nginx"
     assert ingress["spec"]["tls"] == [{"secretName": "hub-tls", "hosts": ["hub.example.test"]}]
     [rule] = ingress["spec"]["rules"]
     assert rule["host"] == "hub.example.test"
-    assert rule["http"]["paths"][0]["backend"]["service"] == {"name": "kd-karvdash-hub-proxy-public",
-                                                              "port": {"name": "http"}}
+    assert rule["http"]["paths"] == [{"path": "/", "pathType": "Prefix", "backend": {"service": {
+        "name": "kd-karvdash-hub-proxy-public", "port": {"name": "http"}}}}]
+
+
+def dashboard_backend() -> dict:
+    return {"service": {"name": "kd-karvdash-hub-dashboard", "port": {"name": "http"}}}
+
+
+def test_bulk_transfers_go_straight_to_the_dashboard(tmp_path):
+    objects = render(tmp_path, {"karvdash.ingressURL": "https://hub.example.test:8443",
+                                "ingress.className": "nginx", "ingress.tls": [{"secretName": "hub-tls"}],
+                                "ingress.annotations": {"example.test/team": "lab",
+                                                        "nginx.ingress.kubernetes.io/proxy-read-timeout": "60"}})
+    direct = find(objects, "Ingress", "kd-karvdash-hub-dashboard")
+    assert direct["metadata"]["labels"]["app.kubernetes.io/component"] == "dashboard"
+    # its own annotations win over the chart-wide ones, which it carries too
+    assert direct["metadata"]["annotations"] == {
+        "example.test/team": "lab",
+        "nginx.ingress.kubernetes.io/proxy-body-size": "256m",
+        "nginx.ingress.kubernetes.io/proxy-request-buffering": "off",
+        "nginx.ingress.kubernetes.io/proxy-buffering": "off",
+        "nginx.ingress.kubernetes.io/proxy-read-timeout": "600",
+        "nginx.ingress.kubernetes.io/proxy-send-timeout": "600",
+    }
+    assert direct["spec"] == {
+        "ingressClassName": "nginx",
+        "tls": [{"secretName": "hub-tls", "hosts": ["hub.example.test"]}],
+        "rules": [{"host": "hub.example.test", "http": {"paths": [
+            {"path": "/services/karvdash/api/download", "pathType": "Prefix", "backend": dashboard_backend()},
+            {"path": "/services/karvdash/api/download-zip", "pathType": "Prefix", "backend": dashboard_backend()},
+            {"path": "/services/karvdash/api/uploads", "pathType": "Prefix", "backend": dashboard_backend()},
+        ]}}],
+    }
+    # the paths are the dashboard's own routes under the prefix the hub gives it
+    container = find(objects, "Deployment", "kd-karvdash-hub-dashboard")["spec"]["template"]["spec"]["containers"][0]
+    prefix = {e["name"]: e.get("value") for e in container["env"]}["JUPYTERHUB_SERVICE_PREFIX"]
+    from karvdash_hub.dashboard import transferpages
+
+    routes = [pattern for pattern, _ in transferpages.handlers(None)]
+    for path in direct["spec"]["rules"][0]["http"]["paths"]:
+        assert path["path"].startswith(prefix)
+        element = path["path"][len(prefix):]
+        assert [r for r in routes if r == element or r.startswith(element + "/")], (element, routes)
+    for route in routes:
+        assert any(route.startswith(p["path"][len(prefix):] + "/") for p in direct["spec"]["rules"][0]["http"]["paths"])
+    # the Service's port named http is the dashboard's
+    service = find(objects, "Service", "kd-karvdash-hub-dashboard")
+    assert service["spec"]["ports"] == [{"name": "http", "port": 8080, "targetPort": "http"}]
+
+
+def test_bulk_transfers_through_the_proxy_when_told(tmp_path):
+    objects = render(tmp_path, {"ingress.direct.enabled": False})
+    assert [o["metadata"]["name"] for o in objects if o["kind"] == "Ingress"] == ["kd-karvdash-hub"]
+    assert not [o for o in render(tmp_path, {"ingress.enabled": False}) if o["kind"] == "Ingress"]
+    plain = find(render(tmp_path, {}), "Ingress", "kd-karvdash-hub-dashboard")
+    assert "ingressClassName" not in plain["spec"] and "tls" not in plain["spec"]
+
+
+def test_the_dashboard_port_only_from_the_ingress_controller_when_named(tmp_path):
+    controller = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}},
+                  "podSelector": {"matchLabels": {"app.kubernetes.io/name": "ingress-nginx"}}}
+    objects = render(tmp_path, {"networkPolicy.ingressControllers": [controller]})
+    policy = find(objects, "NetworkPolicy", "kd-karvdash-hub-dashboard")["spec"]
+    assert policy["policyTypes"] == ["Ingress"]
+    assert policy["ingress"] == [{
+        "ports": [{"port": "http"}],
+        "from": [
+            {"podSelector": {"matchExpressions": [
+                {"key": "app.kubernetes.io/instance", "operator": "In", "values": ["kd"]},
+                {"key": "app.kubernetes.io/component", "operator": "In", "values": ["proxy", "hub"]},
+            ]}},
+            controller,
+        ],
+    }]
+    # the proxy keeps its public port open and its API for the hub
+    proxy = find(objects, "NetworkPolicy", "kd-karvdash-hub-proxy")["spec"]["ingress"]
+    assert proxy[0] == {"ports": [{"port": "http"}]}
 
 
 def test_template_crd():
@@ -633,7 +711,7 @@ def test_settings_the_chart_fills_in_and_their_overrides(tmp_path):
     assert settings_for({"karvdash.karvdashctlURL": "https://example.test/services/karvdash/api/",
                          "proxy.service.port": 8000}).karvdashctlURL == "https://example.test/services/karvdash/api/"
     assert settings_for({"proxy.service.port": 8000}).karvdashctlURL == \
-        "http://kd-karvdash-hub-proxy-public.karvdash.svc:8000/services/karvdash/api/"
+        "http://kd-karvdash-hub-proxy-public.karvdash.svc:8000/services/karvdash/karvdash2/api/"
     # another namespace, another default
     objects = render(tmp_path, {}, namespace="lab")
     assert load_values_secret(tmp_path, find(objects, "Secret", "kd-karvdash-hub-secrets"))[0].hubNamespace == "lab"

@@ -54,6 +54,13 @@ def test_local_service_is_started_by_the_hub_with_the_same_settings(tmp_path):
         assert getattr(again, name) == getattr(settings, name), name
 
 
+def test_the_dashboard_gets_the_hubs_kubeconfig():
+    environ = {"KARVDASH_STATE_DIR": "/tmp/k", "KUBECONFIG": "/etc/hub/kubeconfig", "HOME": "/root"}
+    env = hubservice.service_spec(settings_for(environ=environ), environ)["environment"]
+    assert env["KUBECONFIG"] == "/etc/hub/kubeconfig" and "HOME" not in env
+    assert "KUBECONFIG" not in hubservice.service_spec(settings_for(), {"KARVDASH_STATE_DIR": "/tmp/k"})["environment"]
+
+
 def test_a_configured_port_is_used():
     settings = settings_for(environ={"KARVDASH_STATE_DIR": "/tmp/k", "KARVDASH_DASHBOARD_PORT": "18123"})
     assert hubservice.service_spec(settings, {})["url"] == "http://127.0.0.1:18123"

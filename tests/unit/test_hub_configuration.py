@@ -46,3 +46,13 @@ def test_deployment_config_wins(state_env):
     assert c.JupyterHub.db_url == "postgresql://hub@db.example.org/hub"
     assert c.JupyterHub.template_vars["karvdash_title"] == "Own title"
     assert c.JupyterHub.template_vars["karvdash_version"]
+
+
+def test_local_servers_get_longer_to_answer_unless_the_deployment_says(state_env):
+    c = Config()
+    configure(c)
+    assert c.Spawner.http_timeout == 60
+    chosen = Config()
+    chosen.Spawner.http_timeout = 45
+    configure(chosen)
+    assert chosen.Spawner.http_timeout == 45

@@ -9,10 +9,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from karvdash_hub.core.karvdashvalues import enabled, map_karvdash_values
-from karvdash_hub.core.settings import SettingsError, load_settings
+from karvdash_hub.core import karvdashvalues
+from karvdash_hub.core.karvdashvalues import enabled
+from karvdash_hub.core.settings import KarvdashConfig, SettingsError, load_settings
 
 KARVDASH_VALUES = Path(__file__).resolve().parents[1] / "values" / "karvdash-2.yaml"
+
+
+def map_karvdash_values(settings: dict, hub_config: dict | None = None):
+    return karvdashvalues.map_karvdash_values(settings, hub_config, KarvdashConfig.class_own_traits(config=True))
 
 
 def mapped(**settings):

@@ -74,7 +74,7 @@ def test_namespace_objects_exact_and_valid():
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"}
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "default", "namespace": "karvdash-alice"}]
     assert decoded(api, "config.ini") == (
-        "[Karvdash]\nbase_url = https://example.test/services/karvdash/api/\ntoken = tok123\n\n"
+        "[Karvdash]\nbase_url = https://example.test/services/karvdash/karvdash2/api/\ntoken = tok123\n\n"
     )
     dockerconfig = json.loads(decoded(pull, ".dockerconfigjson"))
     assert dockerconfig == {

@@ -230,8 +230,8 @@ async def test_validate_when_the_api_is_down_and_the_owner_matters(webhook):
 
 
 @pytest.mark.parametrize("body, error", [
-    (b"not json", "the body is not JSON: Expecting value: line 1 column 1 (char 0)"),
-    (b"", "the body is not JSON: Expecting value: line 1 column 1 (char 0)"),
+    (b"not json", "the body is not JSON: invalid literal, expected 'null': line 1 column 1 (char 0)"),
+    (b"", "the body is not JSON: Input is a zero-length, empty document: line 1 column 1 (char 0)"),
     (b'{"kind": "AdmissionReview", "apiVersion": "admission.k8s.io/v1"}', "the AdmissionReview has no request"),
 ])
 async def test_malformed_reviews_get_a_clear_error(webhook, body, error):
@@ -266,7 +266,7 @@ async def served_common_name(port: int, ca_file: Path) -> str:
     import asyncio
 
     context = ssl.create_default_context(cafile=str(ca_file))
-    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
+    _reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
     cert = writer.get_extra_info("peercert")
     writer.close()
     return dict(field[0] for field in cert["subject"])["commonName"]

@@ -179,7 +179,7 @@ and the hub, the dashboard and the webhook log what it did. */}}
 {{- if not $k.karvdashctlURL -}}
 {{- /* karvdashctl in users' pods reaches the API through the proxy's Service:
 the ingress URL may not resolve, or not be trusted, inside the cluster */ -}}
-{{- $_ := set $settings "karvdashctlURL" (printf "http://%s-proxy-public.%s.svc:%v/services/karvdash/api/" (include "karvdash.fullname" .root) .root.Release.Namespace .root.Values.proxy.service.port) -}}
+{{- $_ := set $settings "karvdashctlURL" (printf "http://%s-proxy-public.%s.svc:%v/services/karvdash/karvdash2/api/" (include "karvdash.fullname" .root) .root.Release.Namespace .root.Values.proxy.service.port) -}}
 {{- end -}}
 {{- if not $k.hubNamespace -}}
 {{- /* where the dashboard keeps URL-prefix claims: the release's namespace */ -}}

@@ -200,8 +200,9 @@
         const ascending = th.getAttribute("aria-sort") !== "ascending";
         headers.forEach((other) => other.removeAttribute("aria-sort"));
         th.setAttribute("aria-sort", ascending ? "ascending" : "descending");
-        sortTable(table);
+        // with onSort the page orders its rows itself (e.g. asks the server)
         if (onSort) onSort(th.dataset.sort, ascending);
+        else sortTable(table);
       };
       th.addEventListener("click", sortBy);
       th.addEventListener("keydown", (event) => {

@@ -1,5 +1,5 @@
-// The Files page: browse a domain without page reloads; filter the rows by
-// name; select many (checkboxes, shift-click ranges, Space) to delete, move
+// The Files page: browse a domain without page reloads, a page of rows at a
+// time (the next as one scrolls), sorted and filtered by name on the server; select many (checkboxes, shift-click ranges, Space) to delete, move
 // or download them as one zip; create folders and empty files; rename,
 // move, delete (after confirmation), download and preview; and upload files
 // and whole folders (buttons or drag and drop) in resumable chunks, a few at
@@ -7,7 +7,7 @@
 (function () {
   "use strict";
 
-  const { api, apiUrl, pageUrl: dashboardUrl, encodePath, flash, confirmAction, promptText, dialog, makeSortable, sortTable, cell } =
+  const { api, apiUrl, pageUrl: dashboardUrl, encodePath, flash, confirmAction, promptText, dialog, makeSortable, cell } =
     window.karvdash;
   const { formatSize, formatDate } = window.karvdash;
   const config = JSON.parse(document.getElementById("files-config").textContent);
@@ -60,22 +60,66 @@
 
   // --- listing ---------------------------------------------------------------------
 
+  // A folder comes a page at a time, in the order and with the filter the
+  // server applies (folders first, then by the column chosen); the next page
+  // loads when the end of the table scrolls into view, or with "Show more".
+  const PAGE_SIZE = 200;
+  const listing = { sort: "name", order: "asc", filter: "", next: null, request: 0, busy: false };
+
+  function listingQuery(cursor) {
+    const query = { limit: PAGE_SIZE, sort: listing.sort, order: listing.order };
+    if (listing.filter) query.filter = listing.filter;
+    if (cursor) query.cursor = cursor;
+    return query;
+  }
+
   async function load(path, { push = false } = {}) {
+    // a newer request (another folder, sort or filter) wins over an older one still on its way
+    const request = ++listing.request;
     byId("files-loading").hidden = false;
     try {
-      const listing = await api("GET", `files/${state.domain}/${encodePath(path)}`);
-      if (listing.path !== state.path) {
+      const answer = await api("GET", `files/${state.domain}/${encodePath(path)}`, { query: listingQuery() });
+      if (request !== listing.request) return;
+      if (answer.path !== state.path) {
         state.selected.clear();
         state.anchor = null;
       }
-      state.path = listing.path;
-      render(listing.entries);
+      state.path = answer.path;
+      listing.next = answer.next || null;
+      render(answer.entries);
       if (push) history.pushState({ path: state.path }, "", pageUrl(state.domain, state.path));
+    } catch (error) {
+      if (request === listing.request) flash("danger", error.message);
+    } finally {
+      if (request === listing.request) byId("files-loading").hidden = true;
+    }
+  }
+
+  async function loadMore() {
+    if (!listing.next || listing.busy) return;
+    const request = listing.request;
+    listing.busy = true;
+    byId("files-more-button").disabled = true;
+    try {
+      const answer = await api("GET", `files/${state.domain}/${encodePath(state.path)}`, {
+        query: listingQuery(listing.next),
+      });
+      if (request !== listing.request) return;
+      listing.next = answer.next || null;
+      for (const entry of answer.entries) tbody.appendChild(row(entry));
+      showMore();
+      updateSelection();
     } catch (error) {
       flash("danger", error.message);
     } finally {
-      byId("files-loading").hidden = true;
+      listing.busy = false;
+      byId("files-more-button").disabled = false;
     }
+  }
+
+  function showMore() {
+    byId("files-more").hidden = !listing.next;
+    byId("files-shown").textContent = `${tbody.rows.length} shown`;
   }
 
   function renderBreadcrumb() {
@@ -111,9 +155,10 @@
     const names = new Set(entries.map((entry) => entry.name));
     for (const name of Array.from(state.selected)) if (!names.has(name)) state.selected.delete(name);
     for (const entry of entries) tbody.appendChild(row(entry));
-    byId("files-empty").hidden = entries.length > 0;
-    sortTable(table);
-    applyFilter();
+    byId("files-empty").hidden = entries.length > 0 || Boolean(listing.filter);
+    byId("files-no-match").hidden = entries.length > 0 || !listing.filter;
+    showMore();
+    updateSelection();
   }
 
   function row(entry) {
@@ -248,23 +293,30 @@
 
   // --- filter ----------------------------------------------------------------------
 
+  // The server filters (a folder may hold more names than one page): the
+  // listing asks again once typing pauses.
   const filterInput = byId("files-filter");
+  let filterTimer = null;
 
-  function applyFilter() {
-    const wanted = filterInput.value.trim().toLocaleLowerCase();
-    let shown = 0;
-    for (const tr of tbody.rows) {
-      const match = !wanted || tr.dataset.name.toLocaleLowerCase().includes(wanted);
-      tr.hidden = !match;
-      if (match) shown += 1;
-    }
-    byId("files-no-match").hidden = !(wanted && tbody.rows.length && !shown);
-    updateSelection();
+  function filterChanged() {
+    clearTimeout(filterTimer);
+    filterTimer = setTimeout(() => {
+      const wanted = filterInput.value.trim();
+      if (wanted === listing.filter) return;
+      listing.filter = wanted;
+      load(state.path);
+    }, 250);
+  }
+
+  function sortChanged(column, ascending) {
+    listing.sort = column;
+    listing.order = ascending ? "asc" : "desc";
+    load(state.path);
   }
 
   // --- selection -------------------------------------------------------------------
 
-  const visibleRows = () => Array.from(tbody.rows).filter((tr) => !tr.hidden);
+  const visibleRows = () => Array.from(tbody.rows);
 
   function setSelected(tr, selected) {
     tr.querySelector(".row-select").checked = selected;
@@ -289,7 +341,7 @@
     updateSelection();
   }
 
-  // Only shown rows count: a filter hides rows from bulk actions too.
+  // Only rows shown count: those the filter leaves out, or not loaded yet, are not in the table.
   function selectedEntries() {
     return visibleRows()
       .filter((tr) => state.selected.has(tr.dataset.name))
@@ -1057,8 +1109,13 @@
 
   // --- wiring ----------------------------------------------------------------------
 
-  makeSortable(table);
-  filterInput.addEventListener("input", applyFilter);
+  makeSortable(table, sortChanged);
+  filterInput.addEventListener("input", filterChanged);
+  byId("files-more-button").addEventListener("click", loadMore);
+  // the next page comes when the end of the table is about to show
+  new IntersectionObserver((seen) => {
+    if (seen.some((entry) => entry.isIntersecting)) loadMore();
+  }, { rootMargin: "200px" }).observe(byId("files-more"));
   byId("select-all").addEventListener("change", (event) => {
     for (const tr of visibleRows()) setSelected(tr, event.target.checked);
     updateSelection();

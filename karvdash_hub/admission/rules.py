@@ -7,8 +7,9 @@ it has, and calls the functions here to decide:
 - :func:`parse_review` checks the review and returns an :class:`AdmissionRequest`
   (or raises :class:`ReviewError` with a clear reason);
 - :func:`pod_additions` lists the volumes and mounts every pod of a user gets
-  (file domains, the API settings, datasets), and :func:`mount_patch` turns
-  them into an RFC 6902 JSONPatch that adds only what the pod lacks, so a
+  (file domains, the API settings, datasets), :class:`PodAdditions` holds
+  them with the registry's pull secret, and :func:`mount_patch` turns them
+  into an RFC 6902 JSONPatch that adds only what the pod lacks, so a
   second pass adds nothing;
 - :func:`pod_templates` finds the pod spec of a Pod or of the pod template of
   a workload (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob,
@@ -224,16 +225,20 @@ def pod_additions(domains: FileDomains | None, owner: str | None,
 
 @dataclass(frozen=True)
 class PodAdditions:
-    """:func:`pod_additions` of one owner and set of datasets, built once and
-    shared by every pod admitted with them (nothing may change them)."""
+    """:func:`pod_additions` of one owner and set of datasets, and the pull
+    secrets of the deployment's registry (``pull_secrets``: the names of the
+    namespace's Secrets), built once and shared by every pod admitted with
+    them (nothing may change them)."""
 
     volumes: tuple[dict, ...]
     mounts: tuple[dict, ...]
+    pull_secrets: tuple[str, ...] = ()
 
     @classmethod
-    def build(cls, domains: FileDomains | None, owner: str | None, datasets: tuple[str, ...] = ()) -> PodAdditions:
+    def build(cls, domains: FileDomains | None, owner: str | None, datasets: tuple[str, ...] = (),
+              pull_secrets: tuple[str, ...] = ()) -> PodAdditions:
         volumes, mounts = pod_additions(domains, owner, list(datasets))
-        return cls(tuple(volumes), tuple(mounts))
+        return cls(tuple(volumes), tuple(mounts), pull_secrets)
 
     @cached_property
     def volume_names(self) -> frozenset[str]:
@@ -260,8 +265,8 @@ class _PatchBuilder:
 
 
 def mount_patch(pod: dict, volumes: list[dict] | PodAdditions, mounts: list[dict] | None = None) -> list[dict]:
-    """JSONPatch adding to ``pod`` the volumes it lacks (by name) and, in each
-    of its containers, the mounts it lacks.
+    """JSONPatch adding to ``pod`` the volumes it lacks (by name), in each of
+    its containers the mounts it lacks, and the pull secrets it lacks.
 
     A mount is skipped where the container already mounts that volume or
     already uses that mount path (the pod's own choice wins), and where its
@@ -282,6 +287,11 @@ def mount_patch(pod: dict, volumes: list[dict] | PodAdditions, mounts: list[dict
 
     builder = _PatchBuilder()
     builder.append_all(("spec",), "volumes", spec.get("volumes"), new_volumes)
+    # images of the deployment's registry pull in every pod (services from
+    # templates, workflows), not only in the servers the spawner makes
+    secrets = {s.get("name") for s in _list_of_objects(spec, "imagePullSecrets", "spec")}
+    builder.append_all(("spec",), "imagePullSecrets", spec.get("imagePullSecrets"),
+                       [{"name": name} for name in additions.pull_secrets if name not in secrets])
     for index, container in enumerate(containers):
         current = _list_of_objects(container, "volumeMounts", f"spec.containers[{index}]")
         names = {m.get("name") for m in current}

@@ -22,6 +22,7 @@ from karvdash_hub.admission.rules import (
 from karvdash_hub.core.labels import OWNER_LABEL
 from karvdash_hub.core.settings import KarvdashConfig
 from karvdash_hub.files.domains import FileDomains
+from karvdash_hub.namespaces.objects import REGISTRY_PULL_SECRET, registry_credentials
 
 from .clusterlookup import ClusterUnavailable
 
@@ -42,13 +43,16 @@ class Reviewer:
         self.domains = FileDomains.from_settings(settings)
         self.policy = HostPathPolicy(self.domains, tuple(settings.allowedHostPathDirs))
         self.datasets_available = settings.datasetsAvailable
+        # the Secret the hub writes into every user namespace when the registry has credentials
+        self.pull_secrets = (REGISTRY_PULL_SECRET,) if registry_credentials(settings.dockerRegistryURL) else ()
         self.lookup = lookup
         # keyed by everything they are built from, so an entry cannot outlive
         # a change of the namespace's owner or datasets: a new state is a new key
         self.additions = lru_cache(maxsize=ADDITIONS_KEPT)(self._build_additions)
 
     def _build_additions(self, owner: str | None, datasets: tuple[str, ...]) -> PodAdditions:
-        return PodAdditions.build(self.domains, owner, datasets)
+        # only pods of a user's namespace: elsewhere the Secret is not the hub's
+        return PodAdditions.build(self.domains, owner, datasets, self.pull_secrets if owner else ())
 
     async def mutate(self, request: AdmissionRequest) -> dict:
         """Add file domains, API settings and datasets to a new pod."""

@@ -114,7 +114,9 @@ def service_account_kubeconfig(cluster, api_client, objects, directory: Path,
 
 @pytest.fixture(scope="module")
 def webhook(kube_cluster, kube_api_client, tmp_path_factory):
-    with running_webhook(kube_cluster, kube_api_client, tmp_path_factory) as process:
+    # a registry with credentials: the hub writes its pull secret into user namespaces
+    env = {"KARVDASH_DOCKER_REGISTRY_URL": "https://puller:s3cret@registry.example.test"}
+    with running_webhook(kube_cluster, kube_api_client, tmp_path_factory, env) as process:
         yield process
 
 
@@ -270,6 +272,7 @@ def test_pod_in_a_user_namespace_gets_file_domains_api_settings_and_datasets(web
     assert stored.metadata.annotations[labels.ADDED_VOLUMES_ANNOTATION] == \
         "karvdash-private,karvdash-shared,karvdash-api,dataset-mnist"
     assert created.metadata.uid == stored.metadata.uid
+    assert [s.name for s in stored.spec.image_pull_secrets] == ["karvdash-registry"]
 
     opted_out = core.create_namespaced_pod(user_namespace, pod("no-datasets", pod_labels={labels.DATASETS_LABEL: "false"}))
     assert sorted(v.name for v in opted_out.spec.volumes if v.name.startswith(("karvdash-", "dataset-"))) == [
@@ -347,6 +350,7 @@ def test_other_namespaces_are_untouched(webhook, kube_api_client, user_namespace
         created = core.create_namespaced_pod(ns, pod(name, volumes=hostile))
         assert [v.name for v in created.spec.volumes if not v.name.startswith("kube-api-access")] == ["etc"]
         assert labels.ADDED_VOLUMES_ANNOTATION not in (created.metadata.annotations or {})
+        assert not created.spec.image_pull_secrets
         core.delete_namespaced_pod(name, ns, grace_period_seconds=0)
 
 

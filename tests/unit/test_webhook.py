@@ -142,6 +142,40 @@ async def test_mutate_adds_file_domains_api_settings_and_datasets(webhook):
     assert second == {"uid": body["request"]["uid"], "allowed": True}
 
 
+async def test_mutate_adds_the_registry_pull_secret_when_the_registry_has_credentials(webhook):
+    hook = await webhook(dockerRegistryURL="https://puller:s3cret@registry.example.test")
+    body = review("pod")
+    pod = jsonpatch.apply_patch(body["request"]["object"], patch_of(await hook.review("/mutate", body)))
+    assert pod["spec"]["imagePullSecrets"] == [{"name": "karvdash-registry"}]
+
+    # a pod's own secrets are kept, ours added once
+    body = review("pod")
+    body["request"]["object"]["spec"]["imagePullSecrets"] = [{"name": "theirs"}]
+    pod = jsonpatch.apply_patch(body["request"]["object"], patch_of(await hook.review("/mutate", body)))
+    assert pod["spec"]["imagePullSecrets"] == [{"name": "theirs"}, {"name": "karvdash-registry"}]
+    again = copy.deepcopy(body)
+    again["request"]["object"] = pod
+    assert await hook.review("/mutate", again) == {"uid": body["request"]["uid"], "allowed": True}
+
+    # a namespace without an owner is not one the hub wrote the Secret into
+    ownerless = await webhook(TableLookup(owners={}, datasets={}),
+                              dockerRegistryURL="https://puller:s3cret@registry.example.test")
+    response = await ownerless.review("/mutate", review("pod"))
+    assert "imagePullSecrets" not in json.dumps(response.get("patch") and patch_of(response))
+
+    body = review("pod")
+    body["request"]["object"]["spec"]["imagePullSecrets"] = "nope"
+    assert "spec.imagePullSecrets is not a list of objects" in json.dumps(await hook.review("/mutate", body))
+
+
+async def test_mutate_adds_no_pull_secret_for_a_registry_without_credentials(webhook):
+    for values in ({}, {"dockerRegistryURL": "https://registry.example.test"}):
+        hook = await webhook(**values)
+        body = review("pod")
+        pod = jsonpatch.apply_patch(body["request"]["object"], patch_of(await hook.review("/mutate", body)))
+        assert "imagePullSecrets" not in pod["spec"], values
+
+
 async def test_mutate_honours_the_datasets_opt_out_and_the_setting(webhook):
     hook = await webhook()
     body = review("pod")

@@ -4,12 +4,16 @@ of ``GET /hub/api/accounts``, parsed and checked, and the SQL they make.
 Pure: :func:`parse_listing` turns query arguments into a :class:`Listing`
 (or a 400 naming the bad one); :func:`select_page` and :func:`select_count`
 build the statements without running them.
+
+A page reads the columns the page and the API show, not whole rows (a row
+also holds the password hash and the two-factor secret, which a listing
+never needs).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from urllib.parse import urlencode
 
 from nativeauthenticator.orm import UserInfo
@@ -30,6 +34,8 @@ SORT_COLUMNS = {
     "state": UserInfo.is_authorized,
 }
 STATES = {"all": None, "pending": False, "approved": True}
+# what a page shows of an account (store.account_json, the Sign-ups page)
+PAGE_COLUMNS = (UserInfo.id, UserInfo.username, UserInfo.email, UserInfo.is_authorized)
 ORDERS = ("asc", "desc")
 
 
@@ -44,9 +50,14 @@ class Listing:
 
     def query(self, **changes) -> str:
         """The query string of this listing with ``changes`` (defaults left out)."""
-        wanted = {**asdict(self), **changes}
-        defaults = asdict(Listing())
-        return urlencode({k: v for k, v in wanted.items() if v != defaults[k]})
+        # (the page asks for a few of these: no asdict, which deep-copies every field)
+        if changes.keys() - _DEFAULTS.keys():
+            raise TypeError(f"a listing has no {sorted(changes.keys() - _DEFAULTS.keys())}")
+        wanted = {name: changes.get(name, getattr(self, name)) for name in _DEFAULTS}
+        return urlencode({k: v for k, v in wanted.items() if v != _DEFAULTS[k]})
+
+
+_DEFAULTS = {field.name: field.default for field in fields(Listing)}
 
 
 def _whole_number(name: str, raw: str, lowest: int, highest: int | None = None) -> int:
@@ -104,10 +115,16 @@ def _filtered(statement: Select, listing: Listing) -> Select:
     return statement
 
 
-def select_page(listing: Listing) -> Select:
+def select_page(listing: Listing, *, counted: bool = False) -> Select:
     """The accounts of one page, in order (the name breaks ties, so pages
     never overlap; in the same direction, so that one index on the sort
-    column and the name serves both directions)."""
+    column and the name serves both directions).
+
+    ``counted``: each row also has ``total``, the number of accounts of the
+    listing in all pages (a window over the same filter), so that a search,
+    which reads every row anyway, reads them once for the page and its count
+    and not twice. Not for a listing an index walks: the window would read
+    every row where the page needs the first few."""
     columns = [SORT_COLUMNS[listing.sort]]
     if listing.sort != "name":
         columns.append(UserInfo.username)
@@ -117,7 +134,8 @@ def select_page(listing: Listing) -> Select:
         # few matches costs each row a second look-up
         columns = [func.lower(UserInfo.username)]
     ordering = [column.desc() if listing.order == "desc" else column.asc() for column in columns]
-    statement = _filtered(select(UserInfo), listing)
+    shown = [*PAGE_COLUMNS, func.count().over().label("total")] if counted else PAGE_COLUMNS
+    statement = _filtered(select(*shown), listing)
     return statement.order_by(*ordering).limit(listing.limit).offset(listing.offset)
 
 

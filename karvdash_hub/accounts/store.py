@@ -102,7 +102,8 @@ def email_taken(db: Session, email: str, *, besides: str = "") -> bool:
     return owner is not None and owner != besides
 
 
-def account_json(info: UserInfo) -> dict:
+def account_json(info) -> dict:
+    """An account as the API shows it, from a ``UserInfo`` or a page's row."""
     return {
         "name": info.username,
         "email": info.email or "",
@@ -135,8 +136,17 @@ class Page:
 
 
 def page(db: Session, listing: Listing) -> Page:
-    total = db.execute(select_count(listing)).scalar_one()
-    accounts = list(db.execute(select_page(listing)).scalars())
+    """One page of accounts (rows of the listing's columns) and their total."""
+    # a search reads every row whatever the order: the count comes in the same read
+    counted = bool(listing.search)
+    accounts = db.execute(select_page(listing, counted=counted)).all()
+    if counted and accounts:
+        total = accounts[0].total
+    elif counted and listing.offset == 0:
+        total = 0
+    else:
+        # (a page past the last has no row to carry the count)
+        total = db.execute(select_count(listing)).scalar_one()
     return Page(listing, total, accounts)
 
 

@@ -1,17 +1,18 @@
 """The accounts' queries on a real SQLite database of the hub's schema: the
 indexes made at start-up for a database that has none, and the look-ups
-that use them."""
+that use them, and the statements a page of accounts takes."""
 
 from __future__ import annotations
 
 import pytest
 from jupyterhub.orm import Base
 from nativeauthenticator.orm import UserInfo
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, event, func, select, text
 from sqlalchemy.orm import Session
 
 from karvdash_hub.accounts import store
 from karvdash_hub.accounts.imports import ImportRow
+from karvdash_hub.accounts.listing import Listing, select_count
 
 pytestmark = pytest.mark.integration
 
@@ -80,3 +81,41 @@ def test_an_import_refuses_what_the_database_has(db):
     assert (cid.email, cid.is_authorized, cid.has_2fa, len(cid.otp_secret)) == ("cid@example.org", False, False, 16)
     # nobody knows its password
     assert not cid.is_valid_password("")
+
+
+def statements_of(db, call, *arguments):
+    """What ``call(*arguments)`` returns, and the SQL statements it ran."""
+    seen = []
+
+    def record(conn, cursor, statement, *_):
+        seen.append(statement)
+
+    engine = db.get_bind()
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        return call(*arguments), seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def test_a_searched_page_and_its_count_are_one_query(db):
+    rows = [ImportRow(i, f"user{i:02d}", f"User{i:02d}@Dept{i % 3}.example.org") for i in range(30)]
+    store.import_accounts(db, rows, [], approved=False)
+    for search, offset, total, shown in [
+        ("user1", 0, 10, [f"user1{i}" for i in range(5)]),
+        ("DEPT2", 5, 10, [f"user{i:02d}" for i in range(17, 30, 3)]),
+        ("user1", 10, 10, []),  # past the last page: the count is asked apart
+        ("nobody", 0, 0, []),
+    ]:
+        listing = Listing(search=search, offset=offset, limit=5)
+        page, statements = statements_of(db, store.page, db, listing)
+        assert (page.total, [a.username for a in page.accounts]) == (total, shown)
+        assert len(statements) == (2 if page.total and not page.accounts else 1)
+        assert page.total == db.execute(select_count(listing)).scalar_one()
+    # an unsearched page walks the name index for its few rows; the count is apart
+    page, statements = statements_of(db, store.page, db, Listing(limit=5))
+    assert (page.total, len(page.accounts), len(statements)) == (30, 5, 2)
+    # a page reads what it shows, never the password hash or the two-factor secret
+    assert all("password" not in s and "otp_secret" not in s for s in statements)
+    assert store.account_json(page.accounts[0]) == {
+        "name": "user00", "email": "User00@Dept0.example.org", "state": "pending", "created": page.accounts[0].id}

@@ -65,6 +65,8 @@ def test_the_query_string_leaves_defaults_out():
     assert listing.query() == "search=ann&sort=email&offset=50"
     assert listing.query(offset=0, order="desc") == "search=ann&sort=email&order=desc"
     assert Listing().query() == ""
+    with pytest.raises(TypeError):
+        listing.query(page=2)
 
 
 def test_a_page_is_one_limited_query_with_the_name_breaking_ties():
@@ -84,6 +86,16 @@ def test_search_is_a_substring_of_name_or_email_in_any_case():
     assert "OR lower(users_info.email) LIKE '%ann%' ESCAPE '\\'" in text
     assert text.endswith("ORDER BY lower(users_info.username) ASC\n LIMIT 50 OFFSET 0")
     assert sql(select_page(Listing())).endswith("ORDER BY users_info.username ASC\n LIMIT 50 OFFSET 0")
+
+
+def test_a_page_reads_the_columns_it_shows_and_a_counted_one_its_total():
+    plain = sql(select_page(Listing(search="ann", state="pending")))
+    assert plain.startswith("SELECT users_info.id, users_info.username, users_info.email, users_info.is_authorized \nFROM")
+    counted = sql(select_page(Listing(search="ann", state="pending"), counted=True))
+    assert counted.startswith("SELECT users_info.id, users_info.username, users_info.email, users_info.is_authorized, "
+                              "count(*) OVER () AS total \nFROM")
+    # the same filter, order and page as the plain one
+    assert counted.split("\nFROM", 1)[1] == plain.split("\nFROM", 1)[1]
 
 
 def test_search_wildcards_match_themselves():

@@ -11,11 +11,14 @@ tested in tests/unit/test_karvdash2.py).
 
 from __future__ import annotations
 
+import base64
+import configparser
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -93,8 +96,8 @@ def base_url(hub) -> str:
     return dashboard_url(hub, "karvdash2/api")
 
 
-def replay(hub, call: str, token: str, **fill) -> requests.Response:
-    """Send one recorded request of karvdash_client as it sent it."""
+def replay(hub, call: str, token: str, base: str | None = None, **fill) -> requests.Response:
+    """Send one recorded request of karvdash_client as it sent it (to ``base``, a config file's base_url)."""
     recorded = next(r for r in RECORDED if r["call"] == call)
     values = {"TOKEN": token.lower(), **fill}
 
@@ -109,7 +112,7 @@ def replay(hub, call: str, token: str, **fill) -> requests.Response:
         headers["Content-Length"] = str(len(body))
     # the session's own headers are the same four as recorded: the recorded values replace them
     response = requests.Session().request(
-        recorded["method"], base_url(hub) + filled(recorded["path"]), headers=headers, data=body or None,
+        recorded["method"], (base or base_url(hub)) + filled(recorded["path"]), headers=headers, data=body or None,
         timeout=120, allow_redirects=False,
     )
     return response
@@ -171,6 +174,26 @@ def test_the_recorded_service_requests_get_karvdash_answers(kube_hub, user):
     assert (removed.status_code, removed.content) == (204, b"")
     assert karvdash_error(replay(hub, "delete_service", token), 404) == "no service named greeter"
     assert replay(hub, "list_services", token).json() == {"objects": []}
+
+
+def test_the_settings_written_into_pods_lead_karvdash_clients_here(kube_hub, user):
+    """The config.ini the hub writes into a user namespace (the Secret karvdash-api), as
+    Karvdash's client in an older image reads it: its base_url is this API."""
+    from karvdash_hub.core.settings import load_settings
+    from karvdash_hub.namespaces import objects
+
+    hub, _ = kube_hub
+    name = user("kd2erin")
+    token = hub.token_for(name)
+    settings = load_settings(environ={"KARVDASH_MODE": "kubernetes", "KARVDASH_INGRESS_URL": INGRESS})
+    secret = objects.api_settings_secret(settings, name, token)
+    ini = configparser.ConfigParser(interpolation=None)
+    ini.read_string(base64.b64decode(secret["data"]["config.ini"]).decode())
+    written = urlsplit(ini["Karvdash"]["base_url"])
+    assert f"{written.scheme}://{written.netloc}" == INGRESS
+    # the client joins base_url and its paths; here the hub is on a loopback port, not at the ingress
+    listed = replay(hub, "list_services", ini["Karvdash"]["token"], base=hub.url + written.path.rstrip("/"))
+    assert (listed.status_code, listed.json()) == (200, {"objects": []})
 
 
 def test_creating_answers_karvdash_statuses_and_takes_names_in_any_case(kube_hub, user):

@@ -16,6 +16,7 @@ import yaml
 from tornado.web import decode_signed_value
 
 from karvdash_hub.core.karvdashvalues import map_karvdash_values
+from karvdash_hub.core.settings import KarvdashConfig
 from tests.hubprocess import free_port, run_hub_until_exit, start_hub
 from tests.integration.dashboardsession import DashboardAPI, browser_session
 
@@ -54,7 +55,7 @@ def karvdash_hub(tmp_path_factory):
 def test_one_warning_per_karvdash_key_in_the_hubs_log(karvdash_hub):
     hub, values, tmp_path = karvdash_hub
     log = hub.log()
-    expected = map_karvdash_values(values["karvdash"]).warnings
+    expected = map_karvdash_values(values["karvdash"], None, KarvdashConfig.class_own_traits(config=True)).warnings
     assert [warning.split()[2] for warning in expected] == KARVDASH_KEYS
     for warning in expected:
         # once: not again by the dashboard the hub started, which reads the same file

@@ -47,13 +47,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psutil
-import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.spawnkube import PLAIN_HUB_CONFIG, Arm, ratio
+from bench.spawnkube import PLAIN_HUB_CONFIG, Arm, ratio, wait_until_answering
 from tests.hubprocess import RunningHub, free_port, start_hub
 
 LOCAL_ARMS = ("plain", "patient", "karvdash")
@@ -108,18 +107,8 @@ def start_plain_hub(state: Path, patient: bool, command: list[str], timeout: flo
             env=env, stdout=log, stderr=log, cwd=state, start_new_session=True,
         )
     hub = RunningHub(url=f"http://127.0.0.1:{port}", state_dir=state, log_path=log_path, process=process)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"jupyterhub exited with {process.returncode}:\n{hub.log()[-3000:]}")
-        try:
-            if requests.get(hub.hub_api, timeout=5).status_code == 200:
-                return hub, token
-        except requests.RequestException:
-            pass
-        time.sleep(0.3)
-    hub.stop()
-    raise RuntimeError(f"jupyterhub did not answer in {timeout}s:\n{hub.log()[-3000:]}")
+    wait_until_answering(hub, process, timeout)
+    return hub, token
 
 
 class LocalArm(Arm):

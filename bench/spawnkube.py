@@ -119,13 +119,19 @@ def start_plain_hub(state: Path, kubeconfig: Path, proxy_token: str, timeout: fl
         )
     hub = RunningHub(url=f"http://127.0.0.1:{port}", state_dir=state, log_path=log_path, process=process,
                      proxy_api_url=f"http://127.0.0.1:{api_port}")
+    wait_until_answering(hub, process, timeout)
+    return hub, token
+
+
+def wait_until_answering(hub: RunningHub, process, timeout: float) -> None:
+    """Until a plain JupyterHub started as ``process`` answers its API (stopped if it does not)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"jupyterhub exited with {process.returncode}:\n{hub.log()[-3000:]}")
         try:
             if requests.get(hub.hub_api, timeout=5).status_code == 200:
-                return hub, token
+                return
         except requests.RequestException:
             pass
         time.sleep(0.3)

@@ -47,6 +47,23 @@ JUPYTER_PREFIX = "/bench-jupyter/"
 DASHBOARD_PREFIX = "/services/karvdash/"
 
 
+def wait_until_answering(process, url: str, what: str, timeout: float, stop, *, headers=None, details=lambda: "") -> None:
+    """Until ``url`` answers 200; a RuntimeError naming ``what`` (and its
+    ``details()``) if ``process`` exits first or ``timeout`` passes (then ``stop()``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}{details()}")
+        try:
+            if requests.get(url, headers=headers, timeout=5).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.3)
+    stop()
+    raise RuntimeError(f"{what} did not answer in {timeout}s{details()}")
+
+
 @dataclass
 class Peer:
     """One server under test: its address through the proxy and its own,
@@ -97,18 +114,8 @@ class JupyterServer:
         self.direct = self.target + base_url
         with open(log_path, "wb") as log:  # the server writes to its own copy
             self.process = self._start(root, log)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"jupyter server exited with {self.process.returncode}; see {log_path}")
-            try:
-                if requests.get(self.direct + "api/status", headers=self.headers, timeout=5).ok:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.3)
-        self.stop()
-        raise RuntimeError(f"jupyter server did not answer in {timeout}s; see {log_path}")
+        wait_until_answering(self.process, self.direct + "api/status", "jupyter server", timeout, self.stop,
+                             headers=self.headers, details=lambda: f"; see {log_path}")
 
     def _start(self, root: Path, log) -> subprocess.Popen:
         return subprocess.Popen(

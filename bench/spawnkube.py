@@ -53,6 +53,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench import peers
 from tests.hubprocess import RunningHub, free_port, start_hub
 from tests.kube.cluster import LOCAL_PROCESS_LABEL, ControlPlane
 from tests.kube.fixtures import new_api_client, wait_for
@@ -125,18 +126,8 @@ def start_plain_hub(state: Path, kubeconfig: Path, proxy_token: str, timeout: fl
 
 def wait_until_answering(hub: RunningHub, process, timeout: float) -> None:
     """Until a plain JupyterHub started as ``process`` answers its API (stopped if it does not)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"jupyterhub exited with {process.returncode}:\n{hub.log()[-3000:]}")
-        try:
-            if requests.get(hub.hub_api, timeout=5).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.3)
-    hub.stop()
-    raise RuntimeError(f"jupyterhub did not answer in {timeout}s:\n{hub.log()[-3000:]}")
+    peers.wait_until_answering(process, hub.hub_api, "jupyterhub", timeout, hub.stop,
+                               details=lambda: ":\n" + hub.log()[-3000:])
 
 
 def start_karvdash_hub(state: Path, kubeconfig: Path, proxy_token: str,

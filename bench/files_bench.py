@@ -172,12 +172,13 @@ def take_turns(runs: dict, rounds: int, after=None) -> dict[str, float]:
 def ratios(seconds: dict[str, float], size: int = 0) -> dict:
     """The report of one operation: seconds per target and the ratios."""
     raw = seconds["raw"]
-    result: dict = {"raw_seconds": round(raw, 4)}
+    # microseconds: a small listing takes a few milliseconds, and a coarser figure would not give its ratio back
+    result: dict = {"raw_seconds": round(raw, 6)}
     for way in WAYS:
         ours, theirs = seconds[f"dashboard-{way}"], seconds[f"jupyter-{way}"]
         result[way] = {
-            "dashboard_seconds": round(ours, 4),
-            "jupyter_seconds": round(theirs, 4),
+            "dashboard_seconds": round(ours, 6),
+            "jupyter_seconds": round(theirs, 6),
             "dashboard_vs_jupyter": round(ours / theirs, 3),
             "dashboard_vs_raw": round(ours / raw, 3),
             "jupyter_vs_raw": round(theirs / raw, 3),

@@ -13,9 +13,10 @@ door a user has in local mode) and straight at its own port:
 - uploading a --size-mib file: dashboard chunked ``PUT api/uploads/<id>``
   (64 MiB chunks), jupyter chunked contents ``PUT`` (base64, 1 MiB chunks,
   as JupyterLab sends them), raw ``copyfile`` + fsync;
-- downloading it: dashboard ``GET api/download/...``, jupyter ``GET files/...``
-  (what JupyterLab's Download uses; the contents API would send the whole
-  file as base64 JSON), raw ``copyfile`` + fsync.
+- downloading it with curl into a file + fsync: dashboard
+  ``GET api/download/...``, jupyter ``GET files/...`` (what JupyterLab's
+  Download uses; the contents API would send the whole file as base64
+  JSON), raw ``copyfile`` + fsync.
 
 Targets take turns in each of --repeat rounds (so a change of the shared
 machine's load touches them alike); the median of the rounds is kept.
@@ -35,6 +36,7 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -79,10 +81,14 @@ def raw_listing(folder: Path) -> None:
             entry.stat(follow_symlinks=False)
 
 
-def save_stream(response: requests.Response, target: Path) -> None:
-    response.raise_for_status()
-    with open(target, "wb") as f:
-        f.writelines(response.iter_content(MIB))
+def fetch_to(url: str, headers: dict, target: Path) -> None:
+    """Download with curl (a client in C, as a browser's download is: the
+    server and the proxy are what is measured, not a Python client), then
+    fsync as the raw copy does."""
+    command = ["curl", "--silent", "--show-error", "--fail", "--output", str(target)]
+    for name, value in headers.items():
+        command += ["--header", f"{name}: {value}"]
+    subprocess.run([*command, url], check=True, timeout=600)
     fsync_path(target)
 
 
@@ -93,6 +99,7 @@ class Jupyter:
         self.base = peer.url(way)
         self.session = requests.Session()
         self.session.headers.update(peer.headers)
+        self.headers = peer.headers
 
     def list(self, path: str) -> None:
         self.session.get(f"{self.base}api/contents/{path}", params={"content": "1"}, timeout=600).raise_for_status()
@@ -117,8 +124,7 @@ class Jupyter:
                 chunk += 1
 
     def download(self, path: str, target: Path) -> None:
-        with self.session.get(f"{self.base}files/{path}", stream=True, timeout=600) as response:
-            save_stream(response, target)
+        fetch_to(f"{self.base}files/{path}", self.headers, target)
 
 
 class Dashboard:
@@ -128,6 +134,7 @@ class Dashboard:
         self.api = peer.url(way) + "api/"
         self.session = requests.Session()
         self.session.headers.update(peer.headers)
+        self.headers = peer.headers
 
     def list(self, path: str) -> None:
         self.session.get(self.api + f"files/private/{path}", timeout=600).raise_for_status()
@@ -151,8 +158,7 @@ class Dashboard:
                     return
 
     def download(self, path: str, target: Path) -> None:
-        with self.session.get(self.api + f"download/private/{path}", stream=True, timeout=600) as response:
-            save_stream(response, target)
+        fetch_to(self.api + f"download/private/{path}", self.headers, target)
 
 
 def take_turns(runs: dict, rounds: int, after=None) -> dict[str, float]:

@@ -1,11 +1,12 @@
 """Downloads (files with HTTP Range, folders as a streamed zip) and
 resumable chunked uploads.
 
-Nothing here holds a whole file in memory: downloads read and send 1 MiB at
-a time (the next piece is read while one goes out), uploads write each
-received piece to the staged file as it arrives (``stream_request_body``)
-while the socket is read on, and all disk access runs in the thread pool.
-Tornado has no sendfile: each byte is read into Python once and sent.
+Nothing here holds a whole file in memory: a download of a local file from
+16 MiB up is sent by the kernel (``sendfile``, :mod:`.sendfile`), smaller
+ones and S3 objects are read and sent 1 MiB at a time (the next piece is read
+while one goes out); uploads write each received piece to the staged file as
+it arrives (``stream_request_body``) while the socket is read on, and all
+disk access runs in the thread pool.
 """
 
 from __future__ import annotations
@@ -41,11 +42,15 @@ from .filepages import (
 )
 from .handlers import APIHandler
 from .openapi import error_responses, json_body, json_response, scopes_note
+from .sendfile import can_send, send_file_range
 
 # a single upload request may carry at most this much (the browser sends less)
 MAX_CHUNK = 256 * 1024 * 1024
 # an upload's bytes go to the disk in writes of about this size
 WRITE_BATCH = 1024 * 1024
+# a download at least this long is sent by the kernel (sendfile) on a connection
+# closed after it; a shorter one keeps its connection, read through Python
+KERNEL_FROM = 16 * 1024 * 1024
 
 
 class DownloadHandler(APIHandler):
@@ -95,11 +100,32 @@ class DownloadHandler(APIHandler):
             self.set_header("Last-Modified", found.last_modified)
             self.set_header("Content-Length", str(end - start))
             self.set_header("Cache-Control", "private, no-cache")
+            if send_body and reader.descriptor is not None and end - start >= KERNEL_FROM and can_send(
+                self.request.connection.stream
+            ):
+                await self.send_by_kernel(reader, start, end)
+                return
             if send_body and not await self.stream_range(reader, start, end):
                 return  # the client went away
         finally:
             await self.blocking(reader.close)
         self.finish()
+
+    async def send_by_kernel(self, reader, start: int, end: int) -> None:
+        """Send bytes [start, end) with sendfile on the connection taken
+        from Tornado (which counts only what it writes itself), closed
+        after the last byte: the client's next request opens another."""
+        self.set_header("Connection", "close")
+        try:
+            await self.flush()
+        except StreamClosedError:
+            return
+        stream = self.detach()
+        try:
+            await send_file_range(stream, reader, start, end)
+        finally:
+            stream.close()
+            self.application.log_request(self)
 
     async def stream_range(self, reader, start: int, end: int) -> bool:
         """Send bytes [start, end) of ``reader``, reading the next piece

@@ -19,6 +19,8 @@ class FileReader(Protocol):
     size: int
     modified: float
     etag: str
+    # an open descriptor the kernel can send the bytes from (sendfile), or None
+    descriptor: int | None
 
     def read(self, position: int, length: int) -> bytes: ...
 

@@ -188,6 +188,8 @@ class S3Reader:
     """An object read in order for a download: one streamed GetObject from
     the first position asked, another only when a read jumps."""
 
+    descriptor = None  # no file here for the kernel to send from
+
     def __init__(self, client, bucket: str, key: str, info: Stat):
         self.client, self.bucket, self.key = client, bucket, key
         self.size, self.modified = info.size, info.modified

@@ -254,6 +254,41 @@ def test_download_ranges(hub, actors, setup):
     assert (head.status_code, head.headers["Content-Length"], head.content) == (200, "5", b"")
 
 
+def test_a_large_download_is_sent_by_the_kernel_byte_for_byte_ranges_included(hub, actors, setup):
+    import hashlib
+    import os
+
+    # from 16 MiB up the dashboard sends with sendfile and closes the
+    # connection after it (its only outward sign: "Connection: close",
+    # which the proxy replaces with its own, so asked here at its own port)
+    data = os.urandom(40 * 1024 * 1024 + 7)
+    (private_folder(hub, "alice") / setup.folder / "big.bin").write_bytes(data)
+    service = hub.api("GET", "/services/karvdash", token=hub.token_for(hub.admin)).json()["url"].rstrip("/")
+    direct = f"{service}/services/karvdash/api/download/private/{setup.folder}/big.bin"
+    headers = {"Authorization": f"token {hub.token_for('alice')}"}
+    whole = requests.get(direct, headers=headers, timeout=120)
+    assert (whole.status_code, whole.headers["Content-Length"], whole.headers["Connection"]) == (
+        200, str(len(data)), "close")
+    assert hashlib.sha256(whole.content).digest() == hashlib.sha256(data).digest()
+    # a range long enough for the kernel, and one short enough for the usual path
+    long_range = requests.get(direct, headers={**headers, "Range": "bytes=1000-20000000"}, timeout=120)
+    assert (long_range.status_code, long_range.headers["Content-Range"], long_range.headers["Connection"]) == (
+        206, f"bytes 1000-20000000/{len(data)}", "close")
+    assert long_range.content == data[1000:20000001]
+    short_range = requests.get(direct, headers={**headers, "Range": "bytes=-100"}, timeout=120)
+    assert (short_range.status_code, short_range.content) == (206, data[-100:])
+    assert short_range.headers.get("Connection") != "close"
+    # through the proxy, as a browser gets it; and a client that hangs up
+    # half way leaves the dashboard serving
+    through = actors.owner("GET", f"download/private/{setup.folder}/big.bin", stream=True)
+    assert next(through.iter_content(1024 * 1024)) == data[: 1024 * 1024]
+    through.close()
+    again = actors.owner("GET", f"download/private/{setup.folder}/big.bin")
+    assert (again.status_code, len(again.content), again.content[-5:]) == (200, len(data), data[-5:])
+    head = requests.head(direct, headers=headers, timeout=60)
+    assert (head.status_code, head.headers["Content-Length"], head.content) == (200, str(len(data)), b"")
+
+
 def test_folder_downloads_as_zip(actors, setup):
     import io
     import zipfile

@@ -34,8 +34,15 @@ log = logging.getLogger("karvdash_hub.webhook")
 # The API server ends a watch after this long; it is then resumed from the
 # last resourceVersion (a few minutes, as client-go's reflectors do).
 WATCH_SECONDS = 240
-# No byte (not even a bookmark) for this long: the connection is dead.
-WATCH_READ_TIMEOUT = WATCH_SECONDS + 30
+# No byte (not even a bookmark) for this much longer than a watch: the connection is dead.
+WATCH_READ_MARGIN = 30
+# The watch that resumes after a broken connection: the view is current again
+# at its first bookmark or when the API server ends it (which it does after
+# sending what changed meanwhile, if it has sent no bookmark; kube-apiserver
+# sends one only when its cache has moved past the last event sent).
+CATCH_UP_SECONDS = 5
+# The first wait before the next attempt after a failure (doubling to 30 s).
+RETRY_SECONDS = 0.5
 # Datashim not installed: look for it again this often.
 DATASETS_ABSENT_RETRY = 60.0
 
@@ -101,14 +108,18 @@ class ClusterLookup:
             task.cancel()
         await asyncio.gather(*self._watches, return_exceptions=True)
         self._watches = []
+        # no longer watched: asked of the API server (a new start_watching resumes them)
+        self.namespaces.interrupted()
+        self.dataset_view.interrupted()
 
     async def _keep_watching(self, what: str, view: KindView, list_call) -> None:
-        """List, then watch from the list's resourceVersion; list again when
-        the watch breaks or its resourceVersion is too old (410)."""
-        delay = 0.5
+        """List, then watch from the list's resourceVersion; after a broken
+        connection resume from the last resourceVersion; list again when it is
+        too old (410) or the events cannot be read."""
+        delay = RETRY_SECONDS
         while True:
             try:
-                if not view.synced:
+                if not view.resource_version:
                     # raw JSON: no model objects for every namespace of the cluster
                     response = await list_call(_preload_content=False, _request_timeout=self.timeout * 6)
                     body = await response.read()
@@ -117,34 +128,51 @@ class ClusterLookup:
                     listing = orjson.loads(body)
                     view.replace(listing.get("items") or [], listing["metadata"]["resourceVersion"])
                     log.info("watching %s from resourceVersion %s", what, view.resource_version)
-                await self._watch(view, list_call)
-                delay = 0.5
+                catching_up, started = not view.synced, time.monotonic()
+                seconds = CATCH_UP_SECONDS if catching_up else WATCH_SECONDS
+                await self._watch(view, list_call, seconds)
+                if catching_up:
+                    if not view.synced and time.monotonic() - started >= 0.8 * seconds:
+                        view.caught_up()
+                    if view.synced:
+                        log.info("watching %s again, caught up at resourceVersion %s", what, view.resource_version)
+                if time.monotonic() - started >= min(1, 0.8 * seconds):
+                    # the API server's end of a watch: the next resumes at once
+                    delay = RETRY_SECONDS
+                    continue
             except asyncio.CancelledError:
                 raise
             except ApiException as e:
-                view.lost()
                 if e.status == 410:
+                    view.lost()
                     log.info("%s: resourceVersion too old, listing again", what)
                     continue
                 if e.status == 404:
+                    view.lost()
                     # no such resource (Datashim not installed): one request per admission until it is
                     log.warning("cannot watch %s: not in the cluster; asking at each admission", what)
                     await asyncio.sleep(DATASETS_ABSENT_RETRY)
                     continue
+                view.interrupted()
                 log.warning("watch of %s: %s %s; asking at each admission until it is back", what, e.status, e.reason)
-            except (asyncio.TimeoutError, OSError, aiohttp.ClientError, ValueError, KeyError) as e:
+            except (TimeoutError, OSError, aiohttp.ClientError) as e:
+                view.interrupted()
+                log.warning("watch of %s broke (%s); asking at each admission until it resumes from "
+                            "resourceVersion %s", what, e or type(e).__name__, view.resource_version or "a new list")
+            except Exception:
+                # an answer that cannot be read (not JSON, no name...): it may have
+                # cost an event, so start again from a list; never end the watching
                 view.lost()
-                log.warning("watch of %s broke (%s); asking at each admission until it is back",
-                            what, e or type(e).__name__)
+                log.exception("watch of %s: unreadable answer; asking at each admission until a new list", what)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
 
-    async def _watch(self, view: KindView, list_call) -> None:
+    async def _watch(self, view: KindView, list_call, seconds: float) -> None:
         """Apply one watch's events until the API server ends it."""
         async with watch.Watch(return_type="object") as stream:
             async for event in stream.stream(
                     list_call, resource_version=view.resource_version, allow_watch_bookmarks=True,
-                    timeout_seconds=WATCH_SECONDS, _request_timeout=(self.timeout, WATCH_READ_TIMEOUT)):
+                    timeout_seconds=seconds, _request_timeout=(self.timeout, seconds + WATCH_READ_MARGIN)):
                 view.apply(event["type"], event["raw_object"])
 
     # --- requests ----------------------------------------------------------------------

@@ -11,7 +11,14 @@ the watch event that reports it, not after a time-to-live, so a removed
 dataset or a changed owner label is not mounted after the API server has
 sent the event. A kind is only answered from here while its watch is
 current (:attr:`KindView.synced`); before the first list, and from a broken
-watch until the list after it, the webhook asks the API server.
+watch until it has caught up again, the webhook asks the API server.
+
+A broken connection keeps the view and its resourceVersion: the next watch
+resumes from there, so the changes made meanwhile arrive as its events, none
+lost and none twice. That watch has caught up at its first bookmark (the API
+server sends it after every change up to its resourceVersion) or, short as
+it is, at its end; a resourceVersion the API server no longer has (410 Gone)
+or an event that cannot be read means listing again.
 """
 
 from __future__ import annotations
@@ -34,10 +41,27 @@ class KindView:
     # the resourceVersion the watch resumes from
     resource_version: str = ""
 
+    def interrupted(self) -> None:
+        """The connection broke: the changes since :attr:`resource_version`
+        are not here until the watch resuming from it catches up."""
+        self.synced = False
+
+    def caught_up(self) -> None:
+        """The resumed watch has delivered what changed while it was down."""
+        self.synced = True
+
     def lost(self) -> None:
-        """The watch broke: events may be missed until the next list."""
+        """The resourceVersion is too old (410) or the events cannot be
+        trusted: only a new list makes the view current."""
         self.synced = False
         self.resource_version = ""
+
+    def _advanced(self, event_type: str, metadata: dict) -> None:
+        # after the change is applied: a resumed watch starts after it, not before
+        self.resource_version = metadata.get("resourceVersion") or self.resource_version
+        if event_type == "BOOKMARK":
+            # every change up to the bookmark's resourceVersion has arrived
+            self.caught_up()
 
 
 @dataclass
@@ -54,13 +78,11 @@ class NamespacesView(KindView):
     def apply(self, event_type: str, obj: dict) -> None:
         """A watch event (ADDED, MODIFIED, DELETED, BOOKMARK)."""
         metadata = obj.get("metadata") or {}
-        self.resource_version = metadata.get("resourceVersion") or self.resource_version
-        if event_type == "BOOKMARK":
-            return
         if event_type == "DELETED":
             self.owners.pop(metadata["name"], None)
-        else:
+        elif event_type != "BOOKMARK":
             self.owners[metadata["name"]] = owner_of(metadata.get("labels"))
+        self._advanced(event_type, metadata)
 
     def known(self, namespace: str) -> bool:
         return namespace in self.owners
@@ -81,20 +103,19 @@ class DatasetsView(KindView):
 
     def apply(self, event_type: str, obj: dict) -> None:
         metadata = obj.get("metadata") or {}
-        self.resource_version = metadata.get("resourceVersion") or self.resource_version
-        if event_type == "BOOKMARK":
-            return
-        namespace, name = metadata["namespace"], metadata["name"]
-        current = set(self.names.get(namespace, ()))
-        if event_type == "DELETED":
-            current.discard(name)
-        else:
-            current.add(name)
-        if current:
-            # a new tuple: what was handed out before stays as it was
-            self.names[namespace] = tuple(sorted(current))
-        else:
-            self.names.pop(namespace, None)
+        if event_type != "BOOKMARK":
+            namespace, name = metadata["namespace"], metadata["name"]
+            current = set(self.names.get(namespace, ()))
+            if event_type == "DELETED":
+                current.discard(name)
+            else:
+                current.add(name)
+            if current:
+                # a new tuple: what was handed out before stays as it was
+                self.names[namespace] = tuple(sorted(current))
+            else:
+                self.names.pop(namespace, None)
+        self._advanced(event_type, metadata)
 
     def of(self, namespace: str) -> tuple[str, ...]:
         return self.names.get(namespace, ())

@@ -88,9 +88,10 @@ class WebhookProcess:
 
 
 def service_account_kubeconfig(cluster, api_client, objects, directory: Path,
-                               chart_namespace: str = CHART_NAMESPACE) -> Path:
+                               chart_namespace: str = CHART_NAMESPACE, server: str | None = None) -> Path:
     """A kubeconfig for the chart's webhook service account, bound by the
-    chart's own ClusterRole: the webhook gets only what the chart grants."""
+    chart's own ClusterRole: the webhook gets only what the chart grants
+    (``server``: another address of the apiserver than its own)."""
     core = client.CoreV1Api(api_client)
     rbac = client.RbacAuthorizationV1Api(api_client)
     account = next(o for o in objects if o["kind"] == "ServiceAccount" and o["metadata"]["name"].endswith("-webhook"))
@@ -104,7 +105,8 @@ def service_account_kubeconfig(cluster, api_client, objects, directory: Path,
     path = directory / "webhook.kubeconfig"
     path.write_text(yaml.safe_dump({
         "apiVersion": "v1", "kind": "Config",
-        "clusters": [{"name": "test", "cluster": {"server": cluster.server, "certificate-authority": str(cluster.ca)}}],
+        "clusters": [{"name": "test", "cluster": {"server": server or cluster.server,
+                                                  "certificate-authority": str(cluster.ca)}}],
         "users": [{"name": "webhook", "user": {"token": token}}],
         "contexts": [{"name": "webhook", "context": {"cluster": "test", "user": "webhook"}}],
         "current-context": "webhook",
@@ -122,8 +124,9 @@ def webhook(kube_cluster, kube_api_client, tmp_path_factory):
 
 @contextmanager
 def running_webhook(kube_cluster, kube_api_client, tmp_path_factory, env: dict | None = None,
-                    chart_namespace: str = CHART_NAMESPACE):
-    """karvdash-webhook with the chart's configurations (``env``: settings of its own)."""
+                    chart_namespace: str = CHART_NAMESPACE, api_server: str | None = None):
+    """karvdash-webhook with the chart's configurations (``env``: settings of its
+    own; ``api_server``: the address it reaches the apiserver at)."""
     install_crds(kube_cluster, kube_api_client)
     core = client.CoreV1Api(kube_api_client)
     rbac = client.RbacAuthorizationV1Api(kube_api_client)
@@ -132,7 +135,7 @@ def running_webhook(kube_cluster, kube_api_client, tmp_path_factory, env: dict |
     objects = render_chart(kube_cluster, tmp_path_factory.mktemp("chart"), {}, namespace=chart_namespace)
     directory = tmp_path_factory.mktemp("webhook")
     kubeconfig, rbac_objects = service_account_kubeconfig(kube_cluster, kube_api_client, objects, directory,
-                                                          chart_namespace)
+                                                          chart_namespace, api_server)
     process = WebhookProcess(directory, kubeconfig, env)
     process.start()
     admission = client.AdmissionregistrationV1Api(kube_api_client)

@@ -821,6 +821,13 @@ class KarvdashConfig(Configurable):
         return self.filesS3SecretKey
 
     @property
+    def hub_db_url(self) -> str:
+        """The hub's database: the values file's ``JupyterHub.db_url``, else a
+        SQLite file in the state folder."""
+        chosen = self.config.get("JupyterHub", {}).get("db_url")
+        return chosen or f"sqlite:///{Path(self.stateDir) / 'jupyterhub.sqlite'}"
+
+    @property
     def ingress_domain(self) -> str:
         return urlsplit(self.ingressURL).hostname or ""
 

@@ -58,13 +58,6 @@ def proxy_command() -> list[str]:
     return [found] if found else ["configurable-http-proxy"]
 
 
-def hub_db_url(settings: KarvdashConfig) -> str:
-    """The hub's database: the values file's ``JupyterHub.db_url``, else a
-    SQLite file in the state folder."""
-    chosen = settings.config.get("JupyterHub", {}).get("db_url")
-    return chosen or f"sqlite:///{Path(settings.stateDir) / 'jupyterhub.sqlite'}"
-
-
 def configure(c: Config) -> KarvdashConfig:
     """Apply the karvdash-hub settings to the JupyterHub config ``c``."""
     settings = deployment.activate(deployment.load(config=c)).settings
@@ -79,7 +72,7 @@ def configure(c: Config) -> KarvdashConfig:
     open_storage(FileDomains.from_settings(settings), settings).ensure_folders()
 
     hub = c.JupyterHub
-    _setdefault(hub, "db_url", hub_db_url(settings))
+    _setdefault(hub, "db_url", settings.hub_db_url)
     _setdefault(hub, "cookie_secret_file", str(state / "jupyterhub_cookie_secret"))
     _setdefault(hub, "allow_named_servers", True)
     if settings.debug:

@@ -10,7 +10,6 @@ import sys
 from karvdash_hub.core.errors import KarvdashError
 from karvdash_hub.core.kubeapi import api_client_from_environment
 from karvdash_hub.core.settings import SettingsError, load_settings
-from karvdash_hub.hub.config import hub_db_url
 
 from . import plan as model
 from . import source, target
@@ -58,7 +57,7 @@ def main(argv: list[str]) -> int:
 async def migrate(options, settings) -> tuple[list[str], list[str]]:
     users, tokens = source.read_database(options.from_karvdash)
     found = model.Source(users=users, tokens=tokens)
-    db = target.open_hub_database(options.hub_db or hub_db_url(settings))
+    db = target.open_hub_database(options.hub_db or settings.hub_db_url)
     api_client = kube = None
     try:
         if not options.no_kubernetes and settings.mode != "local":

@@ -1,7 +1,7 @@
 """The accounts in the hub's database: NativeAuthenticator's ``users_info``
 table, queried one page at a time, with an index on the email address so
 that a sign-up's uniqueness check is one indexed look-up whatever the number
-of accounts.
+of accounts, and a search index (``search``) for the Sign-ups page's search.
 
 Runs on the hub's own SQLAlchemy session (the handlers' ``self.db``); every
 function is one short query or one transaction.
@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from karvdash_hub.core.errors import KarvdashError
 
+from . import search
 from .imports import ImportRow, Refusal, email_problem
 from .listing import Listing, select_count, select_page
 
@@ -42,14 +43,16 @@ USERNAME_INDEX = Index("ix_users_info_username", UserInfo.username)
 LOCKED_ROUNDS = 4
 
 
-def ensure_indexes(db: Session) -> None:
-    """Create the email and username indexes the database lacks (at start-up)."""
+def ensure_indexes(db: Session) -> str:
+    """Create the email and username indexes the database lacks, and the
+    search index (at start-up); returns which search index it has."""
     engine = db.get_bind()
     present = _index_names(engine)
     for index in (EMAIL_INDEX, USERNAME_INDEX):
         if index.name not in present:
             with engine.begin() as connection:
                 index.create(connection)
+    return search.ensure_search_index(engine)
 
 
 def _index_names(engine) -> set[str]:
@@ -137,16 +140,21 @@ class Page:
 
 def page(db: Session, listing: Listing) -> Page:
     """One page of accounts (rows of the listing's columns) and their total."""
-    # a search reads every row whatever the order: the count comes in the same read
+    # a search reads all its matches whatever the order (every row without
+    # the search index): the count comes in the same read
     counted = bool(listing.search)
-    accounts = db.execute(select_page(listing, counted=counted)).all()
+    fts = search.kind(db) == search.FTS5
+    # on the session's connection, without the ORM: the statements select
+    # columns, not objects, and the ORM's layer costs more than either query
+    connection = db.connection()
+    accounts = connection.execute(select_page(listing, counted=counted, fts=fts)).all()
     if counted and accounts:
         total = accounts[0].total
     elif counted and listing.offset == 0:
         total = 0
     else:
         # (a page past the last has no row to carry the count)
-        total = db.execute(select_count(listing)).scalar_one()
+        total = connection.execute(select_count(listing, fts=fts)).scalar_one()
     return Page(listing, total, accounts)
 
 

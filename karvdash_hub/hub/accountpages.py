@@ -37,6 +37,9 @@ from karvdash_hub.accounts import store
 from karvdash_hub.accounts.imports import parse_import
 from karvdash_hub.accounts.listing import Listing, parse_listing
 from karvdash_hub.core.errors import KarvdashError
+from karvdash_hub.theme.signups import signup_rows
+
+from .cookielogin import CookieLoginWithoutReloads
 
 IMPORT_STATES = {"pending": False, "approved": True}
 
@@ -83,7 +86,7 @@ def set_password(handler, username: str, password: str, confirmation: str | None
     return ended
 
 
-class SignUpsPage(LocalBase):
+class SignUpsPage(CookieLoginWithoutReloads, LocalBase):
     """The Sign-ups page, rendered for the listing of the request's query."""
 
     async def render_signups(self, status: int = 200, alert: str = "", message: str = "", report=None) -> None:
@@ -103,6 +106,7 @@ class SignUpsPage(LocalBase):
             alert=alert,
             result_message=message,
             report=report,
+            signup_rows=signup_rows,
         )
         self.finish(html)
 
@@ -184,7 +188,7 @@ class ImportPageHandler(SignUpsPage):
 # --- the API ---------------------------------------------------------------------------
 
 
-class AccountsAPIBase(APIHandler):
+class AccountsAPIBase(CookieLoginWithoutReloads, APIHandler):
     """A KarvdashError is answered as ``{"status": ..., "message": ...}``."""
 
     def _handle_request_exception(self, e):

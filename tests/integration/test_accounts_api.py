@@ -206,6 +206,18 @@ def test_only_administrators_and_only_with_the_xsrf_token(hub, token):
     assert api(hub, "GET", "/plain1", token).json()["email"] == "plain1@new.example.org"
 
 
+def test_an_administrator_made_or_unmade_is_let_in_or_refused_at_the_next_page(hub, token):
+    hub.create_user("promoted1", PASSWORD)
+    browser = hub.login("promoted1", PASSWORD)
+    assert browser.get(hub.url + "/hub/authorize", timeout=30).status_code == 403
+    for admin, status in [(True, 200), (False, 403), (True, 200)]:
+        response = requests.patch(f"{hub.hub_api}/users/promoted1", json={"admin": admin},
+                                  headers={"Authorization": f"token {token}"}, timeout=30)
+        assert response.status_code == 200, response.text
+        # the same login cookie, the roles as they are now
+        assert browser.get(hub.url + "/hub/authorize", timeout=30).status_code == status, admin
+
+
 def test_the_email_index_is_in_the_database(hub):
     database = sqlite3.connect(hub.state_dir / "jupyterhub.sqlite")
     try:

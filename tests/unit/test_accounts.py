@@ -105,10 +105,24 @@ def test_search_wildcards_match_themselves():
 
 def test_state_filters_and_the_count_has_the_same_filter_without_paging():
     text = sql(select_count(Listing(search="x", state="pending", limit=5, offset=10)))
-    assert text.startswith("SELECT count(users_info.id)")
+    # count(*): SQLite counts an index's entries instead of reading each row
+    assert text.startswith("SELECT count(*) AS count_1 \nFROM users_info")
     assert "users_info.is_authorized IS 0 OR users_info.is_authorized IS NULL" in text
     assert "LIMIT" not in text and "ORDER BY" not in text
     assert "users_info.is_authorized IS 1" in sql(select_page(Listing(state="approved")))
+
+
+def test_with_the_search_index_a_search_reads_the_matches_from_it():
+    text = sql(select_page(Listing(search='Ann "x', state="approved"), fts=True))
+    assert ("WHERE users_info.id IN (SELECT users_info_search.rowid \nFROM users_info_search \n"
+            "WHERE users_info_search MATCH '\"Ann \"\"x\"')") in text
+    assert "LIKE" not in text and "users_info.is_authorized IS 1" in text
+    counted = sql(select_count(Listing(search="ann"), fts=True))
+    assert "users_info_search MATCH '\"ann\"'" in counted
+    # two characters have no trigram: every row is read, as without the index
+    short = sql(select_page(Listing(search="an"), fts=True))
+    assert "MATCH" not in short and "users_info.username LIKE '%an%'" in short
+    assert sql(select_page(Listing(), fts=True)) == sql(select_page(Listing()))
 
 
 # --- imports ---------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from karvdash_hub.core.scopes import ACCESS_SCOPE, custom_scopes
 from karvdash_hub.dashboard.pages import PageUser
 from karvdash_hub.hub.config import configure
 from karvdash_hub.hub.tokens import with_dashboard_access
+from karvdash_hub.theme.signups import signup_rows
 from karvdash_hub.theme.variables import token_presets
 
 FILES_READ = "custom:karvdash:files:read"
@@ -61,7 +62,8 @@ def info(name, approved, number=1):
 def signups(users, total=None, **listing):
     """The Sign-ups page's variables for one page of ``users``."""
     chosen = Listing(**listing)
-    return {"page": Page(chosen, len(users) if total is None else total, users), "listing": chosen}
+    return {"page": Page(chosen, len(users) if total is None else total, users), "listing": chosen,
+            "signup_rows": signup_rows}
 
 
 def test_sign_ups_offer_no_revoke_on_the_own_row_and_show_one_message(hub_config):
@@ -98,6 +100,25 @@ def test_sign_ups_page_links_keep_the_listing_and_page_on(hub_config):
     ]
     assert page.select_one("tr#u21 input[name=email]")["value"] == "u21@example.org"
     assert page.select_one("#search-input")["value"] == "u"
+
+
+def test_sign_up_rows_escape_what_an_account_holds_and_carry_the_xsrf_token(hub_config):
+    odd = SimpleNamespace(username='x<"&y', email='a"<b>&\'@example.org', is_authorized=False, id=7)
+    page = render(hub_config, "authorization-area.html", **signups([odd, info("bob", True, 8)], search="a&b"))
+    row = page.select_one("#signups tbody tr")
+    assert row["id"] == 'x<"&y' and row["data-approved"] == "no"
+    assert row.select_one("td").get_text() == 'x<"&y'
+    assert row.select_one("input[name=email]")["value"] == 'a"<b>&\'@example.org'
+    assert row.select_one("input[name=email]")["aria-label"] == 'Email of x<"&y'
+    assert [f["action"] for f in row.select("form")] == [
+        "/hub/authorize/x%3C%22%26y/email?search=a%26b", "/hub/authorize/x%3C%22%26y?search=a%26b",
+        "/hub/discard/x%3C%22%26y?search=a%26b"]
+    assert row.select("form")[2]["onsubmit"] == "return confirm('Discard the sign-up of x<\"&y?');"
+    assert row.select_one("a")["href"] == "/hub/change-password/x%3C%22%26y?search=a%26b"
+    # every form of every row posts the XSRF token
+    forms = page.select("#signups tbody form")
+    assert len(forms) == 5 and all(f.select_one("input[name=_xsrf]")["value"] == "x" for f in forms)
+    assert [tr["id"] for tr in page.select("#signups tbody tr")] == ['x<"&y', "bob"]
 
 
 def test_sign_ups_last_page_and_no_match(hub_config):
@@ -278,3 +299,18 @@ async def test_a_start_with_the_defaults_keeps_the_choice_for_a_stopped_server(t
     await spawner.apply_profile({})
     # what the hub stores is what the Servers page shows once the server is stopped
     assert spawner.orm_spawner.user_options == {"profile": "jupyter", "image": "scipy", "resources": "small"}
+
+
+def test_the_cookie_login_of_the_accounts_pages_overrides_the_check_jupyterhub_calls():
+    # the override would silently do nothing if JupyterHub renamed its check
+    import inspect
+
+    from jupyterhub.handlers.base import BaseHandler
+
+    from karvdash_hub.hub.accountpages import AccountsAPIBase, SignUpsPage
+    from karvdash_hub.hub.cookielogin import CookieLoginWithoutReloads
+
+    assert "_user_for_cookie" in vars(BaseHandler)
+    assert "self._user_for_cookie(self.hub.cookie_name)" in inspect.getsource(BaseHandler.get_current_user_cookie)
+    for handler in (SignUpsPage, AccountsAPIBase):
+        assert handler._user_for_cookie is CookieLoginWithoutReloads._user_for_cookie

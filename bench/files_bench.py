@@ -11,8 +11,9 @@ door a user has in local mode) and straight at its own port:
 - listing a folder of --entries files: dashboard ``GET api/files/...``,
   jupyter ``GET api/contents/...?content=1``, raw ``os.scandir`` + ``stat``;
 - uploading a --size-mib file: dashboard chunked ``PUT api/uploads/<id>``
-  (64 MiB chunks), jupyter chunked contents ``PUT`` (base64, 1 MiB chunks,
-  as JupyterLab sends them), raw ``copyfile`` + fsync;
+  (64 MiB chunks, each sent by curl), jupyter chunked contents ``PUT``
+  (base64 JSON, 1 MiB chunks, as JupyterLab sends them), raw ``copyfile``
+  + fsync;
 - downloading it with curl into a file + fsync: dashboard
   ``GET api/download/...``, jupyter ``GET files/...`` (what JupyterLab's
   Download uses; the contents API would send the whole file as base64
@@ -92,6 +93,25 @@ def fetch_to(url: str, headers: dict, target: Path) -> None:
     fsync_path(target)
 
 
+def send_with_curl(url: str, headers: dict, source, offset: int, length: int) -> bytes:
+    """PUT ``length`` bytes of the open file ``source`` from ``offset`` with
+    curl (its standard input fed by sendfile); the answer's body."""
+    command = ["curl", "--silent", "--show-error", "--fail", "--upload-file", "-",
+               # a length given, not chunked; no 100-continue round trip
+               "--header", f"Content-Length: {length}", "--header", "Transfer-Encoding:", "--header", "Expect:"]
+    for name, value in headers.items():
+        command += ["--header", f"{name}: {value}"]
+    with subprocess.Popen([*command, url], stdin=subprocess.PIPE, stdout=subprocess.PIPE) as curl:
+        sent = 0
+        while sent < length:
+            sent += os.sendfile(curl.stdin.fileno(), source.fileno(), offset + sent, length - sent)
+        curl.stdin.close()
+        body = curl.stdout.read()
+    if curl.returncode:
+        raise RuntimeError(f"curl exited with {curl.returncode} for {url}")
+    return body
+
+
 class Jupyter:
     """jupyter-server's contents API and files handler, as JupyterLab uses them."""
 
@@ -140,6 +160,8 @@ class Dashboard:
         self.session.get(self.api + f"files/private/{path}", timeout=600).raise_for_status()
 
     def upload(self, source: Path, path: str) -> None:
+        """Chunks of OUR_CHUNK sent by curl, each fed from the file by the
+        kernel (as a browser sends slices of a file)."""
         size = source.stat().st_size
         started = self.session.post(
             self.api + "uploads", json={"domain": "private", "path": path, "size": size, "overwrite": True}, timeout=60
@@ -148,13 +170,12 @@ class Dashboard:
         upload_id, offset = started.json()["id"], 0
         with open(source, "rb") as f:
             while True:
-                data = f.read(OUR_CHUNK)
-                answer = self.session.put(
-                    self.api + f"uploads/{upload_id}", data=data, headers={"Upload-Offset": str(offset)}, timeout=600
-                )
-                answer.raise_for_status()
-                offset = answer.json()["offset"]
-                if answer.json()["complete"]:
+                length = min(OUR_CHUNK, size - offset)
+                answer = json.loads(send_with_curl(
+                    self.api + f"uploads/{upload_id}", {**self.headers, "Upload-Offset": str(offset)}, f, offset, length
+                ))
+                offset = answer["offset"]
+                if answer["complete"]:
                     return
 
     def download(self, path: str, target: Path) -> None:

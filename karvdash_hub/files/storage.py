@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,20 +83,51 @@ class DescriptorReader:
         os.close(self.descriptor)
 
 
+# Where the staged files of uploads are synced while their next bytes arrive:
+# the disk writes what came so far during the upload, not all of it at the end.
+_SYNCS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="karvdash-upload-sync")
+# bytes written to a staged file after which a sync starts behind the writes
+SYNC_BEHIND = 32 * 1024 * 1024
+
+
 class DescriptorWriter:
-    """Upload bytes written at their offset into the staged file."""
+    """Upload bytes written at their offset into the staged file, synced
+    behind the writes (at most one sync running per file)."""
 
     def __init__(self, path: Path):
         self.descriptor = os.open(path, os.O_WRONLY | os.O_NOFOLLOW)
+        self.unsynced = 0
+        self.syncing: Future | None = None
 
     def write(self, data: bytes, position: int) -> int:
-        return os.pwrite(self.descriptor, data, position)
+        written = os.pwrite(self.descriptor, data, position)
+        self.unsynced += written
+        if self.unsynced >= SYNC_BEHIND and (self.syncing is None or self.syncing.done()):
+            self.check_synced()
+            self.unsynced = 0
+            self.syncing = _SYNCS.submit(os.fdatasync, self.descriptor)
+        return written
+
+    def check_synced(self) -> None:
+        """Wait for the sync behind the writes; raises what it raised (a
+        failed sync is not reported again by the next one)."""
+        syncing, self.syncing = self.syncing, None
+        if syncing is not None:
+            syncing.result()
 
     def sync(self) -> None:
+        self.check_synced()
         os.fsync(self.descriptor)
 
     def close(self) -> None:
-        os.close(self.descriptor)
+        syncing, self.syncing = self.syncing, None
+        if syncing is not None and not syncing.done():
+            # closed by the sync's thread once it is done: never under it,
+            # and never waited for here (this may run in the event loop)
+            descriptor = self.descriptor
+            syncing.add_done_callback(lambda _: os.close(descriptor))
+        else:
+            os.close(self.descriptor)
 
 
 @dataclass

@@ -164,3 +164,78 @@ def test_place_file_without_overwrite_never_replaces(tmp_path):
     inode = os.stat(source).st_ino
     place_file(source, target, overwrite=True)
     assert target.read_bytes() == b"new" and os.stat(target).st_ino == inode and not source.exists()
+
+
+# --- the staged file's writer: synced behind the writes ------------------------------------
+
+
+def open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_the_staged_file_is_synced_behind_the_writes_and_whole_at_the_end(tmp_path):
+    path = tmp_path / "staged"
+    path.touch()
+    before = open_descriptors()
+    writer = storage.DescriptorWriter(path)
+    piece = os.urandom(storage.SYNC_BEHIND // 4)
+    for index in range(3):
+        assert writer.write(piece, index * len(piece)) == len(piece)
+    assert writer.syncing is None  # not yet SYNC_BEHIND bytes
+    writer.write(piece, 3 * len(piece))
+    running = writer.syncing
+    assert running is not None  # started behind the writes, not waited for
+    writer.write(piece, 4 * len(piece))
+    assert writer.syncing is running or running.done()
+    writer.sync()
+    assert running.done() and writer.syncing is None
+    writer.close()
+    assert path.read_bytes() == piece * 5
+    assert open_descriptors() == before
+
+
+def test_a_writer_closed_while_its_sync_runs_closes_the_file_after_it(tmp_path, monkeypatch):
+    import threading
+
+    path = tmp_path / "staged"
+    path.touch()
+    before = open_descriptors()
+    release, started = threading.Event(), threading.Event()
+    real_fdatasync = os.fdatasync
+
+    def slow_fdatasync(descriptor):
+        started.set()
+        release.wait(10)
+        real_fdatasync(descriptor)  # the descriptor is still open here
+
+    monkeypatch.setattr(os, "fdatasync", slow_fdatasync)
+    writer = storage.DescriptorWriter(path)
+    writer.write(b"x" * storage.SYNC_BEHIND, 0)
+    running = writer.syncing
+    assert started.wait(10)
+    writer.close()  # returns at once: the sync still holds the descriptor
+    assert open_descriptors() == before + 1
+    release.set()
+    running.result(timeout=10)
+    deadline = time.monotonic() + 10
+    while open_descriptors() != before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert open_descriptors() == before
+
+
+def test_a_failed_sync_behind_the_writes_fails_the_final_sync(tmp_path, monkeypatch):
+    path = tmp_path / "staged"
+    path.touch()
+
+    # a disk that fails cannot be had here: its fdatasync is stood in for
+    def failing_fdatasync(descriptor):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fdatasync", failing_fdatasync)
+    writer = storage.DescriptorWriter(path)
+    writer.write(b"x" * storage.SYNC_BEHIND, 0)
+    writer.syncing.exception(timeout=10)
+    # a later fsync may succeed although those pages never reached the disk
+    with pytest.raises(OSError, match="Input/output error"):
+        writer.sync()
+    writer.close()

@@ -44,6 +44,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.peers import Peer, machine, started_peers
+from karvdash_hub.dashboard.app import COLLECT_INTERVAL
 from karvdash_hub.files.nameindex import SETTLED
 
 PAGE = 100
@@ -92,7 +93,7 @@ def session_for(peer: Peer) -> requests.Session:
     return session
 
 
-def run(small: int, large: int, rounds: int, jupyter_rounds: int, work: Path) -> dict:
+def run(small: int, large: int, rounds: int, jupyter_rounds: int, work: Path, settle: float) -> dict:
     with started_peers(work) as peers:
         folders = {"small": f"n{small}", "large": f"n{large}"}
         counts = {"small": small, "large": large}
@@ -134,6 +135,9 @@ def run(small: int, large: int, rounds: int, jupyter_rounds: int, work: Path) ->
             if number < jupyter_rounds:
                 times["jupyter-large"].append(timed(jupyters["large"]))
         after_unpaged = memory(pid)
+        # what stays once the dashboard's periodic full collection has run
+        time.sleep(settle)
+        settled = memory(pid)
 
     for kind, seconds in cold.items():
         times[f"first-page-{kind}-indexing"] = [seconds]
@@ -158,7 +162,9 @@ def run(small: int, large: int, rounds: int, jupyter_rounds: int, work: Path) ->
     return {
         "small": small, "large": large, "page": PAGE, "rounds": rounds,
         "results": results, "ratios": ratios,
-        "dashboard_memory": {"before": before, "after_paged": after_paged, "after_unpaged": after_unpaged},
+        "dashboard_memory": {"before": before, "after_paged": after_paged, "after_unpaged": after_unpaged,
+                             "after_unpaged_settled": settled},
+        "settle_s": settle,
         "machine": machine(),
     }
 
@@ -184,10 +190,13 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--jupyter-rounds", type=int, default=1,
                         help="rounds of jupyter-server's large listing (it takes minutes at 100,000; 0 skips it)")
+    parser.add_argument("--settle", type=float, default=COLLECT_INTERVAL + 3,
+                        help="seconds to wait after the unpaged listings before reading the memory again "
+                             f"(default {COLLECT_INTERVAL + 3}: the dashboard collects every {COLLECT_INTERVAL})")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="listing-bench-") as work:
-        report = run(args.small, args.large, args.rounds, args.jupyter_rounds, Path(work))
+        report = run(args.small, args.large, args.rounds, args.jupyter_rounds, Path(work), args.settle)
     if args.json:
         print(json.dumps(report, indent=2))
     else:

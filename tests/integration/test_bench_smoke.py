@@ -136,7 +136,7 @@ def test_spawn_storm_bench_in_local_mode_starts_every_user_on_both_hubs():
 def test_listing_bench_reports_both_folders_the_peer_and_memory():
     result = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "listing_bench.py"), "--small", "20", "--large", "2500",
-         "--rounds", "1", "--json"],
+         "--rounds", "1", "--settle", "0.5", "--json"],
         capture_output=True, text=True, timeout=600, cwd=ROOT, check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -149,7 +149,7 @@ def test_listing_bench_reports_both_folders_the_peer_and_memory():
         assert figures["runs"] >= 1 and figures["median_ms"] > 0, name
     assert set(report["ratios"]) >= {"first_page_large_vs_small", "first_page_large_vs_jupyter_large"}
     assert all(value > 0 for value in report["ratios"].values())
-    for when in ("before", "after_paged", "after_unpaged"):
+    for when in ("before", "after_paged", "after_unpaged", "after_unpaged_settled"):
         assert report["dashboard_memory"][when]["rss_mib"] > 0, when
     assert len(report["machine"]["loadavg"]) == 3
 

@@ -183,7 +183,7 @@ def test_the_settings_written_into_pods_lead_karvdash_clients_here(kube_hub, use
     from karvdash_hub.namespaces import objects
 
     hub, _ = kube_hub
-    name = user("kd2erin")
+    name = user("kd2hal")
     token = hub.token_for(name)
     settings = load_settings(environ={"KARVDASH_MODE": "kubernetes", "KARVDASH_INGRESS_URL": INGRESS})
     secret = objects.api_settings_secret(settings, name, token)

@@ -16,6 +16,7 @@ import errno
 import os
 import select
 import time
+from collections.abc import Awaitable, Callable
 
 from tornado.iostream import IOStream, SSLIOStream, StreamClosedError
 
@@ -48,21 +49,32 @@ async def send_file_range(stream: IOStream, reader, start: int, end: int) -> boo
     try:
         return await send_range(stream, reader.descriptor, start, end)
     except SendfileUnsupported:
-        return await write_range(stream, reader, start, end)
+        return await send_read_range(reader, start, end, stream.write)
 
 
-async def write_range(stream: IOStream, reader, start: int, end: int) -> bool:
-    """Send bytes [start, end) of ``reader``, each piece read in the thread pool."""
+async def send_read_range(reader, start: int, end: int, send: Callable[[bytes], Awaitable]) -> bool:
+    """Send bytes [start, end) of ``reader`` with ``send``, CHUNK at a time,
+    each piece read in the thread pool while the one before goes out; False
+    if the client went away (``send`` raised StreamClosedError) or the file
+    shrank."""
     loop = asyncio.get_running_loop()
+
+    def read(position):
+        return loop.run_in_executor(None, reader.read, position, min(CHUNK, end - position))
+
     position = start
-    while position < end:
-        data = await loop.run_in_executor(None, reader.read, position, min(CHUNK, end - position))
+    reading = read(position) if position < end else None
+    while reading is not None:
+        data = await reading
         if not data:
-            return False
+            return False  # the file shrank while we sent it
         position += len(data)
+        reading = read(position) if position < end else None
         try:
-            await stream.write(data)
+            await send(data)
         except StreamClosedError:
+            if reading is not None:
+                await reading  # never close the file under a running read
             return False
     return True
 

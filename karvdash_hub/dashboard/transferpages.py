@@ -18,7 +18,6 @@ from tornado.iostream import StreamClosedError
 
 from karvdash_hub.core.errors import KarvdashError
 from karvdash_hub.files.downloads import (
-    CHUNK,
     INLINE_POLICY,
     content_disposition,
     next_batch,
@@ -42,7 +41,7 @@ from .filepages import (
 )
 from .handlers import APIHandler
 from .openapi import error_responses, json_body, json_response, scopes_note
-from .sendfile import can_send, send_file_range
+from .sendfile import can_send, send_file_range, send_read_range
 
 # a single upload request may carry at most this much (the browser sends less)
 MAX_CHUNK = 256 * 1024 * 1024
@@ -128,29 +127,14 @@ class DownloadHandler(APIHandler):
             self.application.log_request(self)
 
     async def stream_range(self, reader, start: int, end: int) -> bool:
-        """Send bytes [start, end) of ``reader``, reading the next piece
-        while the previous one goes out; False if the client went away."""
-        loop = asyncio.get_running_loop()
+        """Send bytes [start, end) of ``reader`` through Tornado, 1 MiB at
+        a time; False if the client went away."""
 
-        def read(position):
-            return loop.run_in_executor(None, reader.read, position, min(CHUNK, end - position))
-
-        position = start
-        reading = read(position) if position < end else None
-        while reading is not None:
-            data = await reading
-            if not data:
-                break  # the file shrank while we sent it
-            position += len(data)
-            reading = read(position) if position < end else None
+        async def send(data: bytes) -> None:
             self.write(data)
-            try:
-                await self.flush()
-            except StreamClosedError:
-                if reading is not None:
-                    await reading  # never close the file under a running read
-                return False
-        return True
+            await self.flush()
+
+        return await send_read_range(reader, start, end, send)
 
     async def send_zip(self, archive, name: str, send_body: bool) -> None:
         """Stream a zip made by ``build_zip`` as ``<name>.zip``, a batch at a

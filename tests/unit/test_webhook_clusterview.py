@@ -307,6 +307,13 @@ async def watching(monkeypatch):
     await api.close()
 
 
+async def reset_and_resumed(server):
+    """The first watch's connection reset; the watch that resumes after it."""
+    stream = await server.next_watch()
+    stream.fail(ConnectionResetError(104, "Connection reset by peer"))
+    return await server.next_watch()
+
+
 async def owner_admitted(reviewer: Reviewer) -> str | None:
     """The owner whose folders the next pod of karvdash-alice gets; None:
     refused because the API server was asked and could not answer."""
@@ -406,9 +413,7 @@ async def test_the_end_of_a_watch_by_the_api_server_resumes_it_and_stays_current
 async def test_a_resumed_watch_without_a_bookmark_is_current_when_it_has_run_its_course(watching):
     lookup, server = watching
     reviewer = Reviewer(make_settings(), lookup)
-    stream = await server.next_watch()
-    stream.fail(ConnectionResetError(104, "Connection reset by peer"))
-    resumed = await server.next_watch()
+    resumed = await reset_and_resumed(server)
     resumed.event("MODIFIED", namespace(NS, owner="erin", rv="120"))
     await until(lambda: lookup.namespaces.owners[NS] == "erin", "the missed change applied")
     assert not lookup.namespaces.synced and await owner_admitted(reviewer) is None
@@ -426,9 +431,7 @@ async def test_a_resumed_watch_without_a_bookmark_is_current_when_it_has_run_its
 async def test_a_resumed_watch_ended_early_does_not_count_as_caught_up(watching):
     lookup, server = watching
     reviewer = Reviewer(make_settings(), lookup)
-    stream = await server.next_watch()
-    stream.fail(ConnectionResetError(104, "Connection reset by peer"))
-    resumed = await server.next_watch()
+    resumed = await reset_and_resumed(server)
     resumed.end()  # at once: the API server going away, not a watch run out
     again = await server.next_watch()
     assert server.requests[2:] == [("watch", "100", clusterlookup.CATCH_UP_SECONDS)] * 2
@@ -449,9 +452,7 @@ def status_answer(code: int) -> bytes:
 async def test_a_resource_version_too_old_lists_again_and_carries_on(watching, gone):
     lookup, server = watching
     reviewer = Reviewer(make_settings(), lookup)
-    stream = await server.next_watch()
-    stream.fail(ConnectionResetError(104, "Connection reset by peer"))
-    resumed = await server.next_watch()
+    resumed = await reset_and_resumed(server)
     # while the watch was down: alice's namespace changed hands, bob's was deleted
     server.items, server.rv = [namespace(NS, owner="frank", rv="250")], "300"
     if gone == "error-event":

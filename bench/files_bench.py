@@ -82,13 +82,15 @@ def raw_listing(folder: Path) -> None:
             entry.stat(follow_symlinks=False)
 
 
+def curl_headers(headers: dict) -> list[str]:
+    return [argument for name, value in headers.items() for argument in ("--header", f"{name}: {value}")]
+
+
 def fetch_to(url: str, headers: dict, target: Path) -> None:
     """Download with curl (a client in C, as a browser's download is: the
     server and the proxy are what is measured, not a Python client), then
     fsync as the raw copy does."""
-    command = ["curl", "--silent", "--show-error", "--fail", "--output", str(target)]
-    for name, value in headers.items():
-        command += ["--header", f"{name}: {value}"]
+    command = ["curl", "--silent", "--show-error", "--fail", "--output", str(target), *curl_headers(headers)]
     subprocess.run([*command, url], check=True, timeout=600)
     fsync_path(target)
 
@@ -98,9 +100,8 @@ def send_with_curl(url: str, headers: dict, source, offset: int, length: int) ->
     curl (its standard input fed by sendfile); the answer's body."""
     command = ["curl", "--silent", "--show-error", "--fail", "--upload-file", "-",
                # a length given, not chunked; no 100-continue round trip
-               "--header", f"Content-Length: {length}", "--header", "Transfer-Encoding:", "--header", "Expect:"]
-    for name, value in headers.items():
-        command += ["--header", f"{name}: {value}"]
+               "--header", f"Content-Length: {length}", "--header", "Transfer-Encoding:", "--header", "Expect:",
+               *curl_headers(headers)]
     with subprocess.Popen([*command, url], stdin=subprocess.PIPE, stdout=subprocess.PIPE) as curl:
         sent = 0
         while sent < length:

@@ -45,6 +45,9 @@ def run_exec_service(client: DashboardClient, args, out: Output) -> int:
         if len(results) > 1:
             out.say(f"--- {result['pod']}")
         out.say(result["output"].rstrip("\n"))
+        if result.get("exit_code") is None and result.get("error"):
+            out.error(f"{result['pod']}: {result['error']}")
+            code = code or 1
         code = code or (result.get("exit_code") or 0)
     return min(code, 255)
 

@@ -263,7 +263,8 @@ EXEC = {
 EXEC_RESULT = {
     "type": "array",
     "items": {"type": "object", "properties": {
-        "pod": {"type": "string"}, "output": {"type": "string"}, "exit_code": {"type": ["integer", "null"]}}},
+        "pod": {"type": "string"}, "output": {"type": "string"}, "exit_code": {"type": ["integer", "null"]},
+        "error": {"type": ["string", "null"], "description": "why the command failed, when no exit code came back"}}},
 }
 
 

@@ -602,7 +602,8 @@ class InstanceStore:
     async def exec(self, owner: str, namespace: str, name: str, command, all_pods: bool = False) -> list[dict]:
         """Run ``command`` in the first (or every) running pod of the instance.
 
-        Returns ``[{"pod", "output", "exit_code"}]``.
+        Returns ``[{"pod", "output", "exit_code", "error"}]``: ``error`` says
+        why when the command failed without an exit code, else None.
         """
         command = check_command(command)
         await self.get(owner, namespace, name)
@@ -616,11 +617,14 @@ class InstanceStore:
         for pod in running if all_pods else running[:1]:
             pod_name = pod["metadata"]["name"]
             container = pod["spec"]["containers"][0]["name"]
-            output, exit_code = await self._exec_in_pod(namespace, pod_name, container, command)
-            results.append({"pod": pod_name, "output": output, "exit_code": exit_code})
+            output, status = await self._exec_in_pod(namespace, pod_name, container, command)
+            exit_code, error = exec_outcome(status)
+            results.append({"pod": pod_name, "output": output, "exit_code": exit_code, "error": error})
         return results
 
-    async def _exec_in_pod(self, namespace: str, pod: str, container: str, command: list[str]) -> tuple[str, int | None]:
+    async def _exec_in_pod(self, namespace: str, pod: str, container: str, command: list[str]) -> tuple[str, bytes | None]:
+        """The command's output (stdout and stderr as they came) and the
+        status its stream ended with, if any."""
         async with WsApiClient(configuration=self.api_client.configuration) as ws_client:
             core = k8s.CoreV1Api(ws_client)
             try:
@@ -628,7 +632,7 @@ class InstanceStore:
                     pod, namespace, command=command, container=container,
                     stderr=True, stdin=False, stdout=True, tty=False, _preload_content=False,
                 )
-                output, exit_code = [], None
+                output, status = [], None
                 async with connection as ws:
                     async for message in ws:
                         if message.type not in (WSMsgType.BINARY, WSMsgType.TEXT):
@@ -640,28 +644,37 @@ class InstanceStore:
                         if channel in (1, 2):
                             output.append(payload.decode("utf-8", errors="replace"))
                         elif channel == 3 and payload:
-                            exit_code = _exit_code(payload)
+                            status = payload
             except ApiException as error:
                 raise InstanceError(502, f"cannot run the command in pod {pod}: {api_message(error)}") from None
             except Exception as error:  # noqa: BLE001 - websocket and connection errors of any kind
                 raise InstanceError(502, f"cannot run the command in pod {pod}: {error}") from None
-        return "".join(output), exit_code
+        return "".join(output), status
 
 
-def _exit_code(payload: bytes) -> int | None:
+def exec_outcome(status: bytes | None) -> tuple[int | None, str | None]:
+    """The exit code of an exec and, when there is none, why: from the
+    Status its stream ends with. A kubelet sends Success, or a Failure with
+    reason NonZeroExitCode and the code as a cause; any other Failure (a
+    command that could not start, a node that reports no code) has only a
+    message."""
+    if status is None:
+        return None, "the node did not say how the command ended"
     try:
-        status = json.loads(payload)
+        answer = json.loads(status)
     except ValueError:
-        return None
-    if status.get("status") == "Success":
-        return 0
-    for cause in (status.get("details") or {}).get("causes") or []:
-        if cause.get("reason") == "ExitCode":
+        return None, "the node's answer on how the command ended is not readable"
+    if not isinstance(answer, dict):
+        return None, "the node's answer on how the command ended is not readable"
+    if answer.get("status") == "Success":
+        return 0, None
+    for cause in (answer.get("details") or {}).get("causes") or []:
+        if isinstance(cause, dict) and cause.get("reason") == "ExitCode":
             try:
-                return int(cause.get("message"))
+                return int(cause.get("message")), None
             except (TypeError, ValueError):
-                return None
-    return None
+                break
+    return None, str(answer.get("message") or answer.get("reason") or "the command failed")
 
 
 def _owner_reference(record: dict) -> dict:

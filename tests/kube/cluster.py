@@ -36,6 +36,7 @@ from tests.kube.pki import CertificateAuthority, service_account_key
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VERSIONS_FILE = REPO_ROOT / "tools" / "kube" / "versions.env"
 STAGES_FILE = Path(__file__).resolve().parent / "kwok-stages.yaml"
+EXEC_FILE = Path(__file__).resolve().parent / "kwok-exec.yaml"
 
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok", "helm")
 
@@ -359,6 +360,9 @@ class ControlPlane:
             # validation refuses (loopback); nothing in-cluster dials it anyway.
             "--endpoint-reconciler-type=none",
             "--allow-privileged=true",
+            # exec and logs dial the node's InternalIP (loopback); its name
+            # would be looked up in the machine's DNS
+            "--kubelet-preferred-address-types=InternalIP",
             f"--cert-dir={self.run_dir / 'apiserver-certs'}",
             "--profiling=false",
             f"--v={self.verbosity}",
@@ -397,6 +401,7 @@ class ControlPlane:
         self._spawn("kwok", "kwok", [
             f"--kubeconfig={self.kubeconfig}",
             f"--config={STAGES_FILE}",
+            f"--config={EXEC_FILE}",
             "--manage-all-nodes=true",
             f"--node-ip={NODE_IP}",
             f"--cidr={POD_CIDR}",

@@ -186,6 +186,10 @@ PUSHED = {"name": "team/app", "tag": "3.0", "digest": "sha256:" + "b" * 64, "ima
                                      {"pod": "web-2", "output": "b\n", "exit_code": 3}]},
          [("POST", "services/web", {"command": ["ls", "-l"], "all_pods": True})],
          "--- web-1\na\n--- web-2\nb\n", 3),
+        # a command that failed without an exit code (it could not start): exit 1
+        (["exec_service", "web", "nothing"],
+         {("POST", "services/web"): [{"pod": "web-1", "output": "", "exit_code": None, "error": "not found"}]},
+         [("POST", "services/web", {"command": ["nothing"], "all_pods": False})], "\n", 1),
         (["delete_service", "we b"], {("DELETE", "services/we%20b"): None}, [("DELETE", "services/we%20b", None)],
          "removed we b\n", 0),
         (["list_templates"], {("GET", "templates"): [TEMPLATE]}, [("GET", "templates", None)],
@@ -230,6 +234,16 @@ def test_commands_ask_the_api_and_print(monkeypatch, capsys, argv, answers, call
     assert main.main(["--url", "http://127.0.0.1:1/services/karvdash/", "--token", "t", *argv]) == code
     assert client.calls == calls
     assert capsys.readouterr().out == stdout
+
+
+def test_an_exec_without_an_exit_code_says_why_on_stderr(monkeypatch, capsys):
+    results = [{"pod": "web-1", "output": "a\n", "exit_code": 0, "error": None},
+               {"pod": "web-2", "output": "", "exit_code": None, "error": "executable file not found"}]
+    monkeypatch.setattr(main, "DashboardClient", lambda connection: RecordingClient({("POST", "services/web"): results}))
+    assert main.main(["--url", "http://127.0.0.1:1/services/karvdash/", "--token", "t", "exec_service", "-a", "web",
+                      "nothing"]) == 1
+    seen = capsys.readouterr()
+    assert (seen.out, seen.err) == ("--- web-1\na\n--- web-2\n\n", "karvdashctl: web-2: executable file not found\n")
 
 
 def test_add_template_sends_the_file(monkeypatch, capsys, tmp_path):

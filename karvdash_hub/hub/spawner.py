@@ -227,11 +227,15 @@ class KarvdashSpawner(ProfileSpawnerMixin, KubeSpawner):
                 and sorted(found.scopes) == wanted
             ):
                 return current
-        for token in list(orm_user.api_tokens):
-            if token.note == NAMESPACE_TOKEN_NOTE:
-                db.delete(token)
-        db.commit()
-        return self.user.new_api_token(note=NAMESPACE_TOKEN_NOTE, scopes=wanted)
+        for token in db.query(orm.APIToken).filter_by(user_id=orm_user.id, note=NAMESPACE_TOKEN_NOTE):
+            db.delete(token)
+        # the old tokens go in the new one's commit: one transaction (a
+        # commit is a disk flush, and a class starting at once waits for each)
+        try:
+            return self.user.new_api_token(note=NAMESPACE_TOKEN_NOTE, scopes=wanted)
+        except BaseException:
+            db.rollback()
+            raise
 
     def mount_datasets(self, datasets: list[str]) -> None:
         volumes, mounts = dataset_volumes(datasets)

@@ -83,7 +83,8 @@ class UserNamespaces:
         Raises SpawnFailure with a message for the person."""
         name = self.settings.user_namespace(username)
         report(f"Preparing your namespace {name}")
-        await self._ensure_namespace(username)
+        # a namespace made just now holds none of our objects: nothing to read first
+        fresh = await self._ensure_namespace(username)
         # once the namespace is there, its objects do not depend on each
         # other: one round trip's wait for all of them instead of one each
         # (when a class starts at once, every wait is the API server's busiest)
@@ -95,29 +96,31 @@ class UserNamespaces:
             report(f"Giving you an Argo Workflows account in {name}")
             steps.append(self._ensure_argo_account(username))
         report("Writing the dashboard API settings for karvdashctl")
-        steps.append(self._ensure_api_settings(username, token_source))
+        steps.append(self._ensure_api_settings(username, token_source, fresh))
         pull_secret = objects.registry_pull_secret(self.settings, username)
         if pull_secret is not None:
             report("Writing the registry pull secret")
             steps.append(self._apply_secret(pull_secret))
-        else:
+        elif not fresh:
             steps.append(self._delete_if_ours(name, objects.REGISTRY_PULL_SECRET, username))
         await _all(steps)
 
-    async def _ensure_api_settings(self, username: str, token_source: TokenSource) -> None:
-        current = await self._current_token(self.settings.user_namespace(username))
+    async def _ensure_api_settings(self, username: str, token_source: TokenSource, fresh: bool = False) -> None:
+        current = "" if fresh else await self._current_token(self.settings.user_namespace(username))
         token = token_source(current)
         if inspect.isawaitable(token):
             token = await token
         await self._apply_secret(objects.api_settings_secret(self.settings, username, token))
 
-    async def _ensure_namespace(self, username: str) -> None:
+    async def _ensure_namespace(self, username: str) -> bool:
+        """Create the user's namespace or check the one there is ours; True
+        when it was created now."""
         wanted = objects.namespace(self.settings, username)
         name = wanted["metadata"]["name"]
         try:
             await self.core.create_namespace(wanted)
             self.log.info("Created namespace %s for %s", name, username)
-            return
+            return True
         except ApiException as e:
             if e.status != 409:
                 raise _refused(f"create your namespace {name}", e) from None
@@ -140,6 +143,7 @@ class UserNamespaces:
                 await self.core.patch_namespace(name, {"metadata": {"labels": missing}})
             except ApiException as e:
                 raise _refused(f"label your namespace {name}", e) from None
+        return False
 
     async def _ensure_network_policy(self, username: str) -> None:
         """Put the namespace's NetworkPolicy back as built, on every start

@@ -180,21 +180,34 @@ def _user() -> str:
     return "u" + uuid.uuid4().hex[:8]
 
 
-async def test_namespace_setup_is_idempotent(tmp_path, hub_clients, admin):
+async def test_namespace_setup_is_idempotent(tmp_path, hub_clients, admin, monkeypatch):
     core_admin = client.CoreV1Api(admin)
     rbac_admin = client.RbacAuthorizationV1Api(admin)
     user = _user()
     namespace = f"karvdash-{user}"
     registry = {"KARVDASH_DOCKER_REGISTRY_URL": "https://puller:pw@registry.example.test:5000"}
     spaces = UserNamespaces(_settings(tmp_path, **registry), *hub_clients)
-    seen, messages = [], []
+    seen, messages, reads = [], [], []
 
     def token_source(current):
         seen.append(current)
         return current or "token-1"
 
+    def counted(name, method):
+        async def read(*args, **kwargs):
+            reads.append(name)
+            return await method(*args, **kwargs)
+        return read
+
+    for api in (spaces.core, spaces.rbac, spaces.networking):
+        for name in dir(api):
+            if name.startswith("read_"):
+                monkeypatch.setattr(api, name, counted(name, getattr(api, name)))
+
     await spaces.ensure(user, token_source, report=messages.append)
     assert messages[0] == f"Preparing your namespace {namespace}"
+    # a namespace made now holds nothing of ours: nothing is read before writing
+    assert reads == []
     labels = core_admin.read_namespace(namespace).metadata.labels
     assert labels["karvdash.io/user-namespace"] == "enabled" and labels["karvdash.io/owner"] == user
     binding = rbac_admin.read_namespaced_role_binding("karvdash-user", namespace)
@@ -210,6 +223,7 @@ async def test_namespace_setup_is_idempotent(tmp_path, hub_clients, admin):
     before = core_admin.read_namespaced_secret("karvdash-api", namespace).metadata.resource_version
     await spaces.ensure(user, token_source)
     assert seen == ["", "token-1"]
+    assert {"read_namespace", "read_namespaced_secret"} <= set(reads)
     assert core_admin.read_namespaced_secret("karvdash-api", namespace).metadata.resource_version == before
 
     # the namespace role changes; the registry loses its credentials

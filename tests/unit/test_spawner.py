@@ -366,36 +366,78 @@ def test_namespace_token_carries_only_dashboard_scopes():
     ]
 
 
-def test_namespace_token_is_reused_while_valid():
+@pytest.fixture
+def hub_db(monkeypatch):
+    """A JupyterHub database as the hub sets it up (its roles, its OAuth
+    client, the dashboard's custom scopes), with alice holding the user role
+    and reading files."""
+    from jupyterhub import orm, roles, scopes
+
+    monkeypatch.setattr(scopes, "scope_definitions", dict(scopes.scope_definitions))
+    scopes.define_custom_scopes({f"custom:karvdash:files:{verb}": {"description": verb} for verb in ("read", "write")})
+    db = orm.new_session_factory("sqlite:///:memory:")()
+    for role in roles.get_default_roles():
+        roles.create_role(db, role)
+    for verb in ("read", "write"):
+        roles.create_role(db, {"name": f"files-{verb}", "scopes": [f"custom:karvdash:files:{verb}"]})
+    db.add(orm.OAuthClient(identifier="jupyterhub"))
+    alice = orm.User(name="alice")
+    db.add(alice)
+    db.commit()
+    roles.grant_role(db, alice, "user")
+    roles.grant_role(db, alice, "files-read")
+    yield db, alice
+    db.close()
+
+
+def test_namespace_token_is_reused_while_valid(hub_db):
+    from jupyterhub import orm, roles
+
+    db, alice = hub_db
     spawner = make_spawner()
-    tokens = {}
+    spawner.user.db, spawner.user.orm_user, spawner.user.new_api_token = db, alice, alice.new_api_token
+    own = alice.new_api_token(note="mine")
 
-    class Token(SimpleNamespace):
-        pass
+    def tokens():
+        return sorted((t.note, tuple(t.scopes)) for t in db.query(orm.APIToken).filter_by(user_id=alice.id))
 
-    existing = Token(user_id=1, note=NAMESPACE_TOKEN_NOTE, scopes=["custom:karvdash:files:read"])
-    spawner.user.db = mock.Mock()
-    spawner.user.orm_user = SimpleNamespace(id=1, api_tokens=[existing, Token(note="mine")])
-    spawner.user.new_api_token = lambda **kw: tokens.setdefault("new", kw) and "fresh-token"
-    held = {"custom:karvdash:files:read", "servers"}
-    with (
-        mock.patch("karvdash_hub.hub.spawner.get_scopes_for", return_value=held),
-        mock.patch("karvdash_hub.hub.spawner.orm.APIToken.find", return_value=existing),
-    ):
-        assert spawner.namespace_token("old-token") == "old-token"
-        spawner.user.db.delete.assert_not_called()
-        # the user's scopes changed: a new token replaces ours, not the user's own tokens
-        held.add("custom:karvdash:files:write")
-        assert spawner.namespace_token("old-token") == "fresh-token"
-    spawner.user.db.delete.assert_called_once_with(existing)
-    assert tokens["new"] == {
-        "note": NAMESPACE_TOKEN_NOTE,
-        "scopes": ["custom:karvdash:files:read", "custom:karvdash:files:write"],
-    }
+    first = spawner.namespace_token("")
+    assert tokens() == [(NAMESPACE_TOKEN_NOTE, ("custom:karvdash:files:read",)), ("mine", ("inherit",))]
+    assert spawner.namespace_token(first) == first
+    # the Secret lost it: a new one replaces it
+    second = spawner.namespace_token("")
+    assert second != first and orm.APIToken.find(db, first) is None
+    # the user's scopes changed: a new token replaces ours, never the user's own tokens
+    roles.grant_role(db, alice, "files-write")
+    third = spawner.namespace_token(second)
+    assert third != second and orm.APIToken.find(db, second) is None
+    assert orm.APIToken.find(db, third).scopes == ["custom:karvdash:files:read", "custom:karvdash:files:write"]
+    assert orm.APIToken.find(db, own) is not None and len(tokens()) == 2
+
+
+def test_a_namespace_token_that_cannot_be_made_keeps_the_old_one(hub_db):
+    """The old token is removed in the new one's transaction: if making the new
+    one fails, the old one stays (and nothing half-done is left in the session)."""
+    from jupyterhub import orm
+
+    db, alice = hub_db
+    spawner = make_spawner()
+    spawner.user.db, spawner.user.orm_user, spawner.user.new_api_token = db, alice, alice.new_api_token
+    old = spawner.namespace_token("")
+
+    def refused(**kwargs):
+        raise ValueError("no")
+
+    spawner.user.new_api_token = refused
+    with pytest.raises(ValueError):
+        spawner.namespace_token("")
+    db.commit()  # whatever commits next in the hub
+    assert orm.APIToken.find(db, old) is not None
 
 
 async def test_progress_shows_namespace_messages_between_pod_events():
     spawner = make_spawner()
+    spawner.spawn_admission = None  # no spawn queue (no deployment is configured here)
 
     async def pod_events(self):
         await asyncio.sleep(0.2)

@@ -4,15 +4,19 @@ resumable chunked uploads.
 Nothing here holds a whole file in memory: a download of a local file from
 16 MiB up is sent by the kernel (``sendfile``, :mod:`.sendfile`), smaller
 ones and S3 objects are read and sent 1 MiB at a time (the next piece is read
-while one goes out); uploads write each received piece to the staged file as
-it arrives (``stream_request_body``) while the socket is read on, and all
-disk access runs in the thread pool.
+while one goes out). An upload's chunk from 4 MiB up to a local file is
+received by the kernel (``splice``, :mod:`.splice`); smaller ones and those
+to S3 write each received piece to the staged file as it arrives
+(``stream_request_body``) while the socket is read on. All disk access runs
+in the thread pool.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import mimetypes
+import sys
 
 from tornado.iostream import StreamClosedError
 
@@ -42,6 +46,7 @@ from .filepages import (
 from .handlers import APIHandler
 from .openapi import error_responses, json_body, json_response, scopes_note
 from .sendfile import can_send, send_file_range, send_read_range
+from .splice import receive_range, send_all, take_over
 
 # a single upload request may carry at most this much (the browser sends less)
 MAX_CHUNK = 256 * 1024 * 1024
@@ -50,6 +55,9 @@ WRITE_BATCH = 1024 * 1024
 # a download at least this long is sent by the kernel (sendfile) on a connection
 # closed after it; a shorter one keeps its connection, read through Python
 KERNEL_FROM = 16 * 1024 * 1024
+# an upload chunk at least this long is received by the kernel (splice) on a
+# connection closed after it (the browser sends 16 MiB)
+SPLICE_FROM = 4 * 1024 * 1024
 
 
 class DownloadHandler(APIHandler):
@@ -262,6 +270,43 @@ class UploadHandler(APIHandler):
         self.pending_size = 0
         self.request.connection.set_max_body_size(min(remaining, MAX_CHUNK))
         self.writer = await self.blocking(store.writer, upload)
+        if (length is not None and int(length) >= SPLICE_FROM and self.writer.spliceable
+                and can_send(self.request.connection.stream)):
+            await self.receive_by_kernel(int(length))
+
+    async def receive_by_kernel(self, length: int):
+        """Take the connection over from Tornado and have the kernel move the
+        chunk's bytes from the socket into the staged file; answer as ``put``
+        does, on a connection closed after the answer. A client that goes
+        away keeps what reached the disk (it resumes from there)."""
+        expects_continue = self.request.headers.get("Expect", "").lower() == "100-continue"
+        stream = self.detach()
+        buffered = take_over(stream)
+        answer = None
+        try:
+            if expects_continue and not await send_all(stream, b"HTTP/1.1 100 Continue\r\n\r\n"):
+                return
+            try:
+                received = await receive_range(stream, buffered, self.writer, self.position, length)
+            except OSError as error:
+                raise stored_error(error) from None
+            self.position += received
+            if received == length:
+                answer = await self.chunk_answer()
+        except KarvdashError as error:
+            answer = self.error_body(error.status, error.message, error.extra), error.status
+        except Exception:  # noqa: BLE001 - a defect: answered and logged as Tornado would
+            self.log_exception(*sys.exc_info())
+            answer = self.error_body(500, "Internal Server Error", {}), 500
+        finally:
+            self.release()
+            try:
+                if answer is not None:
+                    await send_all(stream, self.detached_answer(*answer))
+            finally:
+                stream.close()
+                self.set_status(answer[1] if answer else 499)
+                self.application.log_request(self)
 
     async def data_received(self, chunk: bytes):
         if self.refusal is not None or self.upload is None:
@@ -305,6 +350,8 @@ class UploadHandler(APIHandler):
         if self.write_task is not None:
             try:
                 await self.write_task
+            except OSError as error:
+                raise stored_error(error) from None
             finally:
                 self.write_task = None
 
@@ -359,15 +406,26 @@ class UploadHandler(APIHandler):
     async def put(self, upload_id: str):
         await self.hand_on()
         await self.written()
+        self.write_json(*await self.chunk_answer())
+
+    async def chunk_answer(self) -> tuple[dict, int]:
+        """The answer to a chunk whose bytes are on the disk: where the upload
+        goes on, or (its last byte in) the file moved into place."""
         upload = self.upload
         if self.position < upload.size:
-            self.write_json({**upload.to_json(self.position), "complete": False})
-            return
+            return {**upload.to_json(self.position), "complete": False}, 200
         await self.blocking(self.writer.sync)
         self.writer.close()
         self.writer = None
         entry = await self.blocking(self.context.uploads.finish, upload)
-        self.write_json({**upload.to_json(upload.size), "complete": True, "entry": entry}, status=201)
+        return {**upload.to_json(upload.size), "complete": True, "entry": entry}, 201
+
+
+def stored_error(error: OSError) -> KarvdashError:
+    """A chunk's bytes that the staged file could not take, as answered."""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return KarvdashError(507, "not enough space for this chunk: what arrived before it is kept")
+    return KarvdashError(500, f"the chunk could not be written: {error.strerror or error}")
 
 
 def handlers(context: DashboardContext) -> list:

@@ -43,6 +43,11 @@ class Found:
 class ChunkWriter(Protocol):
     """Where the bytes of one upload go while they arrive."""
 
+    # True when the kernel may put received bytes straight into ``descriptor``
+    # at the upload's offsets (splice; then told with ``DescriptorWriter.wrote``)
+    spliceable: bool
+    descriptor: int
+
     def write(self, data: bytes, position: int) -> int: ...
 
     def sync(self) -> None: ...

@@ -221,6 +221,9 @@ class S3ChunkWriter:
     """The bytes of one upload: kept in its staged file until a part is
     full, then sent as the next part of the multipart upload."""
 
+    # the staged file holds only the part being filled, at other offsets
+    spliceable = False
+
     def __init__(self, storage: S3Storage, upload, store):
         self.storage, self.upload, self.store = storage, upload, store
         self.descriptor = os.open(upload.data_path, os.O_RDWR | os.O_NOFOLLOW)

@@ -94,6 +94,8 @@ class DescriptorWriter:
     """Upload bytes written at their offset into the staged file, synced
     behind the writes (at most one sync running per file)."""
 
+    spliceable = True
+
     def __init__(self, path: Path):
         self.descriptor = os.open(path, os.O_WRONLY | os.O_NOFOLLOW)
         self.unsynced = 0
@@ -101,12 +103,17 @@ class DescriptorWriter:
 
     def write(self, data: bytes, position: int) -> int:
         written = os.pwrite(self.descriptor, data, position)
-        self.unsynced += written
+        self.wrote(written)
+        return written
+
+    def wrote(self, count: int) -> None:
+        """``count`` more bytes are on the file (written here, or by the
+        kernel from the socket): a sync starts behind them every SYNC_BEHIND."""
+        self.unsynced += count
         if self.unsynced >= SYNC_BEHIND and (self.syncing is None or self.syncing.done()):
             self.check_synced()
             self.unsynced = 0
             self.syncing = _SYNCS.submit(os.fdatasync, self.descriptor)
-        return written
 
     def check_synced(self) -> None:
         """Wait for the sync behind the writes; raises what it raised (a

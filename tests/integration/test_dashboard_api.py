@@ -4,7 +4,9 @@ cookie logins; the OpenAPI document; pages behind the hub's login."""
 
 from __future__ import annotations
 
+import json
 import uuid
+from urllib.parse import urlsplit
 from dataclasses import dataclass
 
 import pytest
@@ -287,6 +289,51 @@ def test_a_large_download_is_sent_by_the_kernel_byte_for_byte_ranges_included(hu
     assert (again.status_code, len(again.content), again.content[-5:]) == (200, len(data), data[-5:])
     head = requests.head(direct, headers=headers, timeout=60)
     assert (head.status_code, head.headers["Content-Length"], head.content) == (200, str(len(data)), b"")
+
+
+def test_a_large_upload_chunk_is_received_by_the_kernel_and_answered_as_any(hub, actors, setup):
+    import os
+    import socket
+
+    # from 4 MiB up a chunk goes from the socket to the staged file by splice,
+    # on a connection closed after the answer (asked at the dashboard's own
+    # port, as the proxy replaces "Connection" with its own)
+    data = os.urandom(2 * 8 * 1024 * 1024 + 3)
+    start = actors.owner("POST", "uploads", json={"domain": "private", "path": f"{setup.folder}/k.bin", "size": len(data)})
+    upload = start.json()["id"]
+    service = hub.api("GET", "/services/karvdash", token=hub.token_for(hub.admin)).json()["url"].rstrip("/")
+    direct = f"{service}/services/karvdash/api/uploads/{upload}"
+    headers = {"Authorization": f"token {hub.token_for('alice')}"}
+    small = requests.put(direct, data=data[:3], headers={**headers, "Upload-Offset": "0"}, timeout=60)
+    assert (small.status_code, small.json()["offset"]) == (200, 3) and small.headers.get("Connection") != "close"
+
+    # a client that waits for "100 Continue" before its body (curl does, from 1 MiB)
+    parts = urlsplit(service)
+    with socket.create_connection((parts.hostname, parts.port), timeout=60) as s:
+        s.sendall((f"PUT {urlsplit(direct).path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+                   f"Authorization: token {hub.token_for('alice')}\r\nUpload-Offset: 3\r\n"
+                   f"Content-Length: {8 * 1024 * 1024}\r\nExpect: 100-continue\r\n\r\n").encode())
+        assert s.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        s.sendall(data[3:3 + 8 * 1024 * 1024])
+        answer = b""
+        while piece := s.recv(65536):
+            answer += piece
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    fields = {name.lower(): value for name, _, value in (line.partition(": ") for line in lines[1:])}
+    assert lines[0] == "HTTP/1.1 200 OK"
+    assert (fields["content-type"], fields["cache-control"], fields["connection"]) == (
+        "application/json; charset=UTF-8", "no-store", "close")
+    assert int(fields["content-length"]) == len(body)
+    assert json.loads(body) == {**small.json(), "offset": 3 + 8 * 1024 * 1024}
+
+    # refusals before the body are answered as always; the last chunk, through the proxy
+    assert_error(requests.put(direct, data=data[:5 * 1024 * 1024], headers={**headers, "Upload-Offset": "3"},
+                              timeout=60), 409)
+    last = actors.owner("PUT", f"uploads/{upload}", data=data[3 + 8 * 1024 * 1024:],
+                        headers={"Upload-Offset": str(3 + 8 * 1024 * 1024)})
+    assert (last.status_code, last.json()["complete"], last.json()["entry"]["size"]) == (201, True, len(data))
+    assert (private_folder(hub, "alice") / setup.folder / "k.bin").read_bytes() == data
 
 
 def test_folder_downloads_as_zip(actors, setup):

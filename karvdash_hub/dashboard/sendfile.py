@@ -133,9 +133,15 @@ def send_some(socket: int, descriptor: int, position: int, end: int) -> int:
 async def writable(loop: asyncio.AbstractEventLoop, socket: int) -> None:
     """Until the socket's buffer has room (or the connection is broken,
     which the next call reports)."""
-    ready = loop.create_future()
-    loop.add_writer(socket, lambda: ready.done() or ready.set_result(None))
+    await until_ready(loop.add_writer, loop.remove_writer, socket)
+
+
+async def until_ready(watch, unwatch, socket: int) -> None:
+    """Until the event loop sees ``socket`` ready, as ``watch`` (its
+    ``add_reader`` or ``add_writer``) asks."""
+    ready = asyncio.get_running_loop().create_future()
+    watch(socket, lambda: ready.done() or ready.set_result(None))
     try:
         await ready
     finally:
-        loop.remove_writer(socket)
+        unwatch(socket)

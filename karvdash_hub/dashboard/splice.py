@@ -21,7 +21,7 @@ import time
 
 from tornado.iostream import IOStream
 
-from .sendfile import writable
+from .sendfile import until_ready, writable
 
 # the most one turn in the thread pool moves
 BLOCK = 8 * 1024 * 1024
@@ -69,7 +69,7 @@ async def receive_range(stream: IOStream, buffered: bytes, writer, position: int
         except OSError:
             pass  # a smaller pipe (a limit of the machine) only means more calls
         while received < length:
-            await readable(loop, socket)
+            await until_ready(loop.add_reader, loop.remove_reader, socket)
             moved, ended = await loop.run_in_executor(
                 None, splice_some, socket, pipe, writer.descriptor, position + received, length - received
             )
@@ -142,13 +142,3 @@ def empty(pipe: int, file: int, position: int, count: int) -> None:
                 done += written
                 view = view[written:]
 
-
-async def readable(loop: asyncio.AbstractEventLoop, socket: int) -> None:
-    """Until the socket has bytes (or the connection is closed or broken,
-    which the next call reports)."""
-    ready = loop.create_future()
-    loop.add_reader(socket, lambda: ready.done() or ready.set_result(None))
-    try:
-        await ready
-    finally:
-        loop.remove_reader(socket)

@@ -30,10 +30,14 @@ LOCATION_ANNOTATIONS = {
     "nginx.ingress.kubernetes.io/proxy-send-timeout": "proxy_send_timeout",
     "nginx.ingress.kubernetes.io/proxy-buffering": "proxy_buffering",
     "nginx.ingress.kubernetes.io/proxy-request-buffering": "proxy_request_buffering",
+    "nginx.ingress.kubernetes.io/proxy-buffer-size": "proxy_buffer_size",
+    "nginx.ingress.kubernetes.io/client-body-buffer-size": "client_body_buffer_size",
 }
 # ingress-nginx's defaults for what those annotations leave unsaid (its ConfigMap's)
 LOCATION_DEFAULTS = {"client_max_body_size": "1m", "proxy_read_timeout": "60", "proxy_send_timeout": "60",
-                     "proxy_buffering": "off", "proxy_request_buffering": "on"}
+                     "proxy_buffering": "off", "proxy_request_buffering": "on", "proxy_buffer_size": "4k",
+                     "client_body_buffer_size": "8k"}
+PROXY_BUFFERS_NUMBER = 4
 LISTEN_PORT = 8080
 
 
@@ -104,6 +108,8 @@ def nginx_conf(ingresses: list[dict], cluster_domain: str = "cluster.local",
                 if annotation in annotations:
                     directives[directive] = annotations[annotation]
             lines += [f"{directive} {value};" for directive, value in directives.items()]
+            # ingress-nginx's buffers are proxy-buffers-number (4) of proxy-buffer-size
+            lines.append(f"proxy_buffers {PROXY_BUFFERS_NUMBER} {directives['proxy_buffer_size']};")
             lines += ["proxy_http_version 1.1;", "proxy_set_header Host $http_host;",
                       "proxy_set_header X-Forwarded-For $remote_addr;", f"proxy_pass {upstream};"]
             body = "\n            ".join(lines)

@@ -546,6 +546,8 @@ def test_bulk_transfers_go_straight_to_the_dashboard(tmp_path):
         "nginx.ingress.kubernetes.io/proxy-body-size": "256m",
         "nginx.ingress.kubernetes.io/proxy-request-buffering": "off",
         "nginx.ingress.kubernetes.io/proxy-buffering": "off",
+        "nginx.ingress.kubernetes.io/proxy-buffer-size": "4m",
+        "nginx.ingress.kubernetes.io/client-body-buffer-size": "1m",
         "nginx.ingress.kubernetes.io/proxy-read-timeout": "600",
         "nginx.ingress.kubernetes.io/proxy-send-timeout": "600",
     }

@@ -122,43 +122,31 @@ async def test_a_file_sendfile_refuses_is_read_and_written_instead():
     assert await sent(REFUSING, start, end, send=send_file_range) == (True, data[start:end])
 
 
-async def test_the_event_loop_keeps_serving_while_a_file_is_sent(content):
+async def test_the_event_loop_keeps_serving_while_a_file_is_sent(content, loop_ticks):
     path, data = content
-    ticks = 0
+    # a slow client: the send waits on the socket, the loop does not
+    server, client = socket.socketpair()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    stream = IOStream(server)
+    received = bytearray()
 
-    async def ticking():
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.001)
-            ticks += 1
+    def slow_reader():
+        with client:
+            while piece := client.recv(256 * 1024):
+                received.extend(piece)
+                threading.Event().wait(0.002)
 
-    ticker = asyncio.ensure_future(ticking())
+    thread = threading.Thread(target=slow_reader, daemon=True)
+    thread.start()
+    descriptor = os.open(path, os.O_RDONLY)
     try:
-        # a slow client: the send waits on the socket, the loop does not
-        server, client = socket.socketpair()
-        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
-        stream = IOStream(server)
-        received = bytearray()
-
-        def slow_reader():
-            with client:
-                while piece := client.recv(256 * 1024):
-                    received.extend(piece)
-                    threading.Event().wait(0.002)
-
-        thread = threading.Thread(target=slow_reader, daemon=True)
-        thread.start()
-        descriptor = os.open(path, os.O_RDONLY)
-        try:
-            assert await send_range(stream, descriptor, 0, len(data))
-        finally:
-            stream.close()
-            os.close(descriptor)
-        await asyncio.get_running_loop().run_in_executor(None, thread.join, 60)
+        assert await send_range(stream, descriptor, 0, len(data))
     finally:
-        ticker.cancel()
+        stream.close()
+        os.close(descriptor)
+    await asyncio.get_running_loop().run_in_executor(None, thread.join, 60)
     assert bytes(received) == data
-    assert ticks > 10
+    assert loop_ticks.count > 10
 
 
 def test_only_a_plain_tcp_stream_is_sent_to_by_the_kernel():

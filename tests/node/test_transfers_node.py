@@ -16,8 +16,8 @@ browser has them, or her API token), downloads and uploads through the
 direct path; an anonymous request and bob are refused; with the proxy's
 Deployment scaled to 0 the direct paths still answer while every other
 path fails: nothing on them passes the proxy. The download of a large file
-is timed (direct, through the proxy, a raw copy) and printed with the run's
-timings; nothing asserts on time.
+is timed (direct, through the proxy, a raw copy), and so is an upload of it
+(direct, a raw copy), printed with the run's timings; nothing asserts on time.
 
 The tests run in file order and build on each other (one chart install for
 the module)."""
@@ -281,10 +281,53 @@ def test_download_times_direct_proxied_and_raw(real_node, deployment):
             times[what].append(time.perf_counter() - started)
             assert os.path.getsize(received) == LARGE
             received.unlink()
+    report_times("download", times)
+
+
+def test_upload_times_direct_and_raw(real_node, deployment):
+    """256 MiB in 64 MiB chunks on the direct path (the proxy's Ingress
+    takes ingress-nginx's 1 MiB bodies only), against a raw copy."""
+    state = deployment["state"]
+    large, work = state["large"], deployment["work"]
+    copied = work / "copied.bin"
+    parts = []  # the chunks as the files curl sends, made before any clock starts
+    with open(large, "rb") as f:
+        for offset in range(0, LARGE, CHUNK):
+            part = work / f"timed-part-{offset // CHUNK}.bin"
+            part.write_bytes(os.pread(f.fileno(), CHUNK, offset))
+            parts.append((offset, part))
+    times: dict[str, list[float]] = {"raw copy": [], "direct": []}
+
+    def upload(name: str) -> None:
+        status, started = start_upload(real_node, deployment, state["alice"], name, LARGE)
+        assert status == 201, started
+        for offset, part in parts:
+            status, _ = curl(real_node, deployment, f"{API}uploads/{started['id']}", "-T", str(part),
+                             *state["alice"], "-H", f"Upload-Offset: {offset}", "-H", "Expect:")
+            assert status == (201 if offset + CHUNK >= LARGE else 200)
+
+    def raw() -> None:
+        shutil.copyfile(large, copied)
+        fsync(copied)
+        copied.unlink()
+
+    for round_ in range(ROUNDS):
+        for what, run in (("raw copy", raw), ("direct", lambda: upload(f"timed-{round_}.bin"))):
+            started = time.perf_counter()
+            run()
+            times[what].append(time.perf_counter() - started)
+    for round_ in range(ROUNDS):
+        uploaded = deployment["private"] / OWNER / f"timed-{round_}.bin"
+        assert uploaded.stat().st_size == LARGE
+        uploaded.unlink()
+    report_times("upload", times)
+
+
+def report_times(operation: str, times: dict[str, list[float]]) -> None:
     medians = {what: statistics.median(seconds) for what, seconds in times.items()}
     for what, seconds in medians.items():
-        record_timing(f"download of {LARGE // MIB} MiB through the ingress, {what}", seconds)
-    print(f"download of {LARGE // MIB} MiB, median of {ROUNDS}: "
+        record_timing(f"{operation} of {LARGE // MIB} MiB through the ingress, {what}", seconds)
+    print(f"{operation} of {LARGE // MIB} MiB, median of {ROUNDS}: "
           + ", ".join(f"{what} {seconds:.2f} s ({seconds / medians['raw copy']:.2f}x raw)"
                       for what, seconds in medians.items())
           + f"; load average {os.getloadavg()[0]:.2f}")

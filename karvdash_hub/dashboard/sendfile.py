@@ -35,9 +35,10 @@ class SendfileUnsupported(Exception):
     """The file's file system cannot send with sendfile; nothing was sent."""
 
 
-def can_send(stream) -> bool:
-    """Whether bytes can go from a file to this connection's socket: a
-    plain TCP stream (TLS encrypts in Python, past the kernel)."""
+def plain_tcp(stream) -> bool:
+    """Whether the kernel can move bytes between a file and this
+    connection's socket, either way (sendfile, splice): a plain TCP stream
+    (TLS encrypts in Python, past the kernel)."""
     return isinstance(stream, IOStream) and not isinstance(stream, SSLIOStream)
 
 

@@ -45,7 +45,7 @@ from .filepages import (
 )
 from .handlers import APIHandler
 from .openapi import error_responses, json_body, json_response, scopes_note
-from .sendfile import can_send, send_file_range, send_read_range
+from .sendfile import plain_tcp, send_file_range, send_read_range
 from .splice import receive_range, send_all, take_over
 
 # a single upload request may carry at most this much (the browser sends less)
@@ -107,7 +107,7 @@ class DownloadHandler(APIHandler):
             self.set_header("Last-Modified", found.last_modified)
             self.set_header("Content-Length", str(end - start))
             self.set_header("Cache-Control", "private, no-cache")
-            if send_body and reader.descriptor is not None and end - start >= KERNEL_FROM and can_send(
+            if send_body and reader.descriptor is not None and end - start >= KERNEL_FROM and plain_tcp(
                 self.request.connection.stream
             ):
                 await self.send_by_kernel(reader, start, end)
@@ -271,7 +271,7 @@ class UploadHandler(APIHandler):
         self.request.connection.set_max_body_size(min(remaining, MAX_CHUNK))
         self.writer = await self.blocking(store.writer, upload)
         if (length is not None and int(length) >= SPLICE_FROM and self.writer.spliceable
-                and can_send(self.request.connection.stream)):
+                and plain_tcp(self.request.connection.stream)):
             await self.receive_by_kernel(int(length))
 
     async def receive_by_kernel(self, length: int):

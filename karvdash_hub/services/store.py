@@ -663,7 +663,7 @@ def exec_outcome(status: bytes | None) -> tuple[int | None, str | None]:
     try:
         answer = json.loads(status)
     except ValueError:
-        return None, "the node's answer on how the command ended is not readable"
+        answer = None
     if not isinstance(answer, dict):
         return None, "the node's answer on how the command ended is not readable"
     if answer.get("status") == "Success":

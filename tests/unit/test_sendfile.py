@@ -15,7 +15,7 @@ from tornado.iostream import IOStream
 
 from karvdash_hub.dashboard.sendfile import (
     SendfileUnsupported,
-    can_send,
+    plain_tcp,
     send_file_range,
     send_range,
 )
@@ -149,9 +149,9 @@ async def test_the_event_loop_keeps_serving_while_a_file_is_sent(content, loop_t
     assert loop_ticks.count > 10
 
 
-def test_only_a_plain_tcp_stream_is_sent_to_by_the_kernel():
+def test_only_a_plain_tcp_stream_is_reached_by_the_kernel():
     from tornado.iostream import SSLIOStream
 
-    assert can_send(IOStream.__new__(IOStream))
-    assert not can_send(SSLIOStream.__new__(SSLIOStream))
-    assert not can_send(None)
+    assert plain_tcp(IOStream.__new__(IOStream))
+    assert not plain_tcp(SSLIOStream.__new__(SSLIOStream))
+    assert not plain_tcp(None)

@@ -260,14 +260,23 @@ def test_sort_by_column(alice_page, hub, home):
     names = page.locator("#files-table tbody tr")
     expect(names).to_have_count(4)
     assert [r.get_attribute("data-name") for r in names.all()] == ["zfolder", "a.bin", "b.bin", "c.bin"]
+    # the page asks the server for each order: every check waits for the rows it names
     page.click('th[data-sort="size"]')
-    assert [r.get_attribute("data-name") for r in names.all()] == ["zfolder", "a.bin", "b.bin", "c.bin"]
+    expect_rows(names, ["zfolder", "a.bin", "b.bin", "c.bin"])
     page.click('th[data-sort="size"]')
     expect(page.locator('th[data-sort="size"]')).to_have_attribute("aria-sort", "descending")
-    assert [r.get_attribute("data-name") for r in names.all()] == ["zfolder", "c.bin", "b.bin", "a.bin"]
+    expect_rows(names, ["zfolder", "c.bin", "b.bin", "a.bin"])
     page.click('th[data-sort="name"]')
+    expect_rows(names, ["zfolder", "a.bin", "b.bin", "c.bin"])
     page.click('th[data-sort="name"]')
-    assert [r.get_attribute("data-name") for r in names.all()] == ["zfolder", "c.bin", "b.bin", "a.bin"]
+    expect_rows(names, ["zfolder", "c.bin", "b.bin", "a.bin"])
+
+
+def expect_rows(rows, names: list[str]) -> None:
+    """The table's rows are exactly ``names``, in that order (waited for)."""
+    expect(rows).to_have_count(len(names))
+    for index, name in enumerate(names):
+        expect(rows.nth(index)).to_have_attribute("data-name", name)
 
 
 def test_docs_from_the_user_menu(alice_page, hub):

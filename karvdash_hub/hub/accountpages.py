@@ -37,7 +37,7 @@ from karvdash_hub.accounts import store
 from karvdash_hub.accounts.imports import parse_import
 from karvdash_hub.accounts.listing import Listing, parse_listing
 from karvdash_hub.core.errors import KarvdashError
-from karvdash_hub.theme.signups import signup_rows
+from karvdash_hub.theme.signups import actions_form, signup_rows
 
 from .cookielogin import CookieLoginWithoutReloads
 
@@ -107,6 +107,7 @@ class SignUpsPage(CookieLoginWithoutReloads, LocalBase):
             result_message=message,
             report=report,
             signup_rows=signup_rows,
+            signup_actions_form=actions_form,
         )
         self.finish(html)
 

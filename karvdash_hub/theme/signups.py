@@ -6,7 +6,13 @@ In the template, each row's few dozen pieces passed the escaping one by one
 (a ``Markup`` made for every one: more than half of a page's rendering);
 here what the rows share (the XSRF field, the base URL, the listing's
 query) is escaped once per page and an account's name and email once per
-row. The markup is the template's as it was, without its indentation.
+row.
+
+The approve, revoke and discard buttons belong to the page's one actions
+form (``ACTIONS_FORM``, with the XSRF token) and each names its own address
+(``formaction``): the token, 224 characters, is in the page once for them
+and not twice a row. Each email keeps a form of its own, so that Enter in
+the field saves that row's address and nothing else.
 """
 
 from __future__ import annotations
@@ -15,6 +21,9 @@ from collections.abc import Iterable
 from urllib.parse import quote
 
 from markupsafe import Markup, escape
+
+# the id of the page's form that the rows' action buttons submit
+ACTIONS_FORM = "signups-actions"
 
 
 def _row(info, base: str, query: str, xsrf_field: str, own_name: str | None) -> str:
@@ -26,15 +35,14 @@ def _row(info, base: str, query: str, xsrf_field: str, own_name: str | None) -> 
     email = str(escape(info.email or ""))
     actions = []
     if not (approved and name == own_name):
-        button = ('<button class="btn btn-sm btn-outline-secondary" type="submit">Revoke</button>' if approved
-                  else '<button class="btn btn-sm btn-primary" type="submit">Approve</button>')
-        actions.append(f'<form class="d-inline" method="post" action="{base}authorize/{path}{query}">'
-                       f'{xsrf_field}{button}</form>')
+        kind, label = ("btn-outline-secondary", "Revoke") if approved else ("btn-primary", "Approve")
+        actions.append(f'<button class="btn btn-sm {kind}" type="submit" form="{ACTIONS_FORM}"'
+                       f' formaction="{base}authorize/{path}{query}">{label}</button>')
     actions.append(f'<a class="btn btn-sm btn-outline-secondary" href="{base}change-password/{path}{query}">Set password</a>')
     if not approved:
-        actions.append(f'<form class="d-inline" method="post" action="{base}discard/{path}{query}"'
-                       f''' onsubmit="return confirm('Discard the sign-up of {shown}?');">'''
-                       f'{xsrf_field}<button class="btn btn-sm btn-outline-danger" type="submit">Discard</button></form>')
+        actions.append(f'<button class="btn btn-sm btn-outline-danger" type="submit" form="{ACTIONS_FORM}"'
+                       f' formaction="{base}discard/{path}{query}"'
+                       f''' onclick="return confirm('Discard the sign-up of {shown}?');">Discard</button>''')
     # (the action buttons keep a space between them, as inline boxes)
     return (
         f'<tr id="{shown}" data-approved="{"yes" if approved else "no"}"><td>{shown}</td>'
@@ -56,3 +64,10 @@ def signup_rows(accounts: Iterable, *, base_url: str, action_query: str, xsrf: s
     base, query = str(escape(base_url)), str(escape(action_query))
     xsrf_field = f'<input type="hidden" name="_xsrf" value="{escape(xsrf)}">'
     return Markup("".join(_row(info, base, query, xsrf_field, own_name) for info in accounts))
+
+
+def actions_form(xsrf: str) -> Markup:
+    """The form the rows' action buttons submit: no fields but the XSRF
+    token, each button giving its own address."""
+    return Markup(f'<form id="{ACTIONS_FORM}" method="post" hidden>'
+                  f'<input type="hidden" name="_xsrf" value="{escape(xsrf)}"></form>')

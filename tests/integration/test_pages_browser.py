@@ -129,6 +129,12 @@ def test_sign_ups_say_what_happened_and_why_not(page, hub):
     expect(message).to_contain_text("carl's approval is revoked")
     expect(page.locator(".karvdash-flash-message")).to_have_count(1)
 
+    # Discard asks first: a No posts nothing
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    page.locator("tr#dina").get_by_role("button", name="Discard").click()
+    page.wait_for_timeout(500)
+    expect(message).to_contain_text("carl's approval is revoked")
+    expect(page.locator("tr#dina")).to_have_attribute("data-approved", "no")
     page.once("dialog", lambda dialog: dialog.accept())
     page.locator("tr#dina").get_by_role("button", name="Discard").click()
     expect(message).to_have_text("The sign-up of dina is discarded.")

@@ -21,7 +21,7 @@ from karvdash_hub.core.scopes import ACCESS_SCOPE, custom_scopes
 from karvdash_hub.dashboard.pages import PageUser
 from karvdash_hub.hub.config import configure
 from karvdash_hub.hub.tokens import with_dashboard_access
-from karvdash_hub.theme.signups import signup_rows
+from karvdash_hub.theme.signups import ACTIONS_FORM, actions_form, signup_rows
 from karvdash_hub.theme.variables import token_presets
 
 FILES_READ = "custom:karvdash:files:read"
@@ -63,7 +63,14 @@ def signups(users, total=None, **listing):
     """The Sign-ups page's variables for one page of ``users``."""
     chosen = Listing(**listing)
     return {"page": Page(chosen, len(users) if total is None else total, users), "listing": chosen,
-            "signup_rows": signup_rows}
+            "signup_rows": signup_rows, "signup_actions_form": actions_form}
+
+
+def targets(row) -> list[str]:
+    """Where a row's forms and buttons post: the email form's action, then
+    each action button's own address (in the page's actions form)."""
+    return ([form["action"] for form in row.select("form")]
+            + [button["formaction"] for button in row.select("button[formaction]")])
 
 
 def test_sign_ups_offer_no_revoke_on_the_own_row_and_show_one_message(hub_config):
@@ -92,8 +99,7 @@ def test_sign_ups_page_links_keep_the_listing_and_page_on(hub_config):
     assert page.select_one("#sort-email")["aria-sort"] == "descending"
     assert page.select_one("#sort-created")["href"] == "?search=u&sort=created&limit=20"
     # every form comes back to this page
-    forms = page.select("tr#u21 form")
-    assert [f["action"] for f in forms] == [
+    assert targets(page.select_one("tr#u21")) == [
         "/hub/authorize/u21/email?search=u&sort=email&order=desc&limit=20&offset=20",
         "/hub/authorize/u21?search=u&sort=email&order=desc&limit=20&offset=20",
         "/hub/discard/u21?search=u&sort=email&order=desc&limit=20&offset=20",
@@ -110,14 +116,20 @@ def test_sign_up_rows_escape_what_an_account_holds_and_carry_the_xsrf_token(hub_
     assert row.select_one("td").get_text() == 'x<"&y'
     assert row.select_one("input[name=email]")["value"] == 'a"<b>&\'@example.org'
     assert row.select_one("input[name=email]")["aria-label"] == 'Email of x<"&y'
-    assert [f["action"] for f in row.select("form")] == [
+    assert targets(row) == [
         "/hub/authorize/x%3C%22%26y/email?search=a%26b", "/hub/authorize/x%3C%22%26y?search=a%26b",
         "/hub/discard/x%3C%22%26y?search=a%26b"]
-    assert row.select("form")[2]["onsubmit"] == "return confirm('Discard the sign-up of x<\"&y?');"
+    assert row.select("button")[2]["onclick"] == "return confirm('Discard the sign-up of x<\"&y?');"
     assert row.select_one("a")["href"] == "/hub/change-password/x%3C%22%26y?search=a%26b"
-    # every form of every row posts the XSRF token
+    # every email form posts the XSRF token, and every action button posts
+    # the page's actions form, which has it (and nothing else to send)
     forms = page.select("#signups tbody form")
-    assert len(forms) == 5 and all(f.select_one("input[name=_xsrf]")["value"] == "x" for f in forms)
+    assert len(forms) == 2 and all(f.select_one("input[name=_xsrf]")["value"] == "x" for f in forms)
+    buttons = page.select("#signups tbody button[formaction]")
+    assert len(buttons) == 3 and {b["form"] for b in buttons} == {ACTIONS_FORM}
+    actions = page.select_one(f"form#{ACTIONS_FORM}")
+    assert actions["method"] == "post" and actions.has_attr("hidden")
+    assert [(i["name"], i["value"]) for i in actions.select("input")] == [("_xsrf", "x")]
     assert [tr["id"] for tr in page.select("#signups tbody tr")] == ['x<"&y', "bob"]
 
 

@@ -168,3 +168,18 @@ def test_idle_memory_bench_reads_every_process_of_both_hubs():
             assert ratios["ours_total_vs_plain_total"] == pytest.approx(
                 ratios["ours_total_mib"] / ratios["plain_total_mib"], abs=0.01), kind
     assert len(report["machine"]["loadavg"]) == 3
+
+
+def test_the_runner_of_every_benchmark_writes_each_report_and_the_summary(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run_all.py"), "--quick", "--only", "idle-memory", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=600, cwd=ROOT, check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
+    assert json.loads((tmp_path / "idle-memory.json").read_text())["results"]["idle"]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    [run] = summary["runs"]
+    assert (run["name"], run["returncode"], run["args"]) == ("idle-memory", 0, ["--settle", "5", "--samples", "1"])
+    [target] = summary["targets"]
+    assert target["what"] == "dashboard idle RSS / the hub's" and target["measured"] > 0
+    assert "| dashboard idle RSS / the hub's |" in (tmp_path / "summary.md").read_text()

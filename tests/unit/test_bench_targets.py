@@ -1,0 +1,88 @@
+"""bench/run_all.py: the targets read from each benchmark's report, and the
+summary's table."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.run_all import BENCHMARKS, HUB_PAGES, Target, markdown, targets
+
+
+def hub_report(p99: float) -> dict:
+    results = {name: {"p99_vs_reference": p99} for name in HUB_PAGES}
+    return {"users": 10000, "accounts": 10041, "signup_p50_at_n_vs_n_tenth": 0.98, "results": results}
+
+
+def spawn_row(n: int, failures: int, plain_failures: int, vs_plain: float, vs_patient: float) -> dict:
+    return {"n": n, "karvdash": {"failures": failures}, "plain": {"failures": plain_failures},
+            "ratios": {"wall_s_vs_plain": vs_plain, "wall_s_vs_patient": vs_patient}}
+
+
+REPORTS = {
+    "spawn-local": {"results": [spawn_row(1, 0, 0, 1.05, 1.02), spawn_row(30, 0, 19, 0.4, 0.93)]},
+    "spawn-kube": {"results": [{"n": 100, "karvdash": {"failures": 0}, "ratios": {"wall_s": 1.12}}]},
+    "hub-scale": hub_report(1.5),
+    "files": {"results": {op: {"proxy": {"dashboard_vs_raw": 1.55}, "direct": {"dashboard_vs_raw": 1.14}}
+                          for op in ("download", "upload")}},
+    "listing": {"small": 100, "large": 100000, "ratios": {"first_page_large_vs_small": 0.97}},
+    "webhook-closed": {"goal": {"ratio": 0.94}},
+    "webhook-open": {"goal": {"ratio": 1.3}},
+    "idle-memory": {"results": {"idle": {"ratios": {"rss": {"dashboard_vs_hub": 0.6}}}}},
+    "load": {"dashboard_vs_jupyter": {"operations_per_s": 19.1}, "results": {"dashboard": {"errors": 2}}},
+}
+
+
+def test_every_benchmark_gives_its_targets_with_the_bounds():
+    found = {t.what: (t.measured, t.bound, t.met) for t in targets(REPORTS)}
+    assert found == {
+        "local spawn, 1 at once: failures": (0, 0, True),
+        "local spawn, 1 at once: wall time / plain JupyterHub": (1.05, 1.1, True),
+        "local spawn, 1 at once: wall time / JupyterHub without timeouts": (1.02, 1.1, True),
+        # plain JupyterHub failed most starts: its wall time is no floor
+        "local spawn, 30 at once: failures": (0, 0, True),
+        "local spawn, 30 at once: wall time / JupyterHub without timeouts": (0.93, 1.1, True),
+        "Kubernetes spawn, 100 at once: failures": (0, 0, True),
+        "Kubernetes spawn, 100 at once: wall time / plain KubeSpawner": (1.12, 1.1, False),
+        **{f"{name} at 10041 accounts: p99 / /hub/api": (1.5, 2.0, True) for name in HUB_PAGES},
+        "sign-up POST at 10000 accounts / at a tenth": (0.98, 1.2, True),
+        "download through the proxy / raw copy": (1.55, 1.5, False),
+        "download straight at the dashboard / raw copy": (1.14, 1.2, True),
+        "upload through the proxy / raw copy": (1.55, 1.5, False),
+        "upload straight at the dashboard / raw copy": (1.14, 1.5, True),
+        "first page of 100000 entries / of 100": (0.97, 2.0, True),
+        "webhook mutate req/s / allow-all reference": (0.94, 0.8, True),
+        "webhook mutate p99 / allow-all reference at 200 req/s": (1.3, 1.2, False),
+        "dashboard idle RSS / the hub's": (0.6, 0.6, True),
+        "load: operations/s / jupyter-server's": (19.1, 1.5, True),
+        "load: errors": (2, 0, False),
+    }
+
+
+def test_a_missing_report_adds_no_target():
+    assert targets({}) == []
+    only = targets({"listing": REPORTS["listing"]})
+    assert [t.what for t in only] == ["first page of 100000 entries / of 100"]
+
+
+@pytest.mark.parametrize("measured, at_most, met", [
+    (2.0, True, True), (2.01, True, False), (0.8, False, True), (0.79, False, False), (None, True, None),
+])
+def test_a_bound_holds_in_its_direction(measured, at_most, met):
+    assert Target("x", measured, 2.0 if at_most else 0.8, at_most).met is met
+
+
+def test_the_summary_table_marks_what_was_missed_and_lists_every_run():
+    found = [Target("a", 1.0, 2.0), Target("b", 0.5, 0.8, at_most=False)]
+    runs = [{"name": "listing", "args": ["--rounds", "3"], "seconds": 12.5, "loadavg_before": 1.1,
+             "loadavg_after": 1.4, "returncode": 0}]
+    table = markdown(found, runs, "2 cores").splitlines()
+    assert "| a | 1.0 | <= 2 | yes |" in table
+    assert "| b | 0.5 | >= 0.8 | **no** |" in table
+    assert "| listing | `--rounds 3` | 12.5 | 1.1 | 1.4 | 0 |" in table
+
+
+def test_every_benchmark_names_a_script_of_bench():
+    from bench.run_all import ROOT
+    assert len({b.name for b in BENCHMARKS}) == len(BENCHMARKS)
+    for benchmark in BENCHMARKS:
+        assert (ROOT / "bench" / benchmark.script).is_file(), benchmark.name

@@ -10,9 +10,9 @@ row.
 
 The approve, revoke and discard buttons belong to the page's one actions
 form (``ACTIONS_FORM``, with the XSRF token) and each names its own address
-(``formaction``): the token, 224 characters, is in the page once for them
-and not twice a row. Each email keeps a form of its own, so that Enter in
-the field saves that row's address and nothing else.
+(``formaction``): the token (over 200 characters) is in the page once for
+them and not twice a row. Each email keeps a form of its own, so that
+Enter in the field saves that row's address and nothing else.
 """
 
 from __future__ import annotations

@@ -13,9 +13,10 @@ roles and scopes.
 
 After a user's first check it needs no query at all: the cookie id is
 remembered with the user's id, and a later request with the same signed
-cookie takes the user from the hub's session (which holds every user it
-has read, and is the only writer of users: JupyterHub runs one hub per
-database) if that user still has that cookie id. A logout, a password
+cookie takes the user from the hub's session (where the users JupyterHub
+has wrapped stay, and the only writer of users: JupyterHub runs one hub
+per database) if that user still has that cookie id; a user not in it is
+found by JupyterHub's check again. A logout, a password
 change or a revoke gives the user a new one, and a deleted user is no
 longer in the session: both go back to JupyterHub's check, which refuses
 the cookie.

@@ -16,8 +16,9 @@ remembered with the user's id, and a later request with the same signed
 cookie takes the user from the hub's session (where the users JupyterHub
 has wrapped stay, and the only writer of users: JupyterHub runs one hub
 per database) if that user still has that cookie id; a user not in it is
-found by JupyterHub's check again. A logout, a password
-change or a revoke gives the user a new one, and a deleted user is no
+found by JupyterHub's check again. A password change, a revoke or a
+deactivation gives the user a new cookie id (JupyterHub's logout only
+clears the browser's cookie, as without this), and a deleted user is no
 longer in the session: both go back to JupyterHub's check, which refuses
 the cookie.
 """

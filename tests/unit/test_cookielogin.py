@@ -103,7 +103,7 @@ def test_a_cookie_seen_once_finds_its_user_with_no_query(db):
 def test_a_replaced_cookie_id_is_refused_and_the_new_one_found(db):
     login(db, "ann-cookie")
     ann = db.query(orm.User).filter_by(name="ann").one()
-    # a logout, a password change, a revoke
+    # a password change, a revoke, a deactivation
     ann.cookie_id = new_token()
     db.commit()
     name, queries, handler = login(db, "ann-cookie")

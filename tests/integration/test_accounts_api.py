@@ -260,3 +260,32 @@ def test_a_bad_logo_stops_start_up_with_its_name(tmp_path):
     result = run_hub_until_exit(tmp_path / "state", {"KARVDASH_DASHBOARD_LOGO": str(tmp_path / "logo.txt")})
     assert result.returncode != 0
     assert "setting dashboardLogo:" in result.stderr and "is not a PNG, JPEG, GIF, WebP, ICO or SVG image" in result.stderr
+
+
+def test_the_accounts_pages_refuse_a_login_cookie_once_replaced_or_its_user_deleted(hub, token):
+    """Their login check remembers a cookie it has seen (no query the next
+    time): a password change, which replaces the user's cookie id, and a
+    deletion must still end that browser's access to them at once."""
+    for name in ("boss1", "boss2"):
+        hub.create_user(name, PASSWORD)
+        assert hub.api("PATCH", f"/users/{name}", token=token, json={"admin": True}).status_code == 200
+    browsers = {name: hub.login(name, PASSWORD) for name in ("boss1", "boss2")}
+
+    def answers(browser):
+        page = browser.get(hub.url + "/hub/authorize", allow_redirects=False, timeout=30)
+        accounts = browser.get(hub.hub_api + "/accounts?limit=1", allow_redirects=False, timeout=30)
+        return page.status_code, accounts.status_code
+
+    # what a browser that never logged in gets
+    refused = answers(requests.Session())
+    assert refused == (403, 403)
+    for browser in browsers.values():
+        # twice: the second check is the remembered one
+        assert answers(browser) == (200, 200)
+        assert answers(browser) == (200, 200)
+    assert api(hub, "PUT", "/boss1/password", token, json={"password": "a-new-boss-pw-1"}).status_code == 200
+    assert answers(browsers["boss1"]) == refused
+    assert hub.api("DELETE", "/users/boss2", token=token).status_code == 204
+    assert answers(browsers["boss2"]) == refused
+    # a new login of boss1 works as before
+    assert answers(hub.login("boss1", "a-new-boss-pw-1")) == (200, 200)

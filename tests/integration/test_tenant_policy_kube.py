@@ -130,50 +130,70 @@ class Tenant:
 def tenant(kube_cluster, kube_api_client, tmp_path_factory):
     directory = tmp_path_factory.mktemp("tenant")
     core = client.CoreV1Api(kube_api_client)
+    admission = client.AdmissionregistrationV1Api(kube_api_client)
     core.create_namespace({"metadata": {"name": CHART_NAMESPACE}})
     rendered = render_chart(kube_cluster, directory, VALUES, namespace=CHART_NAMESPACE)
-    apply_policies(kube_cluster, rendered, directory)
-    removals = [service_account_kubeconfig(kube_cluster, kube_api_client, rendered, component,
-                                           directory / f"{component}.kubeconfig")
-                for component in ("hub", "dashboard")]
     settings = hub_settings()
     namespace = settings.user_namespace(USER)
+    removals, clients = [], []
+    # undone whatever the set-up reached: cluster-wide policies left behind
+    # would refuse the pods of every later test
+    try:
+        apply_policies(kube_cluster, rendered, directory)
+        removals = [service_account_kubeconfig(kube_cluster, kube_api_client, rendered, component,
+                                               directory / f"{component}.kubeconfig")
+                    for component in ("hub", "dashboard")]
 
-    async def set_up():
-        from kubernetes_asyncio import client as aclient
-        from kubernetes_asyncio import config as aconfig
+        async def set_up():
+            from kubernetes_asyncio import client as aclient
+            from kubernetes_asyncio import config as aconfig
 
-        configuration = aclient.Configuration()
-        await aconfig.load_kube_config(config_file=str(directory / "hub.kubeconfig"),
-                                       client_configuration=configuration)
-        async with aclient.ApiClient(configuration) as api:
-            spaces = UserNamespaces(settings, aclient.CoreV1Api(api), aclient.RbacAuthorizationV1Api(api),
-                                    aclient.CustomObjectsApi(api))
-            await spaces.ensure(USER, lambda current: current or "token")
+            configuration = aclient.Configuration()
+            await aconfig.load_kube_config(config_file=str(directory / "hub.kubeconfig"),
+                                           client_configuration=configuration)
+            async with aclient.ApiClient(configuration) as api:
+                spaces = UserNamespaces(settings, aclient.CoreV1Api(api), aclient.RbacAuthorizationV1Api(api),
+                                        aclient.CustomObjectsApi(api))
+                await spaces.ensure(USER, lambda current: current or "token")
 
-    asyncio.run(set_up())
-    # the person: the namespace's default service account, which the hub bound to edit
-    token = core.create_namespaced_service_account_token(
-        "default", namespace, {"spec": {"expirationSeconds": 3600}}).status.token
-    user_client = new_api_client(token_kubeconfig(kube_cluster, token, directory / "user.kubeconfig"))
-    dashboard_client = new_api_client(directory / "dashboard.kubeconfig")
-    identities = {"user": user_client, "dashboard": dashboard_client, "admin": kube_api_client}
-    tenant = Tenant(namespace, rendered, identities, directory)
-    policy_in_force(kube_api_client, namespace, PRIVILEGED_PROBE, tenant.policy("-tenant-pods"))
-    policy_in_force(kube_api_client, namespace, NODE_PORT_PROBE, tenant.policy("-tenant-services"))
-    yield tenant
-    user_client.close()
-    dashboard_client.close()
-    for remove in removals:
-        remove()
-    admission = client.AdmissionregistrationV1Api(kube_api_client)
-    for obj in rendered:
-        if obj["kind"] == "ValidatingAdmissionPolicyBinding":
-            admission.delete_validating_admission_policy_binding(obj["metadata"]["name"])
-        elif obj["kind"] == "ValidatingAdmissionPolicy":
-            admission.delete_validating_admission_policy(obj["metadata"]["name"])
-    core.delete_namespace(namespace)
-    core.delete_namespace(CHART_NAMESPACE)
+        asyncio.run(set_up())
+        # the person: the namespace's default service account, which the hub
+        # bound to edit (made by the controller manager soon after the namespace)
+        wait_for(lambda: core.list_namespaced_service_account(namespace, field_selector="metadata.name=default").items,
+                 timeout=60, what=f"the default service account of {namespace}")
+        token = core.create_namespaced_service_account_token(
+            "default", namespace, {"spec": {"expirationSeconds": 3600}}).status.token
+        user_client = new_api_client(token_kubeconfig(kube_cluster, token, directory / "user.kubeconfig"))
+        clients.append(user_client)
+        dashboard_client = new_api_client(directory / "dashboard.kubeconfig")
+        clients.append(dashboard_client)
+        identities = {"user": user_client, "dashboard": dashboard_client, "admin": kube_api_client}
+        tenant = Tenant(namespace, rendered, identities, directory)
+        policy_in_force(kube_api_client, namespace, PRIVILEGED_PROBE, tenant.policy("-tenant-pods"))
+        policy_in_force(kube_api_client, namespace, NODE_PORT_PROBE, tenant.policy("-tenant-services"))
+        yield tenant
+    finally:
+        for api_client in clients:
+            api_client.close()
+        for remove in removals:
+            remove()
+        for obj in rendered:
+            delete = {"ValidatingAdmissionPolicyBinding": admission.delete_validating_admission_policy_binding,
+                      "ValidatingAdmissionPolicy": admission.delete_validating_admission_policy}.get(obj["kind"])
+            if delete:
+                gone(delete, obj["metadata"]["name"])
+        gone(core.delete_namespace, namespace)
+        gone(core.delete_namespace, CHART_NAMESPACE)
+
+
+def gone(delete, name: str) -> None:
+    """Delete ``name``; one that is not there (the set-up stopped before
+    it) is fine."""
+    try:
+        delete(name)
+    except ApiException as error:
+        if error.status != 404:
+            raise
 
 
 def test_the_user_holds_the_edit_role_only_in_the_namespace(tenant, kube_cluster):

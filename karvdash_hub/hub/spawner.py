@@ -95,7 +95,7 @@ class KarvdashSpawner(ProfileSpawnerMixin, KubeSpawner):
     def _default_service_account(self):
         # the namespace's account, with the namespace role: kubectl, argo and
         # karvdash services work from a notebook as they did in Karvdash
-        return "default"
+        return objects.SERVER_ACCOUNT
 
     @default("volumes")
     def _default_volumes(self):

@@ -49,6 +49,20 @@ def namespace(settings: KarvdashConfig, username: str) -> dict:
     }
 
 
+# the namespace's own service account, which the user's servers run as
+SERVER_ACCOUNT = "default"
+
+
+def server_service_account(settings: KarvdashConfig, username: str) -> dict:
+    """The namespace's ``default`` service account as the controller
+    manager makes it (no labels: it is the namespace's, not ours)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": SERVER_ACCOUNT, "namespace": settings.user_namespace(username)},
+    }
+
+
 def role_binding(settings: KarvdashConfig, username: str) -> dict:
     """Gives the namespace's ``default`` service account the built-in
     ``edit`` or ``admin`` ClusterRole, inside that namespace only."""
@@ -58,7 +72,7 @@ def role_binding(settings: KarvdashConfig, username: str) -> dict:
         "kind": "RoleBinding",
         "metadata": {"name": ROLE_BINDING, "namespace": name, "labels": owner_labels(username)},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": settings.namespaceRole},
-        "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": name}],
+        "subjects": [{"kind": "ServiceAccount", "name": SERVER_ACCOUNT, "namespace": name}],
     }
 
 

@@ -79,7 +79,8 @@ class UserNamespaces:
         """Make the namespace of ``username`` ready for a server: the
         namespace, its NetworkPolicy, the RoleBinding, the user's Argo account (with
         ``argoNamespace``), the API settings Secret (with a token from
-        ``token_source(current_token)``) and the registry pull secret.
+        ``token_source(current_token)``), the registry pull secret and, in a
+        namespace made now, its ``default`` service account.
         Raises SpawnFailure with a message for the person."""
         name = self.settings.user_namespace(username)
         report(f"Preparing your namespace {name}")
@@ -97,6 +98,8 @@ class UserNamespaces:
             steps.append(self._ensure_argo_account(username))
         report("Writing the dashboard API settings for karvdashctl")
         steps.append(self._ensure_api_settings(username, token_source, fresh))
+        if fresh:
+            steps.append(self._ensure_server_account(username))
         pull_secret = objects.registry_pull_secret(self.settings, username)
         if pull_secret is not None:
             report("Writing the registry pull secret")
@@ -192,6 +195,19 @@ class UserNamespaces:
             recreate_if=_bound_to_another_role("Role", objects.ARGO_ACCOUNT),
             action=f"give the Argo service account of {where} its role",
         )
+
+    async def _ensure_server_account(self, username: str) -> None:
+        """The new namespace's ``default`` service account, made now: the
+        controller manager makes it moments after the namespace (later when
+        a class starts at once), and the API server refuses a pod whose
+        service account is not there yet."""
+        wanted = objects.server_service_account(self.settings, username)
+        namespace = wanted["metadata"]["namespace"]
+        try:
+            await self.core.create_namespaced_service_account(namespace, wanted)
+        except ApiException as e:
+            if e.status != 409:  # (409: the controller manager's came first)
+                raise _refused(f"create the service account of {namespace}", e) from None
 
     async def _ensure_token_secret(self, wanted: dict) -> None:
         """Create the token Secret, or make it again if it is not the

@@ -8,10 +8,12 @@ real kube-apiserver with the hub's documented permissions.
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 
 import pytest
 from kubernetes_asyncio.client import ApiException
 
+from karvdash_hub.core.labels import owner_labels
 from karvdash_hub.core.settings import load_settings
 from karvdash_hub.namespaces.spawnfailures import SpawnFailure
 from karvdash_hub.namespaces.store import UserNamespaces
@@ -95,3 +97,43 @@ async def test_the_namespace_comes_before_anything_in_it():
     assert calls[0] == "create_namespace"
     assert {"create_namespaced_network_policy", "create_namespaced_role_binding", "create_namespaced_secret"} <= set(
         calls)
+
+
+async def test_a_new_namespace_gets_its_default_service_account_made_with_the_rest():
+    calls, made = [], []
+
+    async def create_account(namespace, body):
+        made.append((namespace, body))
+
+    store = spaces(calls, core=Recorder(calls, {"create_namespaced_service_account": create_account}))
+    await store.ensure("ann", lambda current: "token")
+    assert made == [("karvdash-ann", {"apiVersion": "v1", "kind": "ServiceAccount",
+                                      "metadata": {"name": "default", "namespace": "karvdash-ann"}})]
+
+
+@pytest.mark.parametrize("status, fails", [(409, False), (403, True)])
+async def test_the_controller_managers_account_first_is_fine_a_refusal_is_not(status, fails):
+    async def answer(namespace, body):
+        raise ApiException(status=status, reason="Conflict" if status == 409 else "Forbidden")
+
+    calls = []
+    store = spaces(calls, core=Recorder(calls, {"create_namespaced_service_account": answer}))
+    if not fails:
+        await store.ensure("ann", lambda current: "token")
+        return
+    with pytest.raises(SpawnFailure) as failure:
+        await store.ensure("ann", lambda current: "token")
+    assert "create the service account of karvdash-ann" in str(failure.value.jupyterhub_message)
+
+
+async def test_a_namespace_there_already_has_its_service_account_left_alone():
+    async def exists(body):
+        raise ApiException(status=409, reason="Conflict")
+
+    async def read_namespace(name):
+        return SimpleNamespace(metadata=SimpleNamespace(labels=owner_labels("ann")), status=None)
+
+    calls = []
+    store = spaces(calls, core=Recorder(calls, {"create_namespace": exists, "read_namespace": read_namespace}))
+    await store.ensure("ann", lambda current: "token")
+    assert "create_namespaced_service_account" not in calls

@@ -22,8 +22,7 @@ door a user has in local mode) and straight at its own port:
 Targets take turns in each of --repeat rounds (so a change of the shared
 machine's load touches them alike); the median of the rounds is kept.
 After each transfer (outside its time) the disk's writes are flushed
-(``sync``): each one starts with nothing of the one before still being
-written, which moved the raw copy's time between 0.8 and 2.9 s.
+(``sync``), so that no transfer pays for the writes of the one before.
 Ratios are time / comparator time (below 1 means faster): dashboard/jupyter
 through the proxy and direct, and dashboard/raw. A last line gives the
 Kubernetes routing: the chart's ingress sends the dashboard's bulk paths

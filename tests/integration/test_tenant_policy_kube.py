@@ -28,7 +28,7 @@ from karvdash_hub.namespaces import objects
 from karvdash_hub.namespaces.store import UserNamespaces
 from tests.integration.test_chart_kube import render_chart, service_account_kubeconfig
 from tests.kube.cluster import free_port
-from tests.kube.fixtures import new_api_client, wait_for
+from tests.kube.fixtures import delete_if_there, has_default_service_account, new_api_client, wait_for
 
 pytestmark = [pytest.mark.kube, pytest.mark.integration]
 
@@ -158,9 +158,9 @@ def tenant(kube_cluster, kube_api_client, tmp_path_factory):
 
         asyncio.run(set_up())
         # the person: the namespace's default service account, which the hub
-        # bound to edit (made by the controller manager soon after the namespace)
-        wait_for(lambda: core.list_namespaced_service_account(namespace, field_selector="metadata.name=default").items,
-                 timeout=60, what=f"the default service account of {namespace}")
+        # bound to edit
+        wait_for(lambda: has_default_service_account(core, namespace), timeout=60,
+                 what=f"the default service account of {namespace}")
         token = core.create_namespaced_service_account_token(
             "default", namespace, {"spec": {"expirationSeconds": 3600}}).status.token
         user_client = new_api_client(token_kubeconfig(kube_cluster, token, directory / "user.kubeconfig"))
@@ -181,19 +181,9 @@ def tenant(kube_cluster, kube_api_client, tmp_path_factory):
             delete = {"ValidatingAdmissionPolicyBinding": admission.delete_validating_admission_policy_binding,
                       "ValidatingAdmissionPolicy": admission.delete_validating_admission_policy}.get(obj["kind"])
             if delete:
-                gone(delete, obj["metadata"]["name"])
-        gone(core.delete_namespace, namespace)
-        gone(core.delete_namespace, CHART_NAMESPACE)
-
-
-def gone(delete, name: str) -> None:
-    """Delete ``name``; one that is not there (the set-up stopped before
-    it) is fine."""
-    try:
-        delete(name)
-    except ApiException as error:
-        if error.status != 404:
-            raise
+                delete_if_there(delete, obj["metadata"]["name"])
+        delete_if_there(core.delete_namespace, namespace)
+        delete_if_there(core.delete_namespace, CHART_NAMESPACE)
 
 
 def test_the_user_holds_the_edit_role_only_in_the_namespace(tenant, kube_cluster):

@@ -139,25 +139,35 @@ def kube_api_client(kube_cluster):
 def kube_namespace(kube_cluster, kube_api_client):
     """A fresh namespace (with its default service account), deleted after the test."""
     from kubernetes import client
-    from kubernetes.client.rest import ApiException
 
     core = client.CoreV1Api(kube_api_client)
     name = f"test-{uuid.uuid4().hex[:8]}"
     core.create_namespace({"metadata": {"name": name}})
-
-    def default_service_account():
-        try:
-            core.read_namespaced_service_account("default", name, _preload_content=False)
-            return True
-        except ApiException as exc:
-            if exc.status == 404:
-                return False
-            raise
-
-    wait_for(default_service_account, timeout=30, what=f"service account {name}/default")
+    wait_for(lambda: has_default_service_account(core, name), timeout=30, what=f"service account {name}/default")
     yield name
+    delete_if_there(core.delete_namespace, name)
+
+
+def has_default_service_account(core, namespace: str) -> bool:
+    """Whether ``namespace`` has its ``default`` service account yet (the
+    controller manager makes it moments after the namespace)."""
+    from kubernetes.client.rest import ApiException
+
     try:
-        core.delete_namespace(name)
+        core.read_namespaced_service_account("default", namespace, _preload_content=False)
+        return True
+    except ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+
+
+def delete_if_there(delete, *args) -> None:
+    """``delete(*args)``; an object that is not there is fine."""
+    from kubernetes.client.rest import ApiException
+
+    try:
+        delete(*args)
     except ApiException as exc:
         if exc.status != 404:
             raise

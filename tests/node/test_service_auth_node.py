@@ -12,7 +12,7 @@ network namespace: the NetworkPolicy the hub puts in every user namespace
 lets the ingress controller in by its namespace, so a pod there goes through
 that rule (enforced by kube-router) as a real controller does, and it finds
 the dashboard and the service by their cluster DNS names. Its configuration
-comes from the Ingress the product made (tests/node/ingressnginx.py).
+comes from the Ingress the product made (tests/ingressnginx.py).
 
 Docker Hub is out of reach: the template's image (``nginx:1.27-alpine``) is
 an image of that name that the node already holds, built from Debian's nginx
@@ -44,7 +44,7 @@ from tests.node.chartusers import (
     stop_server,
 )
 from tests.node.conftest import build_image, installed_chart
-from tests.node.ingressnginx import LISTEN_PORT, nginx_conf
+from tests.ingressnginx import LISTEN_PORT, nginx_conf
 from tests.node.test_real_node import describe, pod_ready
 
 pytestmark = [pytest.mark.node, pytest.mark.integration]

@@ -3,7 +3,7 @@ Ingress (``ingress.direct``) sends the dashboard's bulk paths straight to
 the dashboard's Service, and the dashboard checks the hub's login itself.
 
 A real nginx pod in ``ingress-nginx`` serves both of the chart's Ingresses
-as ingress-nginx would (tests/node/ingressnginx.py: one server for the host,
+as ingress-nginx would (tests/ingressnginx.py: one server for the host,
 the longest path first, the direct Ingress's body size and buffering
 annotations); ``networkPolicy.ingressControllers`` names that namespace, so
 the dashboard's port is open to it (and the chart's proxy and hub) only,
@@ -38,7 +38,7 @@ import pytest
 from tests.kube.fixtures import wait_for
 from tests.node.chartusers import chart_hub
 from tests.node.conftest import NAME, build_image, installed_chart, record_timing
-from tests.node.ingressnginx import LISTEN_PORT
+from tests.ingressnginx import LISTEN_PORT
 from tests.node.test_real_node import describe
 from tests.node.test_service_auth_node import INGRESS_NS, ingress_nginx
 

@@ -10,7 +10,8 @@ becomes a 302 to ``auth-signin`` with ``rd=<the original URL>`` (the
 ``auth-signin-redirect-param`` default), and anything else (403) is
 answered as it is. Backends are reached through their Service's cluster DNS
 name (ingress-nginx picks the endpoints itself; the difference does not
-matter here). ingress-nginx escapes the request URI in ``rd`` with a Lua
+matter here), or where ``upstream`` says (a benchmark on one machine
+sends each Service to a loopback port). ingress-nginx escapes the request URI in ``rd`` with a Lua
 helper that Debian's nginx lacks; the tests' paths need no escaping.
 
 As ingress-nginx does, the Ingresses of one host make one server, a Prefix
@@ -41,13 +42,22 @@ PROXY_BUFFERS_NUMBER = 4
 LISTEN_PORT = 8080
 
 
+def cluster_dns(cluster_domain: str = "cluster.local"):
+    """Backends by their Services' cluster DNS names, as a pod reaches them."""
+    return lambda namespace, name, port: f"{name}.{namespace}.svc.{cluster_domain}:{port}"
+
+
 def nginx_conf(ingresses: list[dict], cluster_domain: str = "cluster.local",
-               services: list[dict] = ()) -> str:
+               services: list[dict] = (), *, upstream=None, listen: str = str(LISTEN_PORT),
+               state: str = "/tmp") -> str:
     """The nginx.conf serving ``ingresses`` (Ingress objects as the API server
     has them); ``services``: the Services their backends name a port of by
     name. As ingress-nginx does, the rules of every Ingress for one host
     make one server, with the longest path first, and a path two Ingresses
-    name goes to the first."""
+    name goes to the first. ``upstream(namespace, service, port)`` is the
+    address a backend is reached at (``cluster_dns`` by default); nginx
+    listens on ``listen`` and keeps its pid and buffered bodies in ``state``."""
+    upstream = upstream or cluster_dns(cluster_domain)
     named_ports = {(service["metadata"]["namespace"], service["metadata"]["name"], port["name"]): port["port"]
                    for service in services for port in service["spec"]["ports"] if port.get("name")}
     hosts: dict[str, list[tuple[dict, dict]]] = {}
@@ -74,7 +84,7 @@ def nginx_conf(ingresses: list[dict], cluster_domain: str = "cluster.local",
             auth_url, signin = annotations.get(AUTH_URL), annotations.get(AUTH_SIGNIN)
             backend = path["backend"]["service"]
             port = backend["port"].get("number") or named_ports[namespace, backend["name"], backend["port"]["name"]]
-            upstream = f"http://{backend['name']}.{namespace}.svc.{cluster_domain}:{port}"
+            address = f"http://{upstream(namespace, backend['name'], port)}"
             auth = f"/_external-auth-{n}-{m}"
             lines = []
             if auth_url:
@@ -111,7 +121,7 @@ def nginx_conf(ingresses: list[dict], cluster_domain: str = "cluster.local",
             # ingress-nginx's buffers are proxy-buffers-number (4) of proxy-buffer-size
             lines.append(f"proxy_buffers {PROXY_BUFFERS_NUMBER} {directives['proxy_buffer_size']};")
             lines += ["proxy_http_version 1.1;", "proxy_set_header Host $http_host;",
-                      "proxy_set_header X-Forwarded-For $remote_addr;", f"proxy_pass {upstream};"]
+                      "proxy_set_header X-Forwarded-For $remote_addr;", f"proxy_pass {address};"]
             body = "\n            ".join(lines)
             locations += [f"""
         location {place} {{
@@ -119,21 +129,26 @@ def nginx_conf(ingresses: list[dict], cluster_domain: str = "cluster.local",
         }}""" for place in places]
         servers.append(f"""
     server {{
-        listen {LISTEN_PORT};
+        listen {listen};
         server_name {host};
 {''.join(locations)}
     }}""")
     return f"""worker_processes 1;
-pid /tmp/nginx.pid;
+pid {state}/nginx.pid;
 error_log /dev/stderr info;
 events {{ worker_connections 64; }}
 http {{
     access_log /dev/stdout;
-    client_body_temp_path /tmp/client_body;
-    proxy_temp_path /tmp/proxy;
+    client_body_temp_path {state}/client_body;
+    proxy_temp_path {state}/proxy;
+    # (nginx makes these at start even unused; the built-in ones are
+    # under /var/lib/nginx, which only an installed nginx has)
+    fastcgi_temp_path {state}/fastcgi;
+    uwsgi_temp_path {state}/uwsgi;
+    scgi_temp_path {state}/scgi;
     # a Host no Ingress names
     server {{
-        listen {LISTEN_PORT} default_server;
+        listen {listen} default_server;
         return 404;
     }}
 {''.join(servers)}

@@ -527,6 +527,16 @@ def test_ingress_for_the_ingress_url(tmp_path):
     assert rule["host"] == "hub.example.test"
     assert rule["http"]["paths"] == [{"path": "/", "pathType": "Prefix", "backend": {"service": {
         "name": "kd-karvdash-hub-proxy-public", "port": {"name": "http"}}}}]
+    # a notebook save and JupyterLab's 1 MiB upload chunks (base64 JSON) are over ingress-nginx's 1 MiB
+    assert ingress["metadata"]["annotations"] == {"nginx.ingress.kubernetes.io/proxy-body-size": "256m"}
+
+
+def test_the_proxy_ingress_takes_the_chart_wide_annotations_under_its_own(tmp_path):
+    objects = render(tmp_path, {"ingress.annotations": {"example.test/team": "lab",
+                                                        "nginx.ingress.kubernetes.io/proxy-body-size": "1m"},
+                                "ingress.proxy.annotations": {"nginx.ingress.kubernetes.io/proxy-body-size": "1g"}})
+    assert find(objects, "Ingress", "kd-karvdash-hub")["metadata"]["annotations"] == {
+        "example.test/team": "lab", "nginx.ingress.kubernetes.io/proxy-body-size": "1g"}
 
 
 def dashboard_backend() -> dict:

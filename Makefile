@@ -19,7 +19,7 @@ PROXY := node_modules/.bin/configurable-http-proxy
 CHROMIUM ?= /usr/bin/chromium
 PYTEST_ARGS ?=
 
-.PHONY: run setup setup-test test test-unit test-integration chromium registry postgresql curl dex clean help chart-schema
+.PHONY: run setup setup-test test test-unit test-integration chromium registry postgresql curl nginx dex clean help chart-schema
 
 help:
 	@echo "make run      set up and run the hub in local mode on http://127.0.0.1:8000"
@@ -92,6 +92,12 @@ curl:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends curl >/dev/null; \
 	fi
 
+# Debian's nginx, unpacked (not installed: an install starts a system
+# service on port 80), for the benchmark of the chart's front door
+# (bench/frontdoor.py; tools/nginx/unpack.sh, cached outside the repository).
+nginx:
+	@tools/nginx/unpack.sh >/dev/null
+
 # Dex, the OpenID Connect provider of the single sign-on tests, from Go
 # modules (tools/dex/build.sh; cached outside the repository, a no-op once
 # built). Without Go those tests skip; with Go a failed build stops here and
@@ -111,14 +117,14 @@ HAVE_GO := $(shell command -v go >/dev/null 2>&1 || test -x /usr/local/go/bin/go
 
 # Then the real-node tests (root, Go-built node binaries, images built here;
 # tools/kube/kube.mk): a run narrowed by PYTEST_ARGS may select none of them.
-test: setup-test chromium registry postgresql curl kube-binaries dex $(if $(HAVE_GO),node-packages node-binaries)
+test: setup-test chromium registry postgresql curl nginx kube-binaries dex $(if $(HAVE_GO),node-packages node-binaries)
 	KARVDASH_KUBE_REQUIRED=$(HAVE_GO) $(PYTHON) -m pytest $(PYTEST_ARGS)
 	$(if $(HAVE_GO),KARVDASH_NODE_REQUIRED=1 $(PYTHON) -m pytest -m node tests/node $(PYTEST_ARGS)$(if $(PYTEST_ARGS), || [ $$? = 5 ]))
 
 test-unit: setup-test
 	$(PYTHON) -m pytest -m "not integration" $(PYTEST_ARGS)
 
-test-integration: setup-test chromium registry postgresql curl kube-binaries dex
+test-integration: setup-test chromium registry postgresql curl nginx kube-binaries dex
 	KARVDASH_KUBE_REQUIRED=$(HAVE_GO) $(PYTHON) -m pytest -m integration $(PYTEST_ARGS)
 
 # The chart's values.schema.json from values.schema.yaml and the settings model.

@@ -5,8 +5,12 @@ API and a raw disk operation, all measured in the same run on this machine.
 
 It starts a karvdash-hub (local mode, real proxy) and a jupyter server
 behind the same proxy (bench/peers.py), then measures each of the two
-reached the same way: through the hub's configurable-http-proxy (the front
-door a user has in local mode) and straight at its own port:
+reached the same way, three ways: through the hub's
+configurable-http-proxy (the front door a user has in local mode),
+through the chart's front door (nginx serving the chart's Ingresses as
+ingress-nginx does, bench/frontdoor.py: the dashboard's bulk paths
+straight to it, the jupyter server through the proxy, as a user's server
+is on Kubernetes) and straight at its own port:
 
 - listing a folder of --entries files: dashboard ``GET api/files/...``,
   jupyter ``GET api/contents/...?content=1``, raw ``os.scandir`` + ``stat``;
@@ -19,16 +23,17 @@ door a user has in local mode) and straight at its own port:
   Download uses; the contents API would send the whole file as base64
   JSON), raw ``copyfile`` + fsync.
 
-Targets take turns in each of --repeat rounds (so a change of the shared
-machine's load touches them alike); the median of the rounds is kept.
-After each transfer (outside its time) the disk's writes are flushed
-(``sync``), so that no transfer pays for the writes of the one before.
-Ratios are time / comparator time (below 1 means faster): dashboard/jupyter
-through the proxy and direct, and dashboard/raw. A last line gives the
-Kubernetes routing: the chart's ingress sends the dashboard's bulk paths
-(download, zip, uploads) straight to its Service, while a user's
-jupyter-server is behind the proxy (no ingress controller in front of
-either here).
+Targets take turns in each of --repeat rounds, the raw operation first
+(so a change of the shared machine's load, or of its disk's speed, touches
+them alike); the median of the rounds is kept, and each ratio to the raw
+operation is the median of the rounds' own ratios. After each transfer
+(outside its time) the disk's writes are flushed (``sync``), so that no
+transfer pays for the writes of the one before. Ratios are time /
+comparator time (below 1 means faster): dashboard/jupyter each way, and
+dashboard/raw.
+
+Needs ``make setup kube-binaries nginx`` (helm renders the chart's
+Ingresses); ``--no-front-door`` measures the other two ways alone.
 """
 
 from __future__ import annotations
@@ -56,7 +61,9 @@ MIB = 1024 * 1024
 OUR_CHUNK = 64 * MIB
 # JupyterLab's upload chunk (files above it are sent in chunks of it)
 JUPYTER_CHUNK = 1 * MIB
-WAYS = ("proxy", "direct")
+# through configurable-http-proxy, the chart's front door, straight at each server
+WAYS = ("proxy", "ingress", "direct")
+WAY_LABELS = {"proxy": "through the proxy", "ingress": "chart's front door", "direct": "direct"}
 
 
 def make_file(path: Path, size: int) -> None:
@@ -185,9 +192,10 @@ class Dashboard:
         fetch_to(self.api + f"download/private/{path}", self.headers, target)
 
 
-def take_turns(runs: dict, rounds: int, after=None) -> dict[str, float]:
-    """Median seconds of each run, the runs taking turns in every round;
-    ``after`` is called after each run (outside the timing)."""
+def take_turns(runs: dict, rounds: int, after=None) -> dict[str, list[float]]:
+    """Seconds of each run in each round, the runs taking turns in every
+    round in their order; ``after`` is called after each run (outside the
+    timing)."""
     times: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(rounds):
         for name, run in runs.items():
@@ -196,40 +204,44 @@ def take_turns(runs: dict, rounds: int, after=None) -> dict[str, float]:
             times[name].append(time.perf_counter() - started)
             if after:
                 after()
-    return {name: statistics.median(values) for name, values in times.items()}
+    return times
 
 
-def ratios(seconds: dict[str, float], size: int = 0) -> dict:
-    """The report of one operation: seconds per target and the ratios."""
+def ratios(times: dict[str, list[float]], ways, size: int = 0) -> dict:
+    """The report of one operation: median seconds per target and the
+    ratios (to the raw operation: the median of each round's own ratio)."""
+    seconds = {name: statistics.median(values) for name, values in times.items()}
     raw = seconds["raw"]
+
+    def to_raw(name: str) -> float:
+        return round(statistics.median(t / r for t, r in zip(times[name], times["raw"])), 3)
+
     # microseconds: a small listing takes a few milliseconds, and a coarser figure would not give its ratio back
-    result: dict = {"raw_seconds": round(raw, 6)}
-    for way in WAYS:
+    result: dict = {"raw_seconds": round(raw, 6), "rounds": len(times["raw"])}
+    for way in ways:
         ours, theirs = seconds[f"dashboard-{way}"], seconds[f"jupyter-{way}"]
         result[way] = {
             "dashboard_seconds": round(ours, 6),
             "jupyter_seconds": round(theirs, 6),
             "dashboard_vs_jupyter": round(ours / theirs, 3),
-            "dashboard_vs_raw": round(ours / raw, 3),
-            "jupyter_vs_raw": round(theirs / raw, 3),
+            "dashboard_vs_raw": to_raw(f"dashboard-{way}"),
+            "jupyter_vs_raw": to_raw(f"jupyter-{way}"),
         }
         if size:
             result[way]["dashboard_mib_s"] = round(size / MIB / ours, 1)
             result[way]["jupyter_mib_s"] = round(size / MIB / theirs, 1)
-    # the chart's routing: the dashboard's bulk paths past the proxy, jupyter-server behind it
-    result["kubernetes_routing_dashboard_vs_jupyter"] = round(seconds["dashboard-direct"] / seconds["jupyter-proxy"], 3)
     if size:
         result["raw_mib_s"] = round(size / MIB / raw, 1)
     return result
 
 
-def print_report(title: str, result: dict, transfer: bool) -> None:
+def print_report(title: str, result: dict, transfer: bool, ways) -> None:
     print(f"\n{title}")
     print(f"  {'reached':<20}{'dashboard s':>12}{'jupyter s':>12}{'dash/jupyter':>14}{'dash/raw':>10}{'jupyter/raw':>13}"
           + (f"{'dash MiB/s':>12}{'jupyter MiB/s':>15}" if transfer else ""))
-    for way, label in (("proxy", "through the proxy"), ("direct", "direct")):
+    for way in ways:
         r = result[way]
-        line = (f"  {label:<20}{r['dashboard_seconds']:>12.3f}{r['jupyter_seconds']:>12.3f}"
+        line = (f"  {WAY_LABELS[way]:<20}{r['dashboard_seconds']:>12.3f}{r['jupyter_seconds']:>12.3f}"
                 f"{r['dashboard_vs_jupyter']:>13.2f}x{r['dashboard_vs_raw']:>9.2f}x{r['jupyter_vs_raw']:>12.2f}x")
         if transfer:
             line += f"{r['dashboard_mib_s']:>12.1f}{r['jupyter_mib_s']:>15.1f}"
@@ -238,8 +250,6 @@ def print_report(title: str, result: dict, transfer: bool) -> None:
     if transfer:
         raw += f"{'':>49}{result['raw_mib_s']:>12.1f}"
     print(raw)
-    print(f"  the chart's routing (dashboard direct, jupyter-server through the proxy): "
-          f"dashboard/jupyter {result['kubernetes_routing_dashboard_vs_jupyter']:.2f}x")
 
 
 def main() -> None:
@@ -248,8 +258,11 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=10_000, help="files in the listed folder (default 10000)")
     parser.add_argument("--repeat", type=int, default=3, help="rounds of each listing, median kept (default 3)")
     parser.add_argument("--transfer-repeat", type=int, default=1, help="rounds of each transfer, median kept (default 1)")
+    parser.add_argument("--no-front-door", action="store_true",
+                        help="without the chart's front door (no helm or nginx needed)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args()
+    ways = tuple(way for way in WAYS if not (args.no_front_door and way == "ingress"))
     size = args.size_mib * MIB
     say = (lambda *a, **k: print(*a, file=sys.stderr, **k)) if args.json else print
 
@@ -257,14 +270,16 @@ def main() -> None:
     before = machine()
     results: dict = {}
     try:
-        with started_peers(work) as peers:
+        with started_peers(work, front_door="ingress" in ways) as peers:
             clients = {}
-            for way in WAYS:
+            for way in ways:
                 clients[f"dashboard-{way}"] = Dashboard(peers.dashboard, way)
                 clients[f"jupyter-{way}"] = Jupyter(peers.jupyter, way)
             ours, theirs = peers.dashboard_root, peers.jupyter_root
             say(f"karvdash-hub at {peers.hub.url}: dashboard {peers.dashboard.direct}, "
-                f"jupyter server {peers.jupyter.direct}, both also through the proxy; files in {work}")
+                f"jupyter server {peers.jupyter.direct}, both also through the proxy"
+                + (f" and the chart's front door ({peers.dashboard.ingress})" if "ingress" in ways else "")
+                + f"; files in {work}")
 
             # --- listing ---------------------------------------------------------------------
             for folder in (ours / "many", theirs / "many"):
@@ -274,8 +289,8 @@ def main() -> None:
             runs = {name: (lambda c=client: c.list("many")) for name, client in clients.items()}
             for run in runs.values():  # warm-up
                 run()
-            runs["raw"] = lambda: raw_listing(ours / "many")
-            results["list"] = ratios(take_turns(runs, args.repeat))
+            runs = {"raw": lambda: raw_listing(ours / "many"), **runs}
+            results["list"] = ratios(take_turns(runs, args.repeat), ways)
             shutil.rmtree(ours / "many")
             shutil.rmtree(theirs / "many")
             say(f"listed {args.entries} entries")
@@ -285,18 +300,19 @@ def main() -> None:
             make_file(source, size)
             fsync_path(source)
             copy = work / "raw-copy.bin"
-            runs = {name: (lambda c=client: c.upload(source, "big.bin")) for name, client in clients.items()}
-            runs["raw"] = lambda: raw_copy(source, copy)
-            results["upload"] = ratios(take_turns(runs, args.transfer_repeat, after=os.sync), size)
+            runs = {"raw": lambda: raw_copy(source, copy),
+                    **{name: (lambda c=client: c.upload(source, "big.bin")) for name, client in clients.items()}}
+            results["upload"] = ratios(take_turns(runs, args.transfer_repeat, after=os.sync), ways, size)
             copy.unlink(missing_ok=True)
             say(f"uploaded {args.size_mib} MiB")
 
             # --- download ------------------------------------------------------------------
             target = work / "downloaded.bin"
-            runs = {name: (lambda c=client: c.download("big.bin", target)) for name, client in clients.items()}
-            runs["raw"] = lambda: raw_copy(ours / "big.bin", target)
+            runs = {"raw": lambda: raw_copy(ours / "big.bin", target),
+                    **{name: (lambda c=client: c.download("big.bin", target)) for name, client in clients.items()}}
             results["download"] = ratios(
-                take_turns(runs, args.transfer_repeat, after=lambda: (target.unlink(missing_ok=True), os.sync())), size
+                take_turns(runs, args.transfer_repeat, after=lambda: (target.unlink(missing_ok=True), os.sync())),
+                ways, size,
             )
             say(f"downloaded {args.size_mib} MiB")
     finally:
@@ -310,6 +326,7 @@ def main() -> None:
         "size_mib": args.size_mib,
         "repeat": args.repeat,
         "transfer_repeat": args.transfer_repeat,
+        "ways": list(ways),
         "results": results,
     }
     if args.json:
@@ -318,13 +335,15 @@ def main() -> None:
     m = before
     print(f"\npython {m['python']}, {m['cores']} cores ({m['cpu']}), load average {m['loadavg'][0]:.2f} "
           f"before and {report['loadavg_after'][0]:.2f} after")
-    print_report(f"List a folder of {args.entries} files (median of {args.repeat})", results["list"], False)
-    print_report(f"Upload {args.size_mib} MiB (median of {args.transfer_repeat})", results["upload"], True)
-    print_report(f"Download {args.size_mib} MiB (median of {args.transfer_repeat})", results["download"], True)
-    print("\nThrough the front door of local mode (the proxy), dashboard/jupyter and dashboard/raw:")
-    for operation in ("list", "upload", "download"):
-        r = results[operation]["proxy"]
-        print(f"  {operation:<10}{r['dashboard_vs_jupyter']:>6.2f}x {r['dashboard_vs_raw']:>6.2f}x")
+    print_report(f"List a folder of {args.entries} files (median of {args.repeat})", results["list"], False, ways)
+    print_report(f"Upload {args.size_mib} MiB (median of {args.transfer_repeat})", results["upload"], True, ways)
+    print_report(f"Download {args.size_mib} MiB (median of {args.transfer_repeat})", results["download"], True, ways)
+    for way, door in (("proxy", "local mode's front door (the proxy)"), ("ingress", "the chart's front door")):
+        if way in ways:
+            print(f"\nThrough {door}, dashboard/jupyter and dashboard/raw:")
+            for operation in ("list", "upload", "download"):
+                r = results[operation][way]
+                print(f"  {operation:<10}{r['dashboard_vs_jupyter']:>6.2f}x {r['dashboard_vs_raw']:>6.2f}x")
 
 
 if __name__ == "__main__":

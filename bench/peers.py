@@ -13,6 +13,12 @@ and both straight at their own ports:
         peers.jupyter.proxied     # http://127.0.0.1:<proxy>/bench-jupyter/
         peers.jupyter.direct      # http://127.0.0.1:<jupyter>/bench-jupyter/
 
+With ``front_door=True`` both are also reached through the chart's front
+door (``peers.dashboard.ingress``, ``peers.jupyter.ingress``): nginx
+serving the chart's Ingresses (bench/frontdoor.py), which send the
+dashboard's bulk paths straight to its port and everything else, the
+jupyter server's prefix too, to the proxy.
+
 The hub is started with a proxy token chosen here (``CONFIGPROXY_AUTH_TOKEN``,
 which JupyterHub hands to the proxy it starts), and the jupyter server with
 ``base_url=/bench-jupyter/``; one route added through the proxy's REST API
@@ -74,10 +80,15 @@ class Peer:
     direct: str
     token: str
     pid: int
+    # through the chart's front door (started_peers(front_door=True))
+    ingress: str = ""
 
     def url(self, way: str) -> str:
-        """``way`` is ``proxy`` or ``direct``."""
-        return {"proxy": self.proxied, "direct": self.direct}[way]
+        """``way`` is ``proxy``, ``direct`` or ``ingress``."""
+        address = {"proxy": self.proxied, "direct": self.direct, "ingress": self.ingress}[way]
+        if not address:
+            raise ValueError(f"{self.name} has no {way} address: started without the front door")
+        return address
 
     @property
     def headers(self) -> dict[str, str]:
@@ -171,11 +182,13 @@ def dashboard_pid(hub: RunningHub, port: int) -> int:
 
 
 @contextlib.contextmanager
-def started_peers(work: Path, hub_env: dict | None = None):
+def started_peers(work: Path, hub_env: dict | None = None, *, front_door: bool = False):
     """A karvdash-hub (local mode, real proxy) and a jupyter server behind
-    its proxy, stopped on the way out. The dashboard's token is the admin's."""
+    its proxy (and the chart's front door before both, with ``front_door``),
+    stopped on the way out. The dashboard's token is the admin's."""
     proxy_token = secrets.token_hex(32)
     hub = server = None
+    stack = contextlib.ExitStack()
     try:
         hub = start_hub(work / "hub", env={"CONFIGPROXY_AUTH_TOKEN": proxy_token, **(hub_env or {})})
         token = hub.token_for(hub.admin)
@@ -198,16 +211,25 @@ def started_peers(work: Path, hub_env: dict | None = None):
         )
         jupyter = Peer("jupyter-server", proxied=hub.url + JUPYTER_PREFIX, direct=server.direct,
                        token=server.token, pid=server.process.pid)
-        # the route answers through the proxy before anything is measured
-        response = requests.get(jupyter.proxied + "api/status", headers=jupyter.headers, timeout=30)
-        if not response.ok:
-            raise RuntimeError(f"jupyter server through the proxy: {response.status_code}")
+        processes = {"hub": hub.process.pid, "proxy": proxy_pid, "dashboard": dashboard.pid, "jupyter-server": jupyter.pid}
+        if front_door:
+            from bench.frontdoor import ingress_nginx
+
+            url, processes["nginx"] = stack.enter_context(ingress_nginx(
+                work, proxy=urlsplit(hub.url).netloc, dashboard=urlsplit(service_url).netloc))
+            dashboard.ingress = url + DASHBOARD_PREFIX
+            jupyter.ingress = url + JUPYTER_PREFIX
+        # the route answers through the proxy (and the front door) before anything is measured
+        for way in ("proxy", "ingress") if front_door else ("proxy",):
+            response = requests.get(jupyter.url(way) + "api/status", headers=jupyter.headers, timeout=30)
+            if not response.ok:
+                raise RuntimeError(f"jupyter server, {way}: {response.status_code}")
         yield Peers(
             hub=hub, proxy=proxy, dashboard=dashboard, jupyter=jupyter, dashboard_root=dashboard_root,
-            jupyter_root=jupyter_root,
-            processes={"hub": hub.process.pid, "proxy": proxy_pid, "dashboard": dashboard.pid, "jupyter-server": jupyter.pid},
+            jupyter_root=jupyter_root, processes=processes,
         )
     finally:
+        stack.close()
         if server:
             server.stop()
         if hub:

@@ -65,14 +65,17 @@ HUB_PAGES = ("signups-first-page", "signups-search", "signups-sort", "accounts-a
 
 @dataclass(frozen=True)
 class Target:
+    """A figure and its bound; with no bound, a figure stated beside the
+    targets (what local mode's proxy costs)."""
+
     what: str
     measured: float | None
-    bound: float
+    bound: float | None
     at_most: bool = True
 
     @property
     def met(self) -> bool | None:
-        if self.measured is None:
+        if self.measured is None or self.bound is None:
             return None
         return self.measured <= self.bound if self.at_most else self.measured >= self.bound
 
@@ -110,11 +113,16 @@ def targets(reports: dict[str, dict]) -> list[Target]:
     files = reports.get("files")
     if files:
         results = files["results"]
-        for operation, bound_proxy, bound_direct in (("download", 1.5, 1.2), ("upload", 1.5, 1.5)):
-            found.append(Target(f"{operation} through the proxy / raw copy",
-                                results[operation]["proxy"]["dashboard_vs_raw"], bound_proxy))
+        # the deployment's front door is the chart's (its Ingresses, the
+        # bulk paths past the proxy); local mode's proxy is stated, not bound
+        for operation, bound_door, bound_direct in (("download", 1.5, 1.2), ("upload", 1.5, 1.5)):
+            if "ingress" in results[operation]:
+                found.append(Target(f"{operation} through the chart's front door / raw copy",
+                                    results[operation]["ingress"]["dashboard_vs_raw"], bound_door))
             found.append(Target(f"{operation} straight at the dashboard / raw copy",
                                 results[operation]["direct"]["dashboard_vs_raw"], bound_direct))
+            found.append(Target(f"{operation} through local mode's proxy / raw copy (the proxy's cost)",
+                                results[operation]["proxy"]["dashboard_vs_raw"], None))
     listing = reports.get("listing")
     if listing:
         found.append(Target(f"first page of {listing['large']} entries / of {listing['small']}",
@@ -141,8 +149,9 @@ def markdown(targets_found: list[Target], runs: list[dict], machine: str) -> str
              "| target | measured | bound | met |", "|---|---|---|---|"]
     for target in targets_found:
         sign = "<=" if target.at_most else ">="
+        bound = "stated" if target.bound is None else f"{sign} {target.bound:g}"
         met = {True: "yes", False: "**no**", None: "-"}[target.met]
-        lines.append(f"| {target.what} | {target.measured} | {sign} {target.bound:g} | {met} |")
+        lines.append(f"| {target.what} | {target.measured} | {bound} | {met} |")
     lines += ["", "| script | arguments | seconds | load before | load after | exit |", "|---|---|---|---|---|---|"]
     for run in runs:
         lines.append(f"| {run['name']} | `{' '.join(run['args'])}` | {run['seconds']} | {run['loadavg_before']} "

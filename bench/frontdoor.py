@@ -1,0 +1,146 @@
+"""The chart's front door on one machine: Debian's nginx serving the chart's
+own Ingresses as ingress-nginx serves them (tests/ingressnginx.py), in
+front of a local-mode hub.
+
+The Ingresses are the chart's, rendered by ``helm template`` with its
+default ``ingress`` values: ``/`` to the proxy's Service and the
+dashboard's downloads, zips and uploads straight to the dashboard's
+Service, with the annotations of body size and buffering the chart gives
+them. Here each Service is a loopback port: the proxy's is the hub's
+configurable-http-proxy, the dashboard's its own port. So a request takes
+the path it takes in a cluster, less the pod network.
+
+    with ingress_nginx(work, proxy="127.0.0.1:8000", dashboard="127.0.0.1:8100") as url:
+        ...   # url: http://127.0.0.1:<port>
+
+Needs helm (``make kube-binaries``) and nginx (``make nginx``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.hubprocess import free_port  # noqa: E402
+from tests.ingressnginx import nginx_conf  # noqa: E402
+
+CHART = ROOT / "chart" / "karvdash-hub"
+RELEASE = "bench"
+NAMESPACE = "karvdash"
+# the Host the Ingresses are rendered for: a client on this machine sends it
+HOST = "127.0.0.1"
+NGINX_UNPACK = ROOT / "tools" / "nginx" / "unpack.sh"
+
+
+def helm_binary() -> Path:
+    from tests.kube.cluster import default_bin_dir
+
+    helm = default_bin_dir() / "helm"
+    if not helm.exists():
+        raise RuntimeError(f"helm is not built in {helm.parent}: run make kube-binaries")
+    return helm
+
+
+def chart_objects(work: Path) -> list[dict]:
+    """The chart's Ingresses and Services with its default values for ``ingress``."""
+    values = work / "frontdoor-values.yaml"
+    values.write_text(yaml.safe_dump({"karvdash": {
+        "ingressURL": f"http://{HOST}", "filesURL": "file:///mnt/karvdash/files",
+        "stateHostPath": "/mnt/karvdash/state"}}))
+    shown = ("proxy/ingress.yaml", "dashboard/ingress.yaml", "proxy/service.yaml", "dashboard/service.yaml")
+    proc = subprocess.run(
+        [str(helm_binary()), "template", RELEASE, str(CHART), "--namespace", NAMESPACE, "-f", str(values),
+         *[argument for path in shown for argument in ("--show-only", f"templates/{path}")]],
+        capture_output=True, text=True, timeout=120)
+    if proc.returncode:
+        raise RuntimeError(f"helm template: {proc.stderr}")
+    objects = [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
+    for obj in objects:
+        obj["metadata"].setdefault("namespace", NAMESPACE)
+    return objects
+
+
+def upstreams(objects: list[dict], proxy: str, dashboard: str):
+    """Each Service of the Ingresses' backends as the loopback address that stands for it."""
+    addresses = {}
+    for obj in objects:
+        if obj["kind"] != "Service":
+            continue
+        name = obj["metadata"]["name"]
+        if name.endswith("-proxy-public"):
+            addresses[name] = proxy
+        elif name.endswith("-dashboard"):
+            addresses[name] = dashboard
+    for ingress in (obj for obj in objects if obj["kind"] == "Ingress"):
+        for rule in ingress["spec"].get("rules") or []:
+            for path in rule["http"]["paths"]:
+                if path["backend"]["service"]["name"] not in addresses:
+                    raise RuntimeError(f"no loopback address for the Service {path['backend']['service']['name']}")
+
+    def upstream(namespace: str, name: str, port: int) -> str:
+        return addresses[name]
+
+    return upstream
+
+
+@contextlib.contextmanager
+def ingress_nginx(work: Path, *, proxy: str, dashboard: str, timeout: float = 30):
+    """nginx on a free loopback port serving the chart's Ingresses, ``proxy``
+    and ``dashboard`` (host:port) standing for their Services; its URL."""
+    nginx = subprocess.run([str(NGINX_UNPACK), "--print-path"], capture_output=True, text=True, check=True).stdout.strip()
+    if not os.access(nginx, os.X_OK):
+        raise RuntimeError(f"{nginx} not found: run make nginx")
+    state = work / "nginx"
+    state.mkdir(parents=True, exist_ok=True)
+    objects = chart_objects(work)
+    port = free_port()
+    conf = nginx_conf([o for o in objects if o["kind"] == "Ingress"], services=[o for o in objects if o["kind"] == "Service"],
+                      upstream=upstreams(objects, proxy, dashboard), listen=f"127.0.0.1:{port}", state=str(state))
+    # no log of every request (a real controller's goes to its pod's output,
+    # a copy nginx writes itself; here it would be a file write per chunk)
+    conf = conf.replace("access_log /dev/stdout;", "access_log off;")
+    (state / "nginx.conf").write_text(conf)
+    log = open(work / "nginx.log", "wb")
+    # as root, nginx's workers would otherwise run as nobody, who cannot
+    # write the buffered bodies into this folder
+    directives = "daemon off;" + (" user root;" if os.geteuid() == 0 else "")
+    process = subprocess.Popen([nginx, "-p", str(state), "-e", "stderr", "-c", str(state / "nginx.conf"),
+                                "-g", directives],
+                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"nginx exited with {process.returncode}: {(work / 'nginx.log').read_text()[-2000:]}")
+            try:
+                requests.get(url + "/hub/api", timeout=5)
+                break
+            except requests.RequestException:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"nginx did not answer in {timeout}s") from None
+                time.sleep(0.2)
+        yield url, process.pid
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        log.close()
+        shutil.rmtree(state, ignore_errors=True)

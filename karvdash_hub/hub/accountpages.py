@@ -89,6 +89,11 @@ def set_password(handler, username: str, password: str, confirmation: str | None
 class SignUpsPage(CookieLoginWithoutReloads, LocalBase):
     """The Sign-ups page, rendered for the listing of the request's query."""
 
+    def compute_etag(self):
+        # no ETag: a page of forms made for this request is not served from
+        # a cache, and Tornado's is a hash of the whole page (70 kB)
+        return None
+
     async def render_signups(self, status: int = 200, alert: str = "", message: str = "", report=None) -> None:
         try:
             # done and user name the last action (auth.SIGNUP_ACTIONS), not the listing

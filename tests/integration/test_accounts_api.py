@@ -218,6 +218,16 @@ def test_an_administrator_made_or_unmade_is_let_in_or_refused_at_the_next_page(h
         assert browser.get(hub.url + "/hub/authorize", timeout=30).status_code == status, admin
 
 
+def test_the_signups_page_is_answered_without_a_hash_of_itself(hub):
+    """No ETag: Tornado's is a SHA-1 of the whole page, computed for every
+    answer of a page that is made for each request."""
+    page = hub.admin_session().get(hub.url + "/hub/authorize", timeout=30)
+    assert page.status_code == 200 and 'id="signups"' in page.text
+    assert "ETag" not in page.headers
+    # (the hub's other pages keep theirs)
+    assert "ETag" in hub.admin_session().get(hub.url + "/hub/home", timeout=30).headers
+
+
 def test_the_email_index_is_in_the_database(hub):
     database = sqlite3.connect(hub.state_dir / "jupyterhub.sqlite")
     try:

@@ -48,6 +48,7 @@ def run_bench(script: str, *args: str) -> dict:
 
 def test_files_bench_compares_both_servers_reached_the_same_way():
     """Every way, the chart's front door (nginx from the chart's Ingresses) too."""
+    require_control_plane()  # (its helm renders the chart)
     report = run_bench("files_bench.py", "--size-mib", "2", "--entries", "20", "--repeat", "1")
     assert report["ways"] == ["proxy", "ingress", "direct"]
     assert set(report["results"]) == {"list", "upload", "download"}

@@ -10,8 +10,8 @@ them. Here each Service is a loopback port: the proxy's is the hub's
 configurable-http-proxy, the dashboard's its own port. So a request takes
 the path it takes in a cluster, less the pod network.
 
-    with ingress_nginx(work, proxy="127.0.0.1:8000", dashboard="127.0.0.1:8100") as url:
-        ...   # url: http://127.0.0.1:<port>
+    with ingress_nginx(work, proxy="127.0.0.1:8000", dashboard="127.0.0.1:8100") as (url, pid):
+        ...   # url: http://127.0.0.1:<port>; pid: nginx's master process
 
 Needs helm (``make kube-binaries``) and nginx (``make nginx``).
 """
@@ -34,8 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.hubprocess import free_port  # noqa: E402
-from tests.ingressnginx import nginx_conf  # noqa: E402
+from tests.hubprocess import free_port
+from tests.ingressnginx import nginx_conf
 
 CHART = ROOT / "chart" / "karvdash-hub"
 RELEASE = "bench"
@@ -64,7 +64,7 @@ def chart_objects(work: Path) -> list[dict]:
     proc = subprocess.run(
         [str(helm_binary()), "template", RELEASE, str(CHART), "--namespace", NAMESPACE, "-f", str(values),
          *[argument for path in shown for argument in ("--show-only", f"templates/{path}")]],
-        capture_output=True, text=True, timeout=120)
+        capture_output=True, text=True, timeout=120, check=False)
     if proc.returncode:
         raise RuntimeError(f"helm template: {proc.stderr}")
     objects = [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
@@ -99,7 +99,8 @@ def upstreams(objects: list[dict], proxy: str, dashboard: str):
 @contextlib.contextmanager
 def ingress_nginx(work: Path, *, proxy: str, dashboard: str, timeout: float = 30):
     """nginx on a free loopback port serving the chart's Ingresses, ``proxy``
-    and ``dashboard`` (host:port) standing for their Services; its URL."""
+    and ``dashboard`` (host:port) standing for their Services; its URL and
+    the master process's pid."""
     nginx = subprocess.run([str(NGINX_UNPACK), "--print-path"], capture_output=True, text=True, check=True).stdout.strip()
     if not os.access(nginx, os.X_OK):
         raise RuntimeError(f"{nginx} not found: run make nginx")
@@ -108,18 +109,17 @@ def ingress_nginx(work: Path, *, proxy: str, dashboard: str, timeout: float = 30
     objects = chart_objects(work)
     port = free_port()
     conf = nginx_conf([o for o in objects if o["kind"] == "Ingress"], services=[o for o in objects if o["kind"] == "Service"],
-                      upstream=upstreams(objects, proxy, dashboard), listen=f"127.0.0.1:{port}", state=str(state))
-    # no log of every request (a real controller's goes to its pod's output,
-    # a copy nginx writes itself; here it would be a file write per chunk)
-    conf = conf.replace("access_log /dev/stdout;", "access_log off;")
+                      upstream=upstreams(objects, proxy, dashboard), listen=f"127.0.0.1:{port}", state=str(state),
+                      # (a controller's log goes to its pod's output; here it would be a file written per request)
+                      access_log="off")
     (state / "nginx.conf").write_text(conf)
-    log = open(work / "nginx.log", "wb")
     # as root, nginx's workers would otherwise run as nobody, who cannot
     # write the buffered bodies into this folder
     directives = "daemon off;" + (" user root;" if os.geteuid() == 0 else "")
-    process = subprocess.Popen([nginx, "-p", str(state), "-e", "stderr", "-c", str(state / "nginx.conf"),
-                                "-g", directives],
-                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    with open(work / "nginx.log", "wb") as log:  # nginx writes to its own copy
+        process = subprocess.Popen([nginx, "-p", str(state), "-e", "stderr", "-c", str(state / "nginx.conf"),
+                                    "-g", directives],
+                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
@@ -142,5 +142,4 @@ def ingress_nginx(work: Path, *, proxy: str, dashboard: str, timeout: float = 30
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
-        log.close()
         shutil.rmtree(state, ignore_errors=True)

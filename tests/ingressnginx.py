@@ -49,14 +49,15 @@ def cluster_dns(cluster_domain: str = "cluster.local"):
 
 def nginx_conf(ingresses: list[dict], cluster_domain: str = "cluster.local",
                services: list[dict] = (), *, upstream=None, listen: str = str(LISTEN_PORT),
-               state: str = "/tmp") -> str:
+               state: str = "/tmp", access_log: str = "/dev/stdout") -> str:
     """The nginx.conf serving ``ingresses`` (Ingress objects as the API server
     has them); ``services``: the Services their backends name a port of by
     name. As ingress-nginx does, the rules of every Ingress for one host
     make one server, with the longest path first, and a path two Ingresses
     name goes to the first. ``upstream(namespace, service, port)`` is the
     address a backend is reached at (``cluster_dns`` by default); nginx
-    listens on ``listen`` and keeps its pid and buffered bodies in ``state``."""
+    listens on ``listen``, keeps its pid and buffered bodies in ``state`` and
+    logs requests to ``access_log`` (``off``: not at all)."""
     upstream = upstream or cluster_dns(cluster_domain)
     named_ports = {(service["metadata"]["namespace"], service["metadata"]["name"], port["name"]): port["port"]
                    for service in services for port in service["spec"]["ports"] if port.get("name")}
@@ -138,7 +139,7 @@ pid {state}/nginx.pid;
 error_log /dev/stderr info;
 events {{ worker_connections 64; }}
 http {{
-    access_log /dev/stdout;
+    access_log {access_log};
     client_body_temp_path {state}/client_body;
     proxy_temp_path {state}/proxy;
     # (nginx makes these at start even unused; the built-in ones are

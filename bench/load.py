@@ -2,12 +2,15 @@
 against the dashboard and against jupyter-server's contents API behind the
 same proxy, in the same run.
 
-    .venv/bin/python bench/load.py [--clients 200] [--seconds 60] [--rounds 3] [--json]
+    .venv/bin/python bench/load.py [--clients 200] [--seconds 60] [--rounds 3] [--front-door proxy|chart] [--json]
 
 Starts a karvdash-hub (local mode, real configurable-http-proxy) and a
 jupyter server behind the same proxy (bench/peers.py). Each of --clients
 clients runs in a closed loop (the next operation as soon as the last one is
-answered, no pause), through the proxy, over keep-alive connections (one
+answered, no pause), through the front door (``proxy``, local mode's, by
+default; ``chart``: nginx serving the chart's Ingresses, bench/frontdoor.py,
+which sends the dashboard's downloads and uploads straight to it and the
+rest, jupyter-server too, to the proxy), over keep-alive connections (one
 per client), choosing each operation at random (seeded) from the Files mix:
 
 - 60% ``list``: a folder of 100 files, as the Files page opens it
@@ -56,7 +59,14 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.peers import Peer, Peers, cpu_seconds, machine, started_peers
+from bench.peers import (
+    WORKS_IN_CHILDREN,
+    Peer,
+    Peers,
+    cpu_seconds,
+    machine,
+    started_peers,
+)
 
 KIB = 1024
 MIX = (("list", 60), ("download", 30), ("upload", 10))
@@ -106,8 +116,8 @@ async def expect_json(response: aiohttp.ClientResponse, kind: str):
 class DashboardClient:
     name = "dashboard"
 
-    def __init__(self, peer: Peer, session: aiohttp.ClientSession):
-        self.api = peer.proxied + "api/"
+    def __init__(self, peer: Peer, session: aiohttp.ClientSession, way: str):
+        self.api = peer.url(way) + "api/"
         self.session = session
 
     async def list(self) -> None:
@@ -131,8 +141,8 @@ class DashboardClient:
 class JupyterClient:
     name = "jupyter-server"
 
-    def __init__(self, peer: Peer, session: aiohttp.ClientSession):
-        self.base = peer.proxied
+    def __init__(self, peer: Peer, session: aiohttp.ClientSession, way: str):
+        self.base = peer.url(way)
         self.session = session
 
     async def list(self) -> None:
@@ -207,16 +217,16 @@ async def watch_loop(lags: list[float], deadline: float, period: float = 0.01) -
         lags.append(time.perf_counter() - started - period)
 
 
-async def run_target(make_client, peer: Peer, clients: int, seconds: float, samples: Samples | None,
+async def run_target(make_client, peer: Peer, way: str, clients: int, seconds: float, samples: Samples | None,
                      processes: dict[str, int], timeout: float, seed: int = 0) -> None:
     """``clients`` clients against one target for ``seconds`` (not recorded
     when ``samples`` is None: a warm-up)."""
     connector = aiohttp.TCPConnector(limit=clients, limit_per_host=clients, force_close=False)
     async with aiohttp.ClientSession(connector=connector, headers=peer.headers,
                                      timeout=aiohttp.ClientTimeout(total=None)) as session:
-        target = make_client(peer, session)
+        target = make_client(peer, session, way)
         data = os.urandom(FILE_SIZE)
-        cpu_before = {name: cpu_seconds(pid) for name, pid in processes.items() if pid}
+        cpu_before = {name: cpu_seconds(pid, name in WORKS_IN_CHILDREN) for name, pid in processes.items() if pid}
         client_before = time.process_time()
         started = time.perf_counter()
         deadline = started + seconds
@@ -232,7 +242,7 @@ async def run_target(make_client, peer: Peer, clients: int, seconds: float, samp
         samples.client_cpu += time.process_time() - client_before
         samples.loop_lag.extend(lags)
         for name, before in cpu_before.items():
-            samples.server_cpu[name] += cpu_seconds(processes[name]) - before
+            samples.server_cpu[name] += cpu_seconds(processes[name], name in WORKS_IN_CHILDREN) - before
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -265,19 +275,23 @@ def summary(samples: Samples) -> dict:
     }
 
 
-async def measure(peers: Peers, clients: int, seconds: float, rounds: int, warmup: float, timeout: float) -> dict:
+async def measure(peers: Peers, way: str, clients: int, seconds: float, rounds: int, warmup: float,
+                  timeout: float) -> dict:
     arms = {"dashboard": (DashboardClient, peers.dashboard), "jupyter-server": (JupyterClient, peers.jupyter)}
-    # each arm's own server, the proxy and the hub; not the other arm's idle server
+    # each arm's own server, the proxy, the hub and the chart's front door;
+    # not the other arm's idle server
+    doors = ("proxy", "hub", "nginx") if way == "ingress" else ("proxy", "hub")
     watched = {
-        "dashboard": {name: peers.processes[name] for name in ("proxy", "hub", "dashboard")},
-        "jupyter-server": {name: peers.processes[name] for name in ("proxy", "hub", "jupyter-server")},
+        "dashboard": {name: peers.processes[name] for name in (*doors, "dashboard")},
+        "jupyter-server": {name: peers.processes[name] for name in (*doors, "jupyter-server")},
     }
     for name, (make_client, peer) in arms.items():
-        await run_target(make_client, peer, clients, warmup, None, watched[name], timeout)
+        await run_target(make_client, peer, way, clients, warmup, None, watched[name], timeout)
     samples = {name: Samples() for name in arms}
     for turn in range(1, rounds + 1):
         for name, (make_client, peer) in arms.items():
-            await run_target(make_client, peer, clients, seconds / rounds, samples[name], watched[name], timeout, turn)
+            await run_target(make_client, peer, way, clients, seconds / rounds, samples[name], watched[name], timeout,
+                             turn)
     return {name: summary(s) for name, s in samples.items()}
 
 
@@ -293,8 +307,9 @@ def ratios(ours: dict, theirs: dict) -> dict:
 
 def print_report(report: dict) -> None:
     m = report["machine"]
+    door = {"proxy": "through the proxy", "chart": "through the chart's front door"}[report["front_door"]]
     print(f"{report['clients']} clients, {report['seconds']:g} s per target in {report['rounds']} rounds, "
-          f"through the proxy; mix {', '.join(f'{w}% {k}' for k, w in MIX)}, files of {FILE_SIZE // KIB} KiB")
+          f"{door}; mix {', '.join(f'{w}% {k}' for k, w in MIX)}, files of {FILE_SIZE // KIB} KiB")
     print(f"python {m['python']}, {m['cores']} cores ({m['cpu']}), load average {m['loadavg'][0]:.2f} "
           f"before and {report['loadavg_after'][0]:.2f} after")
     print(f"\n{'target':<16}{'ops/s':>8}{'errors':>8}{'p50 ms':>9}{'p99 ms':>9}"
@@ -320,18 +335,22 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="turns each target takes (default 3)")
     parser.add_argument("--warmup", type=float, default=3, help="unrecorded seconds per target first (default 3)")
     parser.add_argument("--timeout", type=float, default=120, help="seconds an operation may take (default 120)")
+    parser.add_argument("--front-door", choices=("proxy", "chart"), default="proxy",
+                        help="local mode's proxy (default) or the chart's Ingresses in nginx (make kube-binaries nginx)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args()
+    way = "ingress" if args.front_door == "chart" else "proxy"
     if args.clients < 1 or args.seconds <= 0 or args.rounds < 1:
         parser.error("--clients and --rounds must be at least 1, --seconds above 0")
 
     work = Path(tempfile.mkdtemp(prefix="karvdash-load-"))
     before = machine()
     try:
-        with started_peers(work) as peers:
+        with started_peers(work, front_door=way == "ingress") as peers:
             lay_out(peers.dashboard_root)
             lay_out(peers.jupyter_root)
-            results = asyncio.run(measure(peers, args.clients, args.seconds, args.rounds, args.warmup, args.timeout))
+            results = asyncio.run(measure(peers, way, args.clients, args.seconds, args.rounds, args.warmup,
+                                          args.timeout))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report = {
@@ -341,6 +360,7 @@ def main() -> None:
         "clients": args.clients,
         "seconds": args.seconds,
         "rounds": args.rounds,
+        "front_door": args.front_door,
         "mix": {kind: weight for kind, weight in MIX},
         "file_kib": FILE_SIZE // KIB,
         "listed_entries": LISTED_ENTRIES,

@@ -236,13 +236,24 @@ def started_peers(work: Path, hub_env: dict | None = None, *, front_door: bool =
             hub.stop()
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a process has used so far (0 when gone)."""
+# the processes whose work is done by their children (nginx's workers)
+WORKS_IN_CHILDREN = frozenset({"nginx"})
+
+
+def cpu_seconds(pid: int, with_children: bool = False) -> float:
+    """User + system CPU seconds a process (and its children, with
+    ``with_children``) has used so far (0 when gone)."""
     try:
-        times = psutil.Process(pid).cpu_times()
+        process = psutil.Process(pid)
+        processes = [process, *process.children(recursive=True)] if with_children else [process]
     except psutil.Error:
         return 0.0
-    return times.user + times.system
+    total = 0.0
+    for one in processes:
+        with contextlib.suppress(psutil.Error):
+            times = one.cpu_times()
+            total += times.user + times.system
+    return total
 
 
 def machine() -> dict:

@@ -46,6 +46,8 @@ BENCHMARKS = (
     Benchmark("files", "files_bench.py", ("--transfer-repeat", "3"),
               ("--size-mib", "64", "--entries", "1000", "--repeat", "1")),
     Benchmark("load", "load.py", (), ("--clients", "20", "--seconds", "10", "--rounds", "1")),
+    Benchmark("load-chart", "load.py", ("--front-door", "chart"),
+              ("--front-door", "chart", "--clients", "20", "--seconds", "10", "--rounds", "1")),
     Benchmark("webhook-closed", "webhook_latency.py", ("--seconds", "20", "--rounds", "10"),
               ("--seconds", "2", "--rounds", "2")),
     Benchmark("webhook-open", "webhook_latency.py", ("--rate", "200", "--seconds", "30", "--rounds", "15"),
@@ -136,11 +138,12 @@ def targets(reports: dict[str, dict]) -> list[Target]:
     memory = reports.get("idle-memory")
     if memory:
         found.append(Target("dashboard idle RSS / the hub's", memory["results"]["idle"]["ratios"]["rss"]["dashboard_vs_hub"], 0.6))
-    load = reports.get("load")
-    if load:
-        found.append(Target("load: operations/s / jupyter-server's", load["dashboard_vs_jupyter"]["operations_per_s"],
-                            1.5, at_most=False))
-        found.append(Target("load: errors", load["results"]["dashboard"]["errors"], 0))
+    for name, door in (("load", "local mode's proxy"), ("load-chart", "the chart's front door")):
+        load = reports.get(name)
+        if load:
+            found.append(Target(f"load through {door}: operations/s / jupyter-server's",
+                                load["dashboard_vs_jupyter"]["operations_per_s"], 1.5, at_most=False))
+            found.append(Target(f"load through {door}: errors", load["results"]["dashboard"]["errors"], 0))
     return found
 
 

@@ -134,10 +134,11 @@ def nginx_conf(ingresses: list[dict], cluster_domain: str = "cluster.local",
         server_name {host};
 {''.join(locations)}
     }}""")
-    return f"""worker_processes 1;
+    # ingress-nginx's worker-processes (one per core) and max-worker-connections
+    return f"""worker_processes auto;
 pid {state}/nginx.pid;
 error_log /dev/stderr info;
-events {{ worker_connections 64; }}
+events {{ worker_connections 16384; }}
 http {{
     access_log {access_log};
     client_body_temp_path {state}/client_body;

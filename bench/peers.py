@@ -47,6 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.frontdoor import ingress_nginx
 from tests.hubprocess import RunningHub, free_port, start_hub
 
 JUPYTER_PREFIX = "/bench-jupyter/"
@@ -213,8 +214,6 @@ def started_peers(work: Path, hub_env: dict | None = None, *, front_door: bool =
                        token=server.token, pid=server.process.pid)
         processes = {"hub": hub.process.pid, "proxy": proxy_pid, "dashboard": dashboard.pid, "jupyter-server": jupyter.pid}
         if front_door:
-            from bench.frontdoor import ingress_nginx
-
             url, processes["nginx"] = stack.enter_context(ingress_nginx(
                 work, proxy=urlsplit(hub.url).netloc, dashboard=urlsplit(service_url).netloc))
             dashboard.ingress = url + DASHBOARD_PREFIX

@@ -13,9 +13,15 @@ ratio measured, the bound and whether it was met, with the machine and the
 load average before and after each script. docs/benchmarks.md takes its
 summary table from ``summary.md``.
 
-``spawn-kube`` needs the Kubernetes binaries (``make kube-binaries``); skip
-it with ``--skip spawn-kube`` where they are not built. Exits 1 when a
-script failed (the others still run), not when a target is missed.
+Before each script it waits for the machine to be quiet: until the CPU
+was less than a fifth busy over two seconds, at most two minutes (the
+local spawn storm leaves its servers stopping and the load average high
+for a while after its end). ``spawn-kube``, ``files`` and ``load-chart``
+need the Kubernetes binaries (``make kube-binaries``, for their control
+plane or helm) and ``files`` and ``load-chart`` Debian's nginx
+(``make nginx``); skip them with ``--skip`` where they are not built.
+Exits 1 when a script failed (the others still run), not when a target is
+missed.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -155,10 +163,11 @@ def markdown(targets_found: list[Target], runs: list[dict], machine: str) -> str
         bound = "stated" if target.bound is None else f"{sign} {target.bound:g}"
         met = {True: "yes", False: "**no**", None: "-"}[target.met]
         lines.append(f"| {target.what} | {target.measured} | {bound} | {met} |")
-    lines += ["", "| script | arguments | seconds | load before | load after | exit |", "|---|---|---|---|---|---|"]
+    lines += ["", "| script | arguments | waited for quiet (s) | seconds | load before | load after | exit |",
+              "|---|---|---|---|---|---|---|"]
     for run in runs:
-        lines.append(f"| {run['name']} | `{' '.join(run['args'])}` | {run['seconds']} | {run['loadavg_before']} "
-                     f"| {run['loadavg_after']} | {run['returncode']} |")
+        lines.append(f"| {run['name']} | `{' '.join(run['args'])}` | {run.get('settled_seconds', '-')} "
+                     f"| {run['seconds']} | {run['loadavg_before']} | {run['loadavg_after']} | {run['returncode']} |")
     return "\n".join(lines) + "\n"
 
 
@@ -172,14 +181,33 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+# quiet: the CPU (all cores) less than this busy over SETTLE_SAMPLE seconds
+QUIET_PERCENT = 20.0
+SETTLE_SAMPLE = 2.0
+SETTLE_LIMIT = 120.0
+
+
+def settle(busy=lambda: psutil.cpu_percent(interval=SETTLE_SAMPLE), limit: float = SETTLE_LIMIT,
+           clock=time.monotonic) -> tuple[float, float]:
+    """Wait until the machine is quiet (``busy()`` below QUIET_PERCENT) or
+    ``limit`` seconds have passed; (seconds waited, the last busy percent)."""
+    started = clock()
+    while True:
+        percent = busy()
+        if percent < QUIET_PERCENT or clock() - started >= limit:
+            return round(clock() - started, 1), percent
+
+
 def run_one(benchmark: Benchmark, args: tuple[str, ...], out: Path) -> tuple[dict, dict | None]:
     command = [sys.executable, str(ROOT / "bench" / benchmark.script), *args, "--json"]
+    settled, busy = settle()
     before = round(os.getloadavg()[0], 2)
     started = time.monotonic()
     with open(out / f"{benchmark.name}.log", "w") as log:
         result = subprocess.run(command, stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT, check=False)
     run = {"name": benchmark.name, "args": list(args), "returncode": result.returncode,
-           "seconds": round(time.monotonic() - started, 1), "loadavg_before": before,
+           "seconds": round(time.monotonic() - started, 1), "settled_seconds": settled,
+           "cpu_busy_percent_before": busy, "loadavg_before": before,
            "loadavg_after": round(os.getloadavg()[0], 2)}
     report = None
     if result.returncode == 0:

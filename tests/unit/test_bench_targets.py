@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from bench.run_all import BENCHMARKS, HUB_PAGES, Target, markdown, targets
+from bench.run_all import (
+    BENCHMARKS,
+    HUB_PAGES,
+    QUIET_PERCENT,
+    Target,
+    markdown,
+    settle,
+    targets,
+)
 
 
 def hub_report(p99: float) -> dict:
@@ -86,13 +94,38 @@ def test_a_bound_holds_in_its_direction(measured, at_most, met):
 
 def test_the_summary_table_marks_what_was_missed_and_lists_every_run():
     found = [Target("a", 1.0, 2.0), Target("b", 0.5, 0.8, at_most=False), Target("c", 2.2, None)]
-    runs = [{"name": "listing", "args": ["--rounds", "3"], "seconds": 12.5, "loadavg_before": 1.1,
-             "loadavg_after": 1.4, "returncode": 0}]
+    runs = [{"name": "listing", "args": ["--rounds", "3"], "seconds": 12.5, "settled_seconds": 4.0,
+             "loadavg_before": 1.1, "loadavg_after": 1.4, "returncode": 0}]
     table = markdown(found, runs, "2 cores").splitlines()
     assert "| a | 1.0 | <= 2 | yes |" in table
     assert "| b | 0.5 | >= 0.8 | **no** |" in table
     assert "| c | 2.2 | stated | - |" in table
-    assert "| listing | `--rounds 3` | 12.5 | 1.1 | 1.4 | 0 |" in table
+    assert "| listing | `--rounds 3` | 4.0 | 12.5 | 1.1 | 1.4 | 0 |" in table
+
+
+class Clock:
+    """A clock that each busy reading moves on by its sample's two seconds."""
+
+    def __init__(self, readings):
+        self.now, self.readings = 0.0, iter(readings)
+
+    def __call__(self):
+        return self.now
+
+    def busy(self):
+        self.now += 2.0
+        return next(self.readings)
+
+
+def test_settle_waits_until_the_machine_is_quiet():
+    clock = Clock([95.0, 60.0, QUIET_PERCENT - 1, 99.0])
+    assert settle(clock.busy, limit=120, clock=clock) == (6.0, QUIET_PERCENT - 1)
+
+
+def test_settle_gives_up_at_its_limit():
+    clock = Clock([99.0] * 100)
+    waited, busy = settle(clock.busy, limit=10, clock=clock)
+    assert waited == 10.0 and busy == 99.0
 
 
 def test_every_benchmark_names_a_script_of_bench():

@@ -36,6 +36,7 @@ if str(ROOT) not in sys.path:
 
 from tests.hubprocess import free_port
 from tests.ingressnginx import nginx_conf
+from tests.kube.cluster import default_bin_dir
 
 CHART = ROOT / "chart" / "karvdash-hub"
 RELEASE = "bench"
@@ -46,8 +47,6 @@ NGINX_UNPACK = ROOT / "tools" / "nginx" / "unpack.sh"
 
 
 def helm_binary() -> Path:
-    from tests.kube.cluster import default_bin_dir
-
     helm = default_bin_dir() / "helm"
     if not helm.exists():
         raise RuntimeError(f"helm is not built in {helm.parent}: run make kube-binaries")

@@ -11,8 +11,9 @@ becomes a 302 to ``auth-signin`` with ``rd=<the original URL>`` (the
 answered as it is. Backends are reached through their Service's cluster DNS
 name (ingress-nginx picks the endpoints itself; the difference does not
 matter here), or where ``upstream`` says (a benchmark on one machine
-sends each Service to a loopback port). ingress-nginx escapes the request URI in ``rd`` with a Lua
-helper that Debian's nginx lacks; the tests' paths need no escaping.
+sends each Service to a loopback port). ingress-nginx escapes the request
+URI in ``rd`` with a Lua helper that Debian's nginx lacks; the tests'
+paths need no escaping.
 
 As ingress-nginx does, the Ingresses of one host make one server, a Prefix
 path matches whole path elements, and the annotations of body size,

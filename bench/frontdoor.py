@@ -10,24 +10,19 @@ them. Here each Service is a loopback port: the proxy's is the hub's
 configurable-http-proxy, the dashboard's its own port. So a request takes
 the path it takes in a cluster, less the pod network.
 
-    with ingress_nginx(work, proxy="127.0.0.1:8000", dashboard="127.0.0.1:8100") as (url, pid):
-        ...   # url: http://127.0.0.1:<port>; pid: nginx's master process
+    command, port = nginx_command(work, proxy="127.0.0.1:8000", dashboard="127.0.0.1:8100")
+    # bench/peers.py's IngressNginx runs it (started_peers(front_door=True))
 
 Needs helm (``make kube-binaries``) and nginx (``make nginx``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import requests
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,11 +90,11 @@ def upstreams(objects: list[dict], proxy: str, dashboard: str):
     return upstream
 
 
-@contextlib.contextmanager
-def ingress_nginx(work: Path, *, proxy: str, dashboard: str, timeout: float = 30):
-    """nginx on a free loopback port serving the chart's Ingresses, ``proxy``
-    and ``dashboard`` (host:port) standing for their Services; its URL and
-    the master process's pid."""
+def nginx_command(work: Path, *, proxy: str, dashboard: str) -> tuple[list[str], int]:
+    """The command of an nginx serving the chart's Ingresses on a free
+    loopback port, ``proxy`` and ``dashboard`` (host:port) standing for
+    their Services (its configuration and state in ``work/nginx``); and
+    that port."""
     nginx = subprocess.run([str(NGINX_UNPACK), "--print-path"], capture_output=True, text=True, check=True).stdout.strip()
     if not os.access(nginx, os.X_OK):
         raise RuntimeError(f"{nginx} not found: run make nginx")
@@ -115,30 +110,4 @@ def ingress_nginx(work: Path, *, proxy: str, dashboard: str, timeout: float = 30
     # as root, nginx's workers would otherwise run as nobody, who cannot
     # write the buffered bodies into this folder
     directives = "daemon off;" + (" user root;" if os.geteuid() == 0 else "")
-    with open(work / "nginx.log", "wb") as log:  # nginx writes to its own copy
-        process = subprocess.Popen([nginx, "-p", str(state), "-e", "stderr", "-c", str(state / "nginx.conf"),
-                                    "-g", directives],
-                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"nginx exited with {process.returncode}: {(work / 'nginx.log').read_text()[-2000:]}")
-            try:
-                requests.get(url + "/hub/api", timeout=5)
-                break
-            except requests.RequestException:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"nginx did not answer in {timeout}s") from None
-                time.sleep(0.2)
-        yield url, process.pid
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        shutil.rmtree(state, ignore_errors=True)
+    return [nginx, "-p", str(state), "-e", "stderr", "-c", str(state / "nginx.conf"), "-g", directives], port

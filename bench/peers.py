@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.frontdoor import ingress_nginx
+from bench.frontdoor import nginx_command
 from tests.hubprocess import RunningHub, free_port, start_hub
 
 JUPYTER_PREFIX = "/bench-jupyter/"
@@ -69,6 +69,17 @@ def wait_until_answering(process, url: str, what: str, timeout: float, stop, *, 
         time.sleep(0.3)
     stop()
     raise RuntimeError(f"{what} did not answer in {timeout}s{details()}")
+
+
+def stop_group(process: subprocess.Popen) -> None:
+    """Stop ``process`` and its session's processes (SIGTERM, then SIGKILL after 30 s)."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 @dataclass
@@ -152,13 +163,25 @@ class JupyterServer:
         return {"Authorization": f"token {self.token}"}
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        stop_group(self.process)
+
+
+class IngressNginx:
+    """nginx serving the chart's Ingresses (bench/frontdoor.py) on a loopback
+    port, in front of the hub's proxy and the dashboard."""
+
+    def __init__(self, work: Path, *, proxy: str, dashboard: str, timeout: float = 30):
+        command, port = nginx_command(work, proxy=proxy, dashboard=dashboard)
+        self.url = f"http://127.0.0.1:{port}"
+        log_path = work / "nginx.log"
+        with open(log_path, "wb") as log:  # nginx writes to its own copy
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        # through nginx and the proxy to the hub
+        wait_until_answering(self.process, self.url + "/hub/api", "nginx", timeout, self.stop,
+                             details=lambda: f"; see {log_path}")
+
+    def stop(self) -> None:
+        stop_group(self.process)
 
 
 @dataclass
@@ -188,8 +211,7 @@ def started_peers(work: Path, hub_env: dict | None = None, *, front_door: bool =
     its proxy (and the chart's front door before both, with ``front_door``),
     stopped on the way out. The dashboard's token is the admin's."""
     proxy_token = secrets.token_hex(32)
-    hub = server = None
-    stack = contextlib.ExitStack()
+    hub = server = ingress = None
     try:
         hub = start_hub(work / "hub", env={"CONFIGPROXY_AUTH_TOKEN": proxy_token, **(hub_env or {})})
         token = hub.token_for(hub.admin)
@@ -214,10 +236,10 @@ def started_peers(work: Path, hub_env: dict | None = None, *, front_door: bool =
                        token=server.token, pid=server.process.pid)
         processes = {"hub": hub.process.pid, "proxy": proxy_pid, "dashboard": dashboard.pid, "jupyter-server": jupyter.pid}
         if front_door:
-            url, processes["nginx"] = stack.enter_context(ingress_nginx(
-                work, proxy=urlsplit(hub.url).netloc, dashboard=urlsplit(service_url).netloc))
-            dashboard.ingress = url + DASHBOARD_PREFIX
-            jupyter.ingress = url + JUPYTER_PREFIX
+            ingress = IngressNginx(work, proxy=urlsplit(hub.url).netloc, dashboard=urlsplit(service_url).netloc)
+            processes["nginx"] = ingress.process.pid
+            dashboard.ingress = ingress.url + DASHBOARD_PREFIX
+            jupyter.ingress = ingress.url + JUPYTER_PREFIX
         # the route answers through the proxy (and the front door) before anything is measured
         for way in ("proxy", "ingress") if front_door else ("proxy",):
             response = requests.get(jupyter.url(way) + "api/status", headers=jupyter.headers, timeout=30)
@@ -228,7 +250,8 @@ def started_peers(work: Path, hub_env: dict | None = None, *, front_door: bool =
             jupyter_root=jupyter_root, processes=processes,
         )
     finally:
-        stack.close()
+        if ingress:
+            ingress.stop()
         if server:
             server.stop()
         if hub:

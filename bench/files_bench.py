@@ -15,13 +15,16 @@ is on Kubernetes) and straight at its own port:
 - listing a folder of --entries files: dashboard ``GET api/files/...``,
   jupyter ``GET api/contents/...?content=1``, raw ``os.scandir`` + ``stat``;
 - uploading a --size-mib file: dashboard chunked ``PUT api/uploads/<id>``
-  (64 MiB chunks, each sent by curl), jupyter chunked contents ``PUT``
-  (base64 JSON, 1 MiB chunks, as JupyterLab sends them), raw ``copyfile``
-  + fsync;
+  (64 MiB chunks as the CLI sends them, on one kept-alive connection as a
+  browser or the CLI keeps it, each body sent from the file by the
+  kernel), jupyter chunked contents ``PUT`` (base64 JSON, 1 MiB chunks, as
+  JupyterLab sends them), raw ``copyfile`` + fsync;
 - downloading it with curl into a file + fsync: dashboard
   ``GET api/download/...``, jupyter ``GET files/...`` (what JupyterLab's
   Download uses; the contents API would send the whole file as base64
-  JSON), raw ``copyfile`` + fsync.
+  JSON), raw ``copyfile`` + fsync; and, as the floor of any HTTP server
+  for this client, nginx sending the same file itself (``sendfile``,
+  straight at its port: ``nginx-static``).
 
 Targets take turns in each of --repeat rounds, the raw operation first
 (so a change of the shared machine's load, or of its disk's speed, touches
@@ -40,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import http.client
 import json
 import os
 import shutil
@@ -49,13 +53,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.peers import Peer, machine, started_peers
+from bench.peers import Peer, machine, started_peers, static_nginx
 
 MIB = 1024 * 1024
 OUR_CHUNK = 64 * MIB
@@ -104,22 +109,33 @@ def fetch_to(url: str, headers: dict, target: Path) -> None:
     fsync_path(target)
 
 
-def send_with_curl(url: str, headers: dict, source, offset: int, length: int) -> bytes:
-    """PUT ``length`` bytes of the open file ``source`` from ``offset`` with
-    curl (its standard input fed by sendfile); the answer's body."""
-    command = ["curl", "--silent", "--show-error", "--fail", "--upload-file", "-",
-               # a length given, not chunked; no 100-continue round trip
-               "--header", f"Content-Length: {length}", "--header", "Transfer-Encoding:", "--header", "Expect:",
-               *curl_headers(headers)]
-    with subprocess.Popen([*command, url], stdin=subprocess.PIPE, stdout=subprocess.PIPE) as curl:
-        sent = 0
-        while sent < length:
-            sent += os.sendfile(curl.stdin.fileno(), source.fileno(), offset + sent, length - sent)
-        curl.stdin.close()
-        body = curl.stdout.read()
-    if curl.returncode:
-        raise RuntimeError(f"curl exited with {curl.returncode} for {url}")
-    return body
+class Sender:
+    """PUTs of byte ranges of a file on one kept-alive connection, each
+    body sent from the file by the kernel (``socket.sendfile``): the client
+    costs no copy, as curl would cost one into its buffers, nor a process
+    per chunk."""
+
+    def __init__(self, url: str):
+        self.connection = http.client.HTTPConnection(urlsplit(url).netloc, timeout=600)
+
+    def put(self, url: str, headers: dict, source, offset: int, length: int) -> bytes:
+        """PUT ``length`` bytes of the open file ``source`` from ``offset``; the answer's body."""
+        parts = urlsplit(url)
+        self.connection.putrequest("PUT", parts.path + (f"?{parts.query}" if parts.query else ""), skip_accept_encoding=True)
+        for name, value in {**headers, "Content-Length": str(length)}.items():
+            self.connection.putheader(name, value)
+        self.connection.endheaders()
+        sent = self.connection.sock.sendfile(source, offset, length)
+        if sent != length:
+            raise RuntimeError(f"sent {sent} of {length} bytes to {url}")
+        answer = self.connection.getresponse()
+        body = answer.read()
+        if answer.status >= 400:
+            raise RuntimeError(f"{answer.status} from {url}: {body[:200]!r}")
+        return body
+
+    def close(self) -> None:
+        self.connection.close()
 
 
 class Jupyter:
@@ -170,23 +186,27 @@ class Dashboard:
         self.session.get(self.api + f"files/private/{path}", timeout=600).raise_for_status()
 
     def upload(self, source: Path, path: str) -> None:
-        """Chunks of OUR_CHUNK sent by curl, each fed from the file by the
-        kernel (as a browser sends slices of a file)."""
+        """Chunks of OUR_CHUNK, each sent from the file by the kernel (as a
+        browser sends slices of a file), on one connection."""
         size = source.stat().st_size
         started = self.session.post(
             self.api + "uploads", json={"domain": "private", "path": path, "size": size, "overwrite": True}, timeout=60
         )
         started.raise_for_status()
         upload_id, offset = started.json()["id"], 0
-        with open(source, "rb") as f:
-            while True:
-                length = min(OUR_CHUNK, size - offset)
-                answer = json.loads(send_with_curl(
-                    self.api + f"uploads/{upload_id}", {**self.headers, "Upload-Offset": str(offset)}, f, offset, length
-                ))
-                offset = answer["offset"]
-                if answer["complete"]:
-                    return
+        sender = Sender(self.api)
+        try:
+            with open(source, "rb") as f:
+                while True:
+                    length = min(OUR_CHUNK, size - offset)
+                    answer = json.loads(sender.put(
+                        self.api + f"uploads/{upload_id}", {**self.headers, "Upload-Offset": str(offset)}, f, offset, length
+                    ))
+                    offset = answer["offset"]
+                    if answer["complete"]:
+                        return
+        finally:
+            sender.close()
 
     def download(self, path: str, target: Path) -> None:
         fetch_to(self.api + f"download/private/{path}", self.headers, target)
@@ -232,6 +252,15 @@ def ratios(times: dict[str, list[float]], ways, size: int = 0) -> dict:
             result[way]["jupyter_mib_s"] = round(size / MIB / theirs, 1)
     if size:
         result["raw_mib_s"] = round(size / MIB / raw, 1)
+    if "nginx-static" in times:
+        floor = seconds["nginx-static"]
+        result["nginx_static"] = {
+            "seconds": round(floor, 6),
+            "vs_raw": to_raw("nginx-static"),
+            # what the dashboard reached straight adds to the best a server does for this client
+            "dashboard_direct_vs_nginx_static": round(statistics.median(
+                t / f for t, f in zip(times["dashboard-direct"], times["nginx-static"])), 3),
+        }
     return result
 
 
@@ -250,6 +279,10 @@ def print_report(title: str, result: dict, transfer: bool, ways) -> None:
     if transfer:
         raw += f"{'':>49}{result['raw_mib_s']:>12.1f}"
     print(raw)
+    if "nginx_static" in result:
+        floor = result["nginx_static"]
+        print(f"  {'nginx-static':<20}{floor['seconds']:>12.3f}{'':>26}{floor['vs_raw']:>9.2f}x"
+              f"   (dashboard direct / nginx-static: {floor['dashboard_direct_vs_nginx_static']:.2f}x)")
 
 
 def main() -> None:
@@ -308,12 +341,14 @@ def main() -> None:
 
             # --- download ------------------------------------------------------------------
             target = work / "downloaded.bin"
-            runs = {"raw": lambda: raw_copy(ours / "big.bin", target),
-                    **{name: (lambda c=client: c.download("big.bin", target)) for name, client in clients.items()}}
-            results["download"] = ratios(
-                take_turns(runs, args.transfer_repeat, after=lambda: (target.unlink(missing_ok=True), os.sync())),
-                ways, size,
-            )
+            with static_nginx(work, ours, "/big.bin") as floor:
+                runs = {"raw": lambda: raw_copy(ours / "big.bin", target),
+                        **{name: (lambda c=client: c.download("big.bin", target)) for name, client in clients.items()},
+                        "nginx-static": lambda: fetch_to(floor.url + "/big.bin", {}, target)}
+                results["download"] = ratios(
+                    take_turns(runs, args.transfer_repeat, after=lambda: (target.unlink(missing_ok=True), os.sync())),
+                    ways, size,
+                )
             say(f"downloaded {args.size_mib} MiB")
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -13,6 +13,9 @@ the path it takes in a cluster, less the pod network.
     command, port = nginx_command(work, proxy="127.0.0.1:8000", dashboard="127.0.0.1:8100")
     # bench/peers.py's IngressNginx runs it (started_peers(front_door=True))
 
+``static_nginx_command`` is the floor beside it: an nginx sending files
+itself, no application behind it.
+
 Needs helm (``make kube-binaries``) and nginx (``make nginx``).
 """
 
@@ -95,9 +98,7 @@ def nginx_command(work: Path, *, proxy: str, dashboard: str) -> tuple[list[str],
     loopback port, ``proxy`` and ``dashboard`` (host:port) standing for
     their Services (its configuration and state in ``work/nginx``); and
     that port."""
-    nginx = subprocess.run([str(NGINX_UNPACK), "--print-path"], capture_output=True, text=True, check=True).stdout.strip()
-    if not os.access(nginx, os.X_OK):
-        raise RuntimeError(f"{nginx} not found: run make nginx")
+    nginx = nginx_binary()
     state = work / "nginx"
     state.mkdir(parents=True, exist_ok=True)
     objects = chart_objects(work)
@@ -107,7 +108,44 @@ def nginx_command(work: Path, *, proxy: str, dashboard: str) -> tuple[list[str],
                       # (a controller's log goes to its pod's output; here it would be a file written per request)
                       access_log="off")
     (state / "nginx.conf").write_text(conf)
-    # as root, nginx's workers would otherwise run as nobody, who cannot
-    # write the buffered bodies into this folder
-    directives = "daemon off;" + (" user root;" if os.geteuid() == 0 else "")
-    return [nginx, "-p", str(state), "-e", "stderr", "-c", str(state / "nginx.conf"), "-g", directives], port
+    return [nginx, "-p", str(state), "-e", "stderr", "-c", str(state / "nginx.conf"), "-g", DIRECTIVES], port
+
+
+# as root, nginx's workers would otherwise run as nobody, who cannot write
+# the buffered bodies into its folder (or read the served files)
+DIRECTIVES = "daemon off;" + (" user root;" if os.geteuid() == 0 else "")
+
+
+def nginx_binary() -> str:
+    nginx = subprocess.run([str(NGINX_UNPACK), "--print-path"], capture_output=True, text=True, check=True).stdout.strip()
+    if not os.access(nginx, os.X_OK):
+        raise RuntimeError(f"{nginx} not found: run make nginx")
+    return nginx
+
+
+def static_nginx_command(work: Path, root: Path) -> tuple[list[str], int]:
+    """The command of an nginx sending the files under ``root`` itself
+    (``sendfile``, as a static file server's best), on a free loopback port;
+    and that port. What a download costs a client with no application
+    behind the server."""
+    state = work / "nginx-static"
+    state.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    (state / "nginx.conf").write_text(f"""pid {state}/nginx.pid;
+events {{}}
+http {{
+    access_log off;
+    client_body_temp_path {state}/client_body;
+    proxy_temp_path {state}/proxy;
+    fastcgi_temp_path {state}/fastcgi;
+    uwsgi_temp_path {state}/uwsgi;
+    scgi_temp_path {state}/scgi;
+    sendfile on;
+    tcp_nopush on;
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+    }}
+}}
+""")
+    return [nginx_binary(), "-p", str(state), "-e", "stderr", "-c", str(state / "nginx.conf"), "-g", DIRECTIVES], port

@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.frontdoor import nginx_command
+from bench.frontdoor import nginx_command, static_nginx_command
 from tests.hubprocess import RunningHub, free_port, start_hub
 
 JUPYTER_PREFIX = "/bench-jupyter/"
@@ -62,8 +62,10 @@ def wait_until_answering(process, url: str, what: str, timeout: float, stop, *, 
         if process.poll() is not None:
             raise RuntimeError(f"{what} exited with {process.returncode}{details()}")
         try:
-            if requests.get(url, headers=headers, timeout=5).status_code == 200:
-                return
+            # (the body is not read: it may be the file a benchmark sends)
+            with requests.get(url, headers=headers, timeout=5, stream=True) as answer:
+                if answer.status_code == 200:
+                    return
         except requests.RequestException:
             pass
         time.sleep(0.3)
@@ -166,22 +168,41 @@ class JupyterServer:
         stop_group(self.process)
 
 
-class IngressNginx:
-    """nginx serving the chart's Ingresses (bench/frontdoor.py) on a loopback
-    port, in front of the hub's proxy and the dashboard."""
+class Nginx:
+    """An nginx run by ``command`` on ``port`` until ``stop()``, waited for
+    until ``check`` (a path) answers through it."""
 
-    def __init__(self, work: Path, *, proxy: str, dashboard: str, timeout: float = 30):
-        command, port = nginx_command(work, proxy=proxy, dashboard=dashboard)
+    def __init__(self, work: Path, command: list[str], port: int, check: str, *, name: str = "nginx",
+                 timeout: float = 30):
         self.url = f"http://127.0.0.1:{port}"
-        log_path = work / "nginx.log"
+        log_path = work / f"{name}.log"
         with open(log_path, "wb") as log:  # nginx writes to its own copy
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        # through nginx and the proxy to the hub
-        wait_until_answering(self.process, self.url + "/hub/api", "nginx", timeout, self.stop,
+        wait_until_answering(self.process, self.url + check, name, timeout, self.stop,
                              details=lambda: f"; see {log_path}")
 
     def stop(self) -> None:
         stop_group(self.process)
+
+
+class IngressNginx(Nginx):
+    """nginx serving the chart's Ingresses (bench/frontdoor.py) on a loopback
+    port, in front of the hub's proxy and the dashboard."""
+
+    def __init__(self, work: Path, *, proxy: str, dashboard: str, timeout: float = 30):
+        # answered through nginx and the proxy by the hub
+        super().__init__(work, *nginx_command(work, proxy=proxy, dashboard=dashboard), "/hub/api", timeout=timeout)
+
+
+@contextlib.contextmanager
+def static_nginx(work: Path, root: Path, check: str):
+    """nginx sending the files under ``root`` itself (bench/frontdoor.py),
+    for as long as the block runs; ``check``: a file's path to wait for."""
+    server = Nginx(work, *static_nginx_command(work, root), check, name="nginx-static")
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @dataclass

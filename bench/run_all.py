@@ -133,6 +133,13 @@ def targets(reports: dict[str, dict]) -> list[Target]:
                                 results[operation]["direct"]["dashboard_vs_raw"], bound_direct))
             found.append(Target(f"{operation} through local mode's proxy / raw copy (the proxy's cost)",
                                 results[operation]["proxy"]["dashboard_vs_raw"], None))
+        floor = results["download"].get("nginx_static")
+        if floor:
+            # what no HTTP server does better for the same client (stated)
+            found.append(Target("download from nginx sending the file itself / raw copy (the client's floor)",
+                                floor["vs_raw"], None))
+            found.append(Target("download straight at the dashboard / from nginx sending the file itself",
+                                floor["dashboard_direct_vs_nginx_static"], None))
     listing = reports.get("listing")
     if listing:
         found.append(Target(f"first page of {listing['large']} entries / of {listing['small']}",

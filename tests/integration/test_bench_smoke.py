@@ -63,6 +63,11 @@ def test_files_bench_compares_both_servers_reached_the_same_way():
             assert row["dashboard_vs_raw"] == pytest.approx(
                 row["dashboard_seconds"] / figures["raw_seconds"], rel=0.01, abs=0.002), (operation, way)
     assert report["results"]["download"]["ingress"]["dashboard_mib_s"] > 0
+    # the client's floor: nginx sending the same file itself
+    floor = report["results"]["download"]["nginx_static"]
+    assert floor["seconds"] > 0
+    assert floor["vs_raw"] == pytest.approx(floor["seconds"] / report["results"]["download"]["raw_seconds"],
+                                            rel=0.01, abs=0.002)
     assert len(report["machine"]["loadavg"]) == 3
 
 

@@ -6,8 +6,10 @@ same run.
 
 Starts a karvdash-hub (local mode, real proxy, SQLite; tests/hubprocess.py)
 on loopback ports, fills it with --users accounts (half waiting for
-approval, half approved) through the admin's import API, and measures one
-client's requests one after another, over keep-alive connections:
+approval, half approved) through the admin's import API, the approved half
+also users of the hub (as after their first login) through JupyterHub's
+users API, and measures one client's requests one after another, over
+keep-alive connections:
 
 - ``reference``: ``GET /hub/api`` (JupyterHub's version answer: the cost of
   the proxy, Tornado and the hub's login check alone);
@@ -20,6 +22,12 @@ client's requests one after another, over keep-alive connections:
 - ``signup-post``: ``POST /hub/signup`` of a new account, with N/10
   accounts and with N (a bcrypt hash of the password is most of its time;
   the email check is one indexed look-up, so the two should match).
+
+Beside it, a plain JupyterHub (bench/spawn_scale.py's: the same proxy and
+database, no karvdash-hub) holding as many JupyterHub users, created through
+its users API, answers ``GET /hub/api`` and ``GET /hub/api/users?limit=50``
+in the same turns: JupyterHub's own cost of that users page over its
+reference, and karvdash-hub's users API over plain JupyterHub's.
 
 Targets take turns in short rounds (so a change of the machine's load
 affects them alike). Prints p50/p99 per target and their ratio to the
@@ -44,6 +52,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.spawn_scale import server_command, start_plain_hub  # noqa: E402
 from tests.hubprocess import start_hub  # noqa: E402
 
 IMPORT_BATCH = 2000
@@ -55,15 +64,43 @@ def percentile(values: list[float], q: int) -> float:
 
 
 def fill(hub, token: str, first: int, last: int) -> None:
-    """Accounts user<first>..user<last - 1>, odd ones approved."""
+    """Accounts user<first>..user<last - 1>, odd ones approved and, as after
+    their first login, users of the hub itself."""
     for state, parity in (("pending", 0), ("approved", 1)):
         numbers = [i for i in range(first, last) if i % 2 == parity]
         for start in range(0, len(numbers), IMPORT_BATCH):
-            lines = [f"user{i},user{i}@dept{i % 7}.example.org" for i in numbers[start:start + IMPORT_BATCH]]
+            batch = numbers[start:start + IMPORT_BATCH]
+            lines = [f"user{i},user{i}@dept{i % 7}.example.org" for i in batch]
             response = hub.api("POST", f"/accounts?state={state}", token=token, data="\n".join(lines),
                                headers={"Content-Type": "text/csv"})
             if response.status_code != 201 or response.json()["refused"]:
                 raise RuntimeError(f"import: {response.status_code} {response.text[:500]}")
+            if state == "approved":
+                add_users(hub, token, [f"user{i}" for i in batch])
+
+
+def add_users(hub, token: str, names: list[str]) -> None:
+    """Users of the hub itself, through JupyterHub's users API."""
+    response = requests.post(hub.hub_api + "/users", json={"usernames": names}, timeout=600,
+                             headers={"Authorization": f"token {token}"})
+    if response.status_code != 201:
+        raise RuntimeError(f"users: {response.status_code} {response.text[:500]}")
+
+
+def jupyterhub_users(hub, token: str) -> int:
+    """How many users the hub itself holds (an account waiting for approval
+    is not one yet)."""
+    response = requests.get(hub.hub_api + "/users?limit=1", timeout=60, headers={
+        "Authorization": f"token {token}", "Accept": "application/jupyterhub-pagination+json",
+    })
+    response.raise_for_status()
+    return response.json()["_pagination"]["total"]
+
+
+def fill_plain(hub, token: str, count: int) -> None:
+    """``count`` users in a plain JupyterHub."""
+    for start in range(0, count, IMPORT_BATCH):
+        add_users(hub, token, [f"plain{i}" for i in range(start, min(start + IMPORT_BATCH, count))])
 
 
 class SignUps:
@@ -142,9 +179,10 @@ def main() -> None:
         parser.error("--users must be at least 10")
 
     work = Path(tempfile.mkdtemp(prefix="karvdash-scale-"))
-    hub = None
+    hub = plain = None
     try:
         hub = start_hub(work / "hub")
+        plain, plain_token = start_plain_hub(work / "plain", patient=False, command=server_command("karvdash"))
         token = hub.token_for(hub.admin)
         admin = hub.admin_session()
         api = requests.Session()
@@ -158,6 +196,11 @@ def main() -> None:
         fill(hub, token, tenth, args.users)
         filled = time.perf_counter() - started
         signup_large = timed_calls(signups, args.signups)
+        users = jupyterhub_users(hub, token)
+        fill_plain(plain, plain_token, users - jupyterhub_users(plain, plain_token))
+        plain_users = jupyterhub_users(plain, plain_token)
+        plain_api = requests.Session()
+        plain_api.headers["Authorization"] = f"token {plain_token}"
 
         middle = args.users // 2
         search = f"user{args.users // 3}"[:-1]  # matches about ten names
@@ -169,14 +212,22 @@ def main() -> None:
             "accounts-api": getter(api, f"{hub.hub_api}/accounts?sort=created&offset={middle}", '"accounts"'),
             "hub-admin-page": getter(admin, hub.url + "/hub/admin"),
             "hub-users-api": getter(api, hub.hub_api + "/users?limit=50"),
+            "plain-reference": getter(plain_api, plain.hub_api, "version"),
+            "plain-hub-users-api": getter(plain_api, plain.hub_api + "/users?limit=50"),
         }
         samples = measure(targets, args.seconds, args.rounds)
         total = api.get(hub.hub_api + "/accounts?limit=1", timeout=60).json()["total"]
     finally:
-        if hub:
-            hub.stop()
+        for running in (hub, plain):
+            if running:
+                running.stop()
         shutil.rmtree(work, ignore_errors=True)
 
+    plain_results = {name.removeprefix("plain-"): summary(samples.pop(name)) for name in list(samples)
+                     if name.startswith("plain-")}
+    for result in plain_results.values():
+        result["p50_vs_reference"] = round(result["p50_ms"] / plain_results["reference"]["p50_ms"], 2)
+        result["p99_vs_reference"] = round(result["p99_ms"] / plain_results["reference"]["p99_ms"], 2)
     results = {name: summary(latencies) for name, latencies in samples.items()}
     results[f"signup-post-at-{tenth}"] = summary(signup_small)
     results[f"signup-post-at-{args.users}"] = summary(signup_large)
@@ -184,17 +235,29 @@ def main() -> None:
     for result in results.values():
         result["p50_vs_reference"] = round(result["p50_ms"] / reference["p50_ms"], 2)
         result["p99_vs_reference"] = round(result["p99_ms"] / reference["p99_ms"], 2)
+    ours, theirs = results["hub-users-api"], plain_results["hub-users-api"]
+    plain_report = {
+        "users": plain_users, "karvdash_users": users, "results": plain_results,
+        "users_api_vs_plain": {"p50": round(ours["p50_ms"] / theirs["p50_ms"], 2),
+                               "p99": round(ours["p99_ms"] / theirs["p99_ms"], 2)},
+    }
     signup_ratio = round(results[f"signup-post-at-{args.users}"]["p50_ms"] / results[f"signup-post-at-{tenth}"]["p50_ms"], 2)
     machine = f"python {platform.python_version()}, {os.cpu_count()} cores, {platform.machine()}"
     if args.json:
         print(json.dumps({"users": args.users, "accounts": total, "fill_seconds": round(filled, 1), "machine": machine,
-                          "signup_p50_at_n_vs_n_tenth": signup_ratio, "results": results}, indent=2))
+                          "signup_p50_at_n_vs_n_tenth": signup_ratio, "results": results, "plain": plain_report},
+                         indent=2))
         return
     print(f"hub scale: {total} accounts (filled in {filled:.1f} s), {args.seconds:g} s per read target, one client; {machine}")
     print(f"{'target':<26}{'requests':>10}{'p50 ms':>10}{'p99 ms':>10}{'p50 x ref':>11}{'p99 x ref':>11}")
     for name, r in results.items():
         print(f"{name:<26}{r['requests']:>10}{r['p50_ms']:>10}{r['p99_ms']:>10}{r['p50_vs_reference']:>11}{r['p99_vs_reference']:>11}")
     print(f"sign-up p50 with {args.users} accounts / with {tenth}: {signup_ratio}")
+    print(f"\nplain JupyterHub with {plain_users} users (karvdash-hub's hub: {users}), the same turns:")
+    for name, r in plain_results.items():
+        print(f"{name:<26}{r['requests']:>10}{r['p50_ms']:>10}{r['p99_ms']:>10}{r['p50_vs_reference']:>11}{r['p99_vs_reference']:>11}")
+    vs = plain_report["users_api_vs_plain"]
+    print(f"users API, karvdash-hub / plain JupyterHub: p50 {vs['p50']}, p99 {vs['p99']}")
 
 
 if __name__ == "__main__":

@@ -120,6 +120,11 @@ def targets(reports: dict[str, dict]) -> list[Target]:
             found.append(Target(f"{name} at {hub['accounts']} accounts: p99 / /hub/api",
                                 hub["results"][name]["p99_vs_reference"], 2.0))
         found.append(Target(f"sign-up POST at {hub['users']} accounts / at a tenth", hub["signup_p50_at_n_vs_n_tenth"], 1.2))
+        # the same users page on a plain JupyterHub with as many users: JupyterHub's own cost (stated)
+        plain = hub["plain"]
+        found.append(Target(f"hub-users-api on plain JupyterHub with {plain['users']} users: p99 / its /hub/api",
+                            plain["results"]["hub-users-api"]["p99_vs_reference"], None))
+        found.append(Target("hub-users-api: p99 / plain JupyterHub's", plain["users_api_vs_plain"]["p99"], None))
     files = reports.get("files")
     if files:
         results = files["results"]

@@ -35,6 +35,13 @@ def test_hub_scale_bench_runs_and_reports_every_target():
     for name, figures in report["results"].items():
         assert figures["requests"] >= 1, name
         assert figures["p50_ms"] > 0 and figures["p50_vs_reference"] > 0, name
+    # the plain JupyterHub beside it holds as many users as the hub does
+    # (the administrator and the approved half, not the pending)
+    plain = report["plain"]
+    assert plain["users"] == plain["karvdash_users"] > 25
+    assert set(plain["results"]) == {"reference", "hub-users-api"}
+    assert all(figures["requests"] >= 1 and figures["p99_vs_reference"] > 0 for figures in plain["results"].values())
+    assert plain["users_api_vs_plain"]["p99"] > 0
 
 
 def run_bench(script: str, *args: str) -> dict:

@@ -18,7 +18,8 @@ from bench.run_all import (
 
 def hub_report(p99: float) -> dict:
     results = {name: {"p99_vs_reference": p99} for name in HUB_PAGES}
-    return {"users": 10000, "accounts": 10041, "signup_p50_at_n_vs_n_tenth": 0.98, "results": results}
+    plain = {"users": 5021, "results": {"hub-users-api": {"p99_vs_reference": 2.4}}, "users_api_vs_plain": {"p99": 0.97}}
+    return {"users": 10000, "accounts": 10041, "signup_p50_at_n_vs_n_tenth": 0.98, "results": results, "plain": plain}
 
 
 def spawn_row(n: int, failures: int, plain_failures: int, vs_plain: float, vs_patient: float) -> dict:
@@ -58,6 +59,9 @@ def test_every_benchmark_gives_its_targets_with_the_bounds():
         "Kubernetes spawn, 100 at once: wall time / plain KubeSpawner": (1.12, 1.1, False),
         **{f"{name} at 10041 accounts: p99 / /hub/api": (1.5, 2.0, True) for name in HUB_PAGES},
         "sign-up POST at 10000 accounts / at a tenth": (0.98, 1.2, True),
+        # JupyterHub's own users API beside it, stated
+        "hub-users-api on plain JupyterHub with 5021 users: p99 / its /hub/api": (2.4, None, None),
+        "hub-users-api: p99 / plain JupyterHub's": (0.97, None, None),
         "download through the chart's front door / raw copy": (1.55, 1.5, False),
         "download straight at the dashboard / raw copy": (1.14, 1.2, True),
         # local mode's proxy: what it costs, stated beside the targets

@@ -90,9 +90,7 @@ def add_users(hub, token: str, names: list[str]) -> None:
 def jupyterhub_users(hub, token: str) -> int:
     """How many users the hub itself holds (an account waiting for approval
     is not one yet)."""
-    response = requests.get(hub.hub_api + "/users?limit=1", timeout=60, headers={
-        "Authorization": f"token {token}", "Accept": "application/jupyterhub-pagination+json",
-    })
+    response = hub.api("GET", "/users?limit=1", token=token, headers={"Accept": "application/jupyterhub-pagination+json"})
     response.raise_for_status()
     return response.json()["_pagination"]["total"]
 
@@ -157,6 +155,19 @@ def timed_calls(one, count: int) -> list[float]:
         one()
         latencies.append(time.perf_counter() - started)
     return latencies
+
+
+def against_reference(results: dict) -> None:
+    """Each result's p50 and p99 over those of ``results["reference"]``."""
+    reference = results["reference"]
+    for result in results.values():
+        result["p50_vs_reference"] = round(result["p50_ms"] / reference["p50_ms"], 2)
+        result["p99_vs_reference"] = round(result["p99_ms"] / reference["p99_ms"], 2)
+
+
+def print_rows(results: dict) -> None:
+    for name, r in results.items():
+        print(f"{name:<26}{r['requests']:>10}{r['p50_ms']:>10}{r['p99_ms']:>10}{r['p50_vs_reference']:>11}{r['p99_vs_reference']:>11}")
 
 
 def summary(latencies: list[float]) -> dict:
@@ -225,16 +236,11 @@ def main() -> None:
 
     plain_results = {name.removeprefix("plain-"): summary(samples.pop(name)) for name in list(samples)
                      if name.startswith("plain-")}
-    for result in plain_results.values():
-        result["p50_vs_reference"] = round(result["p50_ms"] / plain_results["reference"]["p50_ms"], 2)
-        result["p99_vs_reference"] = round(result["p99_ms"] / plain_results["reference"]["p99_ms"], 2)
+    against_reference(plain_results)
     results = {name: summary(latencies) for name, latencies in samples.items()}
     results[f"signup-post-at-{tenth}"] = summary(signup_small)
     results[f"signup-post-at-{args.users}"] = summary(signup_large)
-    reference = results["reference"]
-    for result in results.values():
-        result["p50_vs_reference"] = round(result["p50_ms"] / reference["p50_ms"], 2)
-        result["p99_vs_reference"] = round(result["p99_ms"] / reference["p99_ms"], 2)
+    against_reference(results)
     ours, theirs = results["hub-users-api"], plain_results["hub-users-api"]
     plain_report = {
         "users": plain_users, "karvdash_users": users, "results": plain_results,
@@ -250,12 +256,10 @@ def main() -> None:
         return
     print(f"hub scale: {total} accounts (filled in {filled:.1f} s), {args.seconds:g} s per read target, one client; {machine}")
     print(f"{'target':<26}{'requests':>10}{'p50 ms':>10}{'p99 ms':>10}{'p50 x ref':>11}{'p99 x ref':>11}")
-    for name, r in results.items():
-        print(f"{name:<26}{r['requests']:>10}{r['p50_ms']:>10}{r['p99_ms']:>10}{r['p50_vs_reference']:>11}{r['p99_vs_reference']:>11}")
+    print_rows(results)
     print(f"sign-up p50 with {args.users} accounts / with {tenth}: {signup_ratio}")
     print(f"\nplain JupyterHub with {plain_users} users (karvdash-hub's hub: {users}), the same turns:")
-    for name, r in plain_results.items():
-        print(f"{name:<26}{r['requests']:>10}{r['p50_ms']:>10}{r['p99_ms']:>10}{r['p50_vs_reference']:>11}{r['p99_vs_reference']:>11}")
+    print_rows(plain_results)
     vs = plain_report["users_api_vs_plain"]
     print(f"users API, karvdash-hub / plain JupyterHub: p50 {vs['p50']}, p99 {vs['p99']}")
 

@@ -517,8 +517,9 @@ class KarvdashConfig(Configurable):
         "",
         config=True,
         help="""API token shared by the hub and a dashboard that runs on its own
-        (with ``dashboardURL``); the chart generates it. Unused when the hub
-        starts the dashboard (the hub makes one).""",
+        (with ``dashboardURL``); the chart generates it. It must be random:
+        the hub checks it as a token it made, with one round of hashing.
+        Unused when the hub starts the dashboard (the hub makes one).""",
     )
 
     uploadExpiry = Integer(

@@ -81,6 +81,28 @@ def test_a_dashboard_of_its_own_is_only_proxied():
     assert "command" not in spec and "environment" not in spec
 
 
+def test_the_token_of_a_dashboard_of_its_own_is_stored_as_a_generated_one():
+    settings = settings_for(
+        environ={
+            "KARVDASH_STATE_DIR": "/tmp/k",
+            "KARVDASH_DASHBOARD_URL": "http://karvdash-dashboard:8080",
+            "KARVDASH_DASHBOARD_API_TOKEN": "t" * 40,
+        }
+    )
+    c = Config()
+    hubservice.configure_service(c, settings)
+    assert c.JupyterHub.trust_user_provided_tokens is True
+    # an administrator's own choice stays
+    c = Config()
+    c.JupyterHub.trust_user_provided_tokens = False
+    hubservice.configure_service(c, settings)
+    assert c.JupyterHub.trust_user_provided_tokens is False
+    # in local mode the hub makes the dashboard's token itself
+    c = Config()
+    hubservice.configure_service(c, settings_for())
+    assert "trust_user_provided_tokens" not in c.JupyterHub
+
+
 def test_configure_service_merges_with_existing_roles_scopes_and_services():
     c = Config()
     c.JupyterHub.load_roles = [

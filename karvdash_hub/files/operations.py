@@ -27,6 +27,7 @@ import secrets
 import shutil
 import stat
 import unicodedata
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -56,6 +57,14 @@ MAX_PATH_BYTES = 4096
 ENCODED_RESIDUE = re.compile(r"%(2e|2f|5c|00)", re.IGNORECASE)
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 TRASH_PREFIX = ".trash-"
+# Where what a replace put aside is deleted, after the answer: freeing a
+# large file's blocks takes the disk a while (0.7 s per GiB on ext4 mounted
+# with discard), and the new file is in its place already. One thread: the
+# deletions wait in line rather than compete for the disk.
+_DELETIONS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="karvdash-delete")
+# a replaced file this large keeps a second link until the deletion thread
+# frees it; a smaller one is freed by the replace itself
+FREE_AFTER_REPLACE = 16 * 1024 * 1024
 # look like / or \\ on screen, so a name holding one reads as a path
 LOOKALIKE_SEPARATORS = frozenset(
     "\u1735\u2044\u2215\u2216\u2571\u2572\u27cb\u27cd\u29f5\u29f8\u29f9\u2f03\u3033\ufe68\uff0f\uff3c"
@@ -549,9 +558,35 @@ def place_file(source: Path, target: Path, *, overwrite: bool, trash: Path | Non
         except BaseException:
             os.rename(aside, target)
             raise
-        delete_quietly(aside)
+        delete_later(aside)
         return
-    _rename(source, target)
+    kept = _link_replaced(target, trash)
+    try:
+        _rename(source, target)
+    except BaseException:
+        if kept is not None:
+            delete_quietly(kept)
+        raise
+    if kept is not None:
+        delete_later(kept)
+
+
+def _link_replaced(target: Path, trash: Path | None) -> Path | None:
+    """A second link to a large file about to be replaced, so that the
+    replace does not free its blocks; None when there is nothing to keep."""
+    try:
+        info = os.lstat(target)
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISREG(info.st_mode) or info.st_size < FREE_AFTER_REPLACE or info.st_nlink > 1:
+        return None
+    kept = _aside_path(target, trash)
+    try:
+        os.link(target, kept, follow_symlinks=False)
+    except OSError:
+        # a file system without hard links: the replace frees the blocks itself
+        return None
+    return kept
 
 
 def _rename(source: Path, target: Path) -> None:
@@ -589,6 +624,16 @@ def _is_real_folder(path: Path) -> bool:
         return stat.S_ISDIR(os.lstat(path).st_mode)
     except FileNotFoundError:
         return False
+
+
+def delete_later(path: Path) -> None:
+    """Delete ``path`` (put aside by a replace) on the deletion thread."""
+    _DELETIONS.submit(delete_quietly, path)
+
+
+def wait_for_deletions() -> None:
+    """Return once everything handed to :func:`delete_later` so far is deleted."""
+    _DELETIONS.submit(lambda: None).result()
 
 
 def delete_quietly(path: Path) -> None:

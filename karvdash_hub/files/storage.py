@@ -245,7 +245,8 @@ class LocalStorage:
         target = folder.locate(relative)
         check_target(folder, target, upload.overwrite)
         os.chmod(upload.data_path, 0o644)
-        place_file(upload.data_path, target, overwrite=upload.overwrite, display=folder.display(relative))
+        place_file(upload.data_path, target, overwrite=upload.overwrite, trash=trash_folder(self.domains),
+                   display=folder.display(relative))
         return entry_json(folder, target, entry_for(folder, target))
 
     def discard_upload(self, meta: dict) -> None:

@@ -296,6 +296,7 @@ def test_overwrite_replaces_a_full_folder_and_a_file_by_a_folder(domains, privat
     (private.root / "file").write_text("f")
     files.move(private, private.locate("dst"), private, private.locate("file"), overwrite=True, trash=trash)
     assert (private.root / "file" / "new").read_text() == "n"
+    files.wait_for_deletions()
     assert os.listdir(trash) == []
     assert [p for p in os.listdir(private.root) if p.startswith(".trash-")] == []
 
@@ -338,6 +339,91 @@ def test_place_file_over_a_link_replaces_the_link_not_its_target(private, tmp_pa
     assert target.read_text() == "keep"
     assert not (private.root / "link").is_symlink()
     assert (private.root / "link").read_text() == "new"
+
+
+def large_file(path: Path, content: bytes) -> None:
+    """A file of FREE_AFTER_REPLACE bytes (sparse) that starts with ``content``."""
+    path.write_bytes(content)
+    os.truncate(path, files.FREE_AFTER_REPLACE)
+
+
+def test_a_large_replaced_file_is_freed_after_the_replace_not_by_it(domains, private, tmp_path, monkeypatch):
+    trash = files.trash_folder(domains)
+    large_file(private.root / "big.bin", b"old")
+    staged = tmp_path / "staged"
+    staged.write_bytes(b"new")
+    later = []
+    monkeypatch.setattr(files, "delete_later", later.append)
+    with open(private.root / "big.bin", "rb") as old:
+        files.place_file(staged, private.locate("big.bin"), overwrite=True, trash=trash)
+        assert (private.root / "big.bin").read_bytes() == b"new"
+        # the old file's blocks are still held, by one link in the trash
+        assert os.fstat(old.fileno()).st_nlink == 1
+        [kept] = later
+        assert kept.parent == trash and kept.name.startswith(files.TRASH_PREFIX)
+        assert kept.read_bytes().startswith(b"old")
+    assert [p for p in os.listdir(private.root) if p.startswith(files.TRASH_PREFIX)] == []
+
+
+def test_the_deletion_thread_frees_the_replaced_file(domains, private, tmp_path):
+    trash = files.trash_folder(domains)
+    large_file(private.root / "big.bin", b"old")
+    staged = tmp_path / "staged"
+    staged.write_bytes(b"new")
+    with open(private.root / "big.bin", "rb") as old:
+        files.place_file(staged, private.locate("big.bin"), overwrite=True, trash=trash)
+        files.wait_for_deletions()
+        assert os.fstat(old.fileno()).st_nlink == 0
+    assert os.listdir(trash) == []
+    assert (private.root / "big.bin").read_bytes() == b"new"
+
+
+def test_a_small_replaced_file_or_one_with_other_links_is_freed_by_the_replace(domains, private, tmp_path, monkeypatch):
+    trash = files.trash_folder(domains)
+    later = []
+    monkeypatch.setattr(files, "delete_later", later.append)
+    (private.root / "small.txt").write_bytes(b"old")
+    large_file(private.root / "linked.bin", b"old")
+    os.link(private.root / "linked.bin", tmp_path / "other-link")
+    for name in ("small.txt", "linked.bin"):
+        staged = tmp_path / "staged"
+        staged.write_bytes(b"new")
+        files.place_file(staged, private.locate(name), overwrite=True, trash=trash)
+        assert (private.root / name).read_bytes() == b"new"
+    assert later == [] and os.listdir(trash) == []
+    assert os.stat(tmp_path / "other-link").st_nlink == 1
+
+
+def test_a_replace_that_fails_keeps_the_old_file_and_no_second_link(domains, private, tmp_path, monkeypatch):
+    trash = files.trash_folder(domains)
+    large_file(private.root / "big.bin", b"old")
+    staged = tmp_path / "staged"
+    staged.write_bytes(b"new")
+
+    def refused(source, target):
+        raise PermissionError(13, "refused")
+
+    monkeypatch.setattr(files, "_rename", refused)
+    with pytest.raises(PermissionError):
+        files.place_file(staged, private.locate("big.bin"), overwrite=True, trash=trash)
+    assert (private.root / "big.bin").read_bytes().startswith(b"old")
+    assert os.stat(private.root / "big.bin").st_nlink == 1
+    assert os.listdir(trash) == [] and staged.read_bytes() == b"new"
+
+
+def test_without_hard_links_the_replace_frees_the_file_itself(domains, private, tmp_path, monkeypatch):
+    trash = files.trash_folder(domains)
+    large_file(private.root / "big.bin", b"old")
+    staged = tmp_path / "staged"
+    staged.write_bytes(b"new")
+
+    def no_links(*args, **kwargs):
+        raise OSError(1, "Operation not permitted")
+
+    monkeypatch.setattr(files.os, "link", no_links)
+    files.place_file(staged, private.locate("big.bin"), overwrite=True, trash=trash)
+    assert (private.root / "big.bin").read_bytes() == b"new"
+    assert os.listdir(trash) == []
 
 
 def test_display_names_the_domain(private):

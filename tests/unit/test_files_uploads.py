@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from karvdash_hub.files import storage
+from karvdash_hub.files import operations, storage
 from karvdash_hub.files.domains import UPLOADS, FileDomains
 from karvdash_hub.files.operations import Conflict, NotFound, ensure_folders, place_file
 from karvdash_hub.files.storage import LocalStorage
@@ -114,6 +114,21 @@ def test_finish_places_the_staged_file_itself_not_a_copy(domains, domain_store):
     assert os.stat(target).st_ino == staged_inode
     assert target.read_bytes() == b"payload" and entry["size"] == 7
     assert not upload.data_path.exists() and not upload.meta_path.exists()
+
+
+def test_an_upload_over_a_large_file_leaves_its_freeing_to_the_deletion_thread(domains, domain_store, monkeypatch):
+    target = domains.local_path("private", "alice") / "b.bin"
+    target.write_bytes(b"old")
+    os.truncate(target, operations.FREE_AFTER_REPLACE)
+    later = []
+    monkeypatch.setattr(operations, "delete_later", later.append)
+    upload = staged_upload(domains, domain_store, b"payload", overwrite=True)
+    domain_store.finish(upload)
+    assert target.read_bytes() == b"payload"
+    # put aside in the dashboard's trash, which the clean-up empties after a crash
+    [kept] = later
+    assert kept.parent == operations.trash_folder(domains)
+    assert kept.read_bytes().startswith(b"old")
 
 
 def test_a_name_created_after_the_check_is_never_replaced(domains, domain_store, monkeypatch):

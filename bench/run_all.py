@@ -14,9 +14,10 @@ load average before and after each script. docs/benchmarks.md takes its
 summary table from ``summary.md``.
 
 Before each script it waits for the machine to be quiet: until the CPU
-was less than a fifth busy over two seconds, at most two minutes (the
-local spawn storm leaves its servers stopping and the load average high
-for a while after its end). ``spawn-kube``, ``files`` and ``load-chart``
+was less than a fifth busy over two seconds and at most 64 MiB of the page
+cache waits for the disk, at most two minutes (the local spawn storm leaves
+its servers stopping and the load average high for a while after its end;
+the transfers leave gigabytes to write). ``spawn-kube``, ``files`` and ``load-chart``
 need the Kubernetes binaries (``make kube-binaries``, for their control
 plane or helm) and ``files`` and ``load-chart`` Debian's nginx
 (``make nginx``); skip them with ``--skip`` where they are not built.
@@ -193,33 +194,49 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-# quiet: the CPU (all cores) less than this busy over SETTLE_SAMPLE seconds
+# quiet: the CPU (all cores) less than this busy over SETTLE_SAMPLE seconds,
+# and no more than QUIET_UNWRITTEN bytes of the page cache waiting for the
+# disk (a benchmark that wrote gigabytes leaves the next one a busy disk)
 QUIET_PERCENT = 20.0
+QUIET_UNWRITTEN = 64 * 1024 * 1024
 SETTLE_SAMPLE = 2.0
 SETTLE_LIMIT = 120.0
 
 
-def settle(busy=lambda: psutil.cpu_percent(interval=SETTLE_SAMPLE), limit: float = SETTLE_LIMIT,
-           clock=time.monotonic) -> tuple[float, float]:
-    """Wait until the machine is quiet (``busy()`` below QUIET_PERCENT) or
-    ``limit`` seconds have passed; (seconds waited, the last busy percent)."""
+def unwritten_bytes(meminfo: Path = Path("/proc/meminfo")) -> int:
+    """Bytes of the page cache not yet on the disk (Dirty + Writeback)."""
+    kib = 0
+    for line in meminfo.read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("Dirty", "Writeback"):
+            kib += int(value.split()[0])
+    return kib * 1024
+
+
+def settle(busy=lambda: psutil.cpu_percent(interval=SETTLE_SAMPLE), unwritten=unwritten_bytes,
+           limit: float = SETTLE_LIMIT, clock=time.monotonic) -> tuple[float, float, int]:
+    """Wait until the machine is quiet (``busy()`` below QUIET_PERCENT and
+    ``unwritten()`` at most QUIET_UNWRITTEN) or ``limit`` seconds have
+    passed; (seconds waited, the last busy percent, the last unwritten bytes)."""
     started = clock()
     while True:
-        percent = busy()
-        if percent < QUIET_PERCENT or clock() - started >= limit:
-            return round(clock() - started, 1), percent
+        percent, waiting = busy(), unwritten()
+        quiet = percent < QUIET_PERCENT and waiting <= QUIET_UNWRITTEN
+        if quiet or clock() - started >= limit:
+            return round(clock() - started, 1), percent, waiting
 
 
 def run_one(benchmark: Benchmark, args: tuple[str, ...], out: Path) -> tuple[dict, dict | None]:
     command = [sys.executable, str(ROOT / "bench" / benchmark.script), *args, "--json"]
-    settled, busy = settle()
+    settled, busy, waiting = settle()
     before = round(os.getloadavg()[0], 2)
     started = time.monotonic()
     with open(out / f"{benchmark.name}.log", "w") as log:
         result = subprocess.run(command, stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT, check=False)
     run = {"name": benchmark.name, "args": list(args), "returncode": result.returncode,
            "seconds": round(time.monotonic() - started, 1), "settled_seconds": settled,
-           "cpu_busy_percent_before": busy, "loadavg_before": before,
+           "cpu_busy_percent_before": busy, "unwritten_mib_before": round(waiting / 2**20, 1),
+           "loadavg_before": before,
            "loadavg_after": round(os.getloadavg()[0], 2)}
     report = None
     if result.returncode == 0:

@@ -9,10 +9,12 @@ from bench.run_all import (
     BENCHMARKS,
     HUB_PAGES,
     QUIET_PERCENT,
+    QUIET_UNWRITTEN,
     Target,
     markdown,
     settle,
     targets,
+    unwritten_bytes,
 )
 
 
@@ -129,13 +131,27 @@ class Clock:
 
 def test_settle_waits_until_the_machine_is_quiet():
     clock = Clock([95.0, 60.0, QUIET_PERCENT - 1, 99.0])
-    assert settle(clock.busy, limit=120, clock=clock) == (6.0, QUIET_PERCENT - 1)
+    assert settle(clock.busy, lambda: 0, limit=120, clock=clock) == (6.0, QUIET_PERCENT - 1, 0)
+
+
+def test_settle_waits_until_the_disk_has_the_page_cache():
+    clock = Clock([1.0] * 10)
+    unwritten = iter([2 * QUIET_UNWRITTEN, QUIET_UNWRITTEN + 1, QUIET_UNWRITTEN, 0])
+    assert settle(clock.busy, lambda: next(unwritten), limit=120, clock=clock) == (6.0, 1.0, QUIET_UNWRITTEN)
 
 
 def test_settle_gives_up_at_its_limit():
     clock = Clock([99.0] * 100)
-    waited, busy = settle(clock.busy, limit=10, clock=clock)
+    waited, busy, _ = settle(clock.busy, lambda: 0, limit=10, clock=clock)
     assert waited == 10.0 and busy == 99.0
+
+
+def test_unwritten_bytes_are_dirty_and_writeback_pages(tmp_path):
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       24000000 kB\nDirty:              2048 kB\n"
+                       "Writeback:          1024 kB\nWritebackTmp:         7 kB\n")
+    assert unwritten_bytes(meminfo) == 3072 * 1024
+    assert unwritten_bytes() >= 0
 
 
 def test_every_benchmark_names_a_script_of_bench():

@@ -63,7 +63,7 @@ BENCHMARKS = (
               ("--rate", "200", "--seconds", "3", "--rounds", "3")),
     Benchmark("hub-scale", "hub_scale.py", (), ("--users", "1000", "--seconds", "2")),
     Benchmark("listing", "listing_bench.py", (), ("--large", "20000", "--rounds", "3", "--jupyter-rounds", "0")),
-    Benchmark("spawn-local", "spawn_scale.py", (), ("--users", "1", "10")),
+    Benchmark("spawn-local", "spawn_scale.py", ("--rounds", "3"), ("--users", "1", "10")),
     Benchmark("spawn-kube", "spawnkube.py", ("--rounds", "3"), ("--users", "10",)),
     Benchmark("idle-memory", "idle_memory.py", ("--after-use",), ("--settle", "5", "--samples", "1")),
 )

@@ -2,7 +2,7 @@
 plain JupyterHub on the same machine, through the same proxy, with the same
 single-user server command.
 
-    .venv/bin/python bench/spawn_scale.py [--mode local] [--users 1 10 30] [--json]
+    .venv/bin/python bench/spawn_scale.py [--mode local] [--users 1 10 30] [--rounds 1] [--json]
     .venv/bin/python bench/spawn_scale.py --mode kube [--users 10 50 100] [--json]
 
 ``--mode local`` (the default) runs three hubs on loopback ports, each with
@@ -20,14 +20,16 @@ once gets.
 - ``karvdash``: karvdash-hub in local mode with its defaults (the spawn queue
   sized from the machine, ``spawnConcurrency``).
 
-For each N, one storm per hub, one after the other: N new users, N start
-requests sent at once to ``/hub/api`` through the proxy, the hub's user list
-polled every 0.25 s until every server is ready or has failed (the storm
-code is bench/spawnkube.py's ``Arm``, shared by both modes). Reported per
-arm: wall time (first request to last server ready), failures, the hub
-process's CPU seconds and peak RSS, and the single-user servers' CPU
-seconds per start (their processes, read once all are ready); per N the
-ratios karvdash/patient and karvdash/plain.
+For each N and round (``--rounds``), one storm per hub, one after the
+other, the hubs' order turning by one each round (so a change of the
+machine's load touches every arm): N new users, N start requests sent at
+once to ``/hub/api`` through the proxy, the hub's user list polled every
+0.25 s until every server is ready or has failed (the storm code is
+bench/spawnkube.py's ``Arm``, shared by both modes). Reported per arm (the
+median over the rounds, failures summed): wall time (first request to last
+server ready), failures, the hub process's CPU seconds and peak RSS, and
+the single-user servers' CPU seconds per start (their processes, read once
+all are ready); per N the ratios karvdash/patient and karvdash/plain.
 
 ``--mode kube`` is bench/spawnkube.py's run on the tests' control plane
 (KarvdashSpawner against plain KubeSpawner); see that module.
@@ -52,7 +54,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.spawnkube import PLAIN_HUB_CONFIG, Arm, ratio, wait_until_answering
+from bench.spawnkube import PLAIN_HUB_CONFIG, Arm, median_figures, ratio, wait_until_answering
 from tests.hubprocess import RunningHub, free_port, start_hub
 
 LOCAL_ARMS = ("plain", "patient", "karvdash")
@@ -172,18 +174,25 @@ def start_local_arms(work: Path, server: str, names=LOCAL_ARMS, spawn_concurrenc
 
 
 def run_local(counts: list[int], timeout: float = 600, server: str = "karvdash", names=LOCAL_ARMS,
-              spawn_concurrency: int = 0, log=print) -> dict:
+              spawn_concurrency: int = 0, log=print, rounds: int = 1) -> dict:
     with tempfile.TemporaryDirectory(prefix="spawn-scale-") as scratch:
         arms = start_local_arms(Path(scratch), server, names, spawn_concurrency)
         try:
             results = []
             for n in counts:
-                row = {"n": n, "loadavg_before": os.getloadavg()[0]}
-                for name, arm in arms.items():
-                    users = [f"{name[0]}{n}x{i:03d}" for i in range(n)]
-                    row[name] = arm.storm(users, timeout)
-                    log(f"N={n} {name}: {json.dumps(row[name])}")
-                    arm.stop_all(users)
+                row = {"n": n, "loadavg_before": os.getloadavg()[0], "rounds": []}
+                for number in range(rounds):
+                    # each round another hub goes first
+                    turn = number % len(names)
+                    figures = {}
+                    for name in [*names[turn:], *names[:turn]]:
+                        users = [f"{name[0]}{n}r{number}x{i:03d}" for i in range(n)]
+                        figures[name] = arms[name].storm(users, timeout)
+                        log(f"N={n} round {number + 1} {name}: {json.dumps(figures[name])}")
+                        arms[name].stop_all(users)
+                    row["rounds"].append(figures)
+                for name in names:
+                    row[name] = median_figures([figures[name] for figures in row["rounds"]])
                 k = row.get("karvdash")
                 row["ratios"] = {
                     f"{key}_vs_{ref}": ratio(k[key], row[ref][key])
@@ -235,6 +244,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="local single-user command of both arms: karvdash-hub's (default) or jupyterhub-singleuser")
     parser.add_argument("--arms", nargs="+", choices=LOCAL_ARMS, default=list(LOCAL_ARMS),
                         help="local hubs to storm (default: all three)")
+    parser.add_argument("--rounds", type=int, default=1, help="storms per N and arm (medians reported)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
     progress = (lambda line: print(line, file=sys.stderr, flush=True))
@@ -242,12 +252,12 @@ def main(argv: list[str] | None = None) -> None:
         from bench import spawnkube
 
         report = spawnkube.run(args.users or [10, 50, 100], timeout=args.timeout, log=progress,
-                               spawn_concurrency=args.spawn_concurrency)
+                               spawn_concurrency=args.spawn_concurrency, rounds=args.rounds)
         report.setdefault("mode", "kube")
         show = spawnkube.print_table
     else:
-        report = run_local(args.users or [1, 10, 30], args.timeout, args.server, args.arms, args.spawn_concurrency,
-                           log=progress)
+        report = run_local(args.users or [1, 10, 30], args.timeout, args.server, tuple(args.arms),
+                           args.spawn_concurrency, log=progress, rounds=args.rounds)
         show = print_local
     if args.json:
         print(json.dumps(report, indent=2))

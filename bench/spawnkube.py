@@ -267,6 +267,12 @@ class Arm:
                  timeout=300, what=f"{self.name}: pods gone", interval=1)
 
 
+# an arm's figures of a storm that its rounds give as their median (a local
+# storm's also counts its servers' CPU)
+MEDIAN_FIGURES = ("wall_s", "first_ready_s", "median_ready_s", "hub_cpu_s", "hub_peak_rss_mib",
+                  "server_cpu_s_per_start")
+
+
 def median_figures(rounds: list[dict]) -> dict:
     """One arm's figures over the rounds: failures summed, the rest their median
     (a wall time only if every round had one)."""
@@ -274,8 +280,7 @@ def median_figures(rounds: list[dict]) -> dict:
         values = [r[key] for r in rounds]
         return None if None in values else statistics.median(values)
 
-    merged = {key: median(key) for key in ("wall_s", "first_ready_s", "median_ready_s", "hub_cpu_s",
-                                             "hub_peak_rss_mib")}
+    merged = {key: median(key) for key in MEDIAN_FIGURES if key in rounds[0]}
     merged.update(users=rounds[0]["users"], ready=sum(r["ready"] for r in rounds) // len(rounds),
                   failures=sum(r["failures"] for r in rounds))
     return merged

@@ -139,12 +139,17 @@ def test_spawn_storm_bench_on_kubernetes_starts_every_user_on_both_hubs():
 
 
 def test_spawn_storm_bench_in_local_mode_starts_every_user_on_both_hubs():
-    report = run_bench("spawn_scale.py", "--users", "2", "--arms", "plain", "karvdash", "--spawn-concurrency", "1")
+    report = run_bench("spawn_scale.py", "--users", "2", "--arms", "plain", "karvdash", "--spawn-concurrency", "1",
+                       "--rounds", "2")
     assert report["mode"] == "local"
     assert report["arms"] == ["plain", "karvdash"]
     assert "karvdash_hub.hub.singleuser" in report["server_command"]
     [row] = report["results"]
     assert row["n"] == 2
+    # each round every hub stormed, and each arm's figures are the rounds' median
+    assert [sorted(figures) for figures in row["rounds"]] == [["karvdash", "plain"]] * 2
+    walls = [figures["karvdash"]["wall_s"] for figures in row["rounds"]]
+    assert row["karvdash"]["wall_s"] == pytest.approx(sum(walls) / 2)
     for arm in ("plain", "karvdash"):
         figures = row[arm]
         assert (figures["ready"], figures["failures"]) == (2, 0), (arm, figures)

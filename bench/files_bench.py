@@ -18,7 +18,9 @@ is on Kubernetes) and straight at its own port:
   (64 MiB chunks as the CLI sends them, on one kept-alive connection as a
   browser or the CLI keeps it, each body sent from the file by the
   kernel), jupyter chunked contents ``PUT`` (base64 JSON, 1 MiB chunks, as
-  JupyterLab sends them), raw ``copyfile`` + fsync;
+  JupyterLab sends them), raw ``copyfile`` + fsync into a new file (each
+  upload replaces the one of the round before, as a second upload of the
+  same file does);
 - downloading it with curl into a file + fsync: dashboard
   ``GET api/download/...``, jupyter ``GET files/...`` (what JupyterLab's
   Download uses; the contents API would send the whole file as base64
@@ -335,7 +337,13 @@ def main() -> None:
             copy = work / "raw-copy.bin"
             runs = {"raw": lambda: raw_copy(source, copy),
                     **{name: (lambda c=client: c.upload(source, "big.bin")) for name, client in clients.items()}}
-            results["upload"] = ratios(take_turns(runs, args.transfer_repeat, after=os.sync), ways, size)
+            # the raw copy always writes a new file (its last one is deleted
+            # outside the timing): freeing the old one's blocks is not in it,
+            # while each upload replaces the big.bin of the round before
+            results["upload"] = ratios(
+                take_turns(runs, args.transfer_repeat, after=lambda: (copy.unlink(missing_ok=True), os.sync())),
+                ways, size,
+            )
             copy.unlink(missing_ok=True)
             say(f"uploaded {args.size_mib} MiB")
 

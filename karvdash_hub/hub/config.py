@@ -26,6 +26,7 @@ from karvdash_hub.theme import HUB_TEMPLATES_DIR
 from karvdash_hub.theme.variables import template_vars
 
 from . import deployment
+from .database import configure_journal
 from .service import configure_service, free_loopback_port
 
 # JupyterHub's own logger (the application's, which it configures)
@@ -73,6 +74,7 @@ def configure(c: Config) -> KarvdashConfig:
 
     hub = c.JupyterHub
     _setdefault(hub, "db_url", settings.hub_db_url)
+    configure_journal(hub.db_url, settings.hubDatabaseWAL)
     _setdefault(hub, "cookie_secret_file", str(state / "jupyterhub_cookie_secret"))
     _setdefault(hub, "allow_named_servers", True)
     if settings.debug:

@@ -7,6 +7,9 @@ SQLite), jupyterhub-singleuser processes, Debian's chromium.
 """
 
 import re
+import sqlite3
+from contextlib import closing
+from pathlib import Path
 
 import pytest
 import requests
@@ -191,6 +194,17 @@ def test_a_bad_setting_stops_start_up_with_its_name(tmp_path):
     result = run_hub_until_exit(tmp_path / "state", {"KARVDASH_MODE": "kubernetes"})
     assert result.returncode != 0
     assert "setting ingressURL: is required in kubernetes mode" in result.stderr
+
+
+def test_the_hubs_database_commits_through_its_write_ahead_log(hub):
+    # a user made through the API is a commit of the running hub
+    token = hub.token_for(hub.admin)
+    assert hub.api("POST", "/users/wal-witness", token=token).status_code == 201
+    database = hub.state_dir / "jupyterhub.sqlite"
+    with closing(sqlite3.connect(database)) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert db.execute("SELECT name FROM users WHERE name = 'wal-witness'").fetchall() == [("wal-witness",)]
+    assert Path(f"{database}-wal").exists()
 
 
 def test_named_servers(hub):

@@ -225,7 +225,7 @@ def test_oauth_and_database_reach_the_hub_config(tmp_path):
     from karvdash_hub.hub.config import configure
 
     c = Config()
-    c.JupyterHub.db_url = "sqlite:///from-jupyterhub-config.sqlite"
+    c.JupyterHub.db_url = f"sqlite:///{tmp_path}/from-jupyterhub-config.sqlite"
     import os
 
     old = os.environ.get("KARVDASH_VALUES")
@@ -241,7 +241,7 @@ def test_oauth_and_database_reach_the_hub_config(tmp_path):
     assert c.ConfigurableHTTPProxy.should_start is False
     assert c.JupyterHub.hub_bind_url == "http://:8081"
     # jupyterhub_config.py's own setting wins over the values file
-    assert c.JupyterHub.db_url == "sqlite:///from-jupyterhub-config.sqlite"
+    assert c.JupyterHub.db_url == f"sqlite:///{tmp_path}/from-jupyterhub-config.sqlite"
 
 
 def warned_keys(settings) -> list[str]:

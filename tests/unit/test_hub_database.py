@@ -1,0 +1,83 @@
+"""The hub's SQLite database in write-ahead-log mode (hubDatabaseWAL)."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from contextlib import closing
+
+import pytest
+from traitlets.config import Config
+
+from karvdash_hub.hub import database
+from karvdash_hub.hub.config import configure
+
+
+def journal_mode(path) -> str:
+    with closing(sqlite3.connect(path)) as db:
+        return db.execute("PRAGMA journal_mode").fetchone()[0]
+
+
+def test_the_file_of_an_sqlite_url(tmp_path):
+    assert database.sqlite_path(f"sqlite:///{tmp_path}/hub.sqlite") == tmp_path / "hub.sqlite"
+    assert str(database.sqlite_path("sqlite:///relative.sqlite")) == "relative.sqlite"
+    assert database.sqlite_path("sqlite:///:memory:") is None
+    assert database.sqlite_path("sqlite://") is None
+    assert database.sqlite_path("postgresql://hub@db.example.org/hub") is None
+    assert database.sqlite_path("mysql+pymysql://hub@db.example.org/hub") is None
+
+
+def test_a_new_database_starts_in_wal_mode_and_keeps_it(tmp_path):
+    path = tmp_path / "hub.sqlite"
+    assert database.set_journal_mode(path, True) == "wal"
+    # kept in the file: a connection that sets nothing finds it
+    assert journal_mode(path) == "wal"
+    with closing(sqlite3.connect(path)) as db, db:
+        db.execute("CREATE TABLE t (v TEXT)")
+        db.execute("INSERT INTO t VALUES ('kept')")
+    assert database.set_journal_mode(path, True) == "wal"
+    assert database.set_journal_mode(path, False) == "delete"
+    assert journal_mode(path) == "delete"
+    with closing(sqlite3.connect(path)) as db:
+        assert db.execute("SELECT v FROM t").fetchall() == [("kept",)]
+
+
+def test_a_database_another_process_holds_keeps_its_mode_with_a_warning(tmp_path, monkeypatch, caplog):
+    path = tmp_path / "hub.sqlite"
+    database.set_journal_mode(path, False)
+    monkeypatch.setattr(database, "LOCK_TIMEOUT", 0.1)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with caplog.at_level(logging.WARNING, logger="JupyterHub"):
+            database.configure_journal(f"sqlite:///{path}", True)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert "keeps its journal mode" in caplog.text
+    assert journal_mode(path) == "delete"
+
+
+@pytest.fixture
+def state_env(tmp_path, monkeypatch):
+    import os
+
+    for name in [n for n in os.environ if n.startswith("KARVDASH_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("KARVDASH_STATE_DIR", str(tmp_path))
+    return monkeypatch
+
+
+def test_configure_puts_the_hubs_database_in_wal_mode_unless_turned_off(state_env, tmp_path):
+    configure(Config())
+    assert journal_mode(tmp_path / "jupyterhub.sqlite") == "wal"
+    state_env.setenv("KARVDASH_HUB_DATABASE_WAL", "false")
+    configure(Config())
+    assert journal_mode(tmp_path / "jupyterhub.sqlite") == "delete"
+
+
+def test_configure_leaves_another_database_alone(state_env, tmp_path):
+    c = Config()
+    c.JupyterHub.db_url = "postgresql://hub@db.example.org/hub"
+    configure(c)
+    assert not (tmp_path / "jupyterhub.sqlite").exists()

@@ -92,7 +92,7 @@ class KarvdashConfig(Configurable):
         config=True,
         help="""Keep the hub's SQLite database (the default, in ``stateDir``) in
         write-ahead-log mode: a commit appends to one file and syncs it once,
-        where the rollback journal syncs two files and deletes one (a quarter
+        where the rollback journal syncs two files and deletes one (a third
         of the time per commit here), equally durable. Turn it off when the
         state folder is on a network file system that more than one host
         opens: SQLite's log needs every process on one host. No effect on

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 import pytest
 
@@ -28,3 +29,12 @@ async def loop_ticks():
         yield ticks
     finally:
         ticker.cancel()
+
+
+@pytest.fixture
+def state_env(tmp_path, monkeypatch):
+    """No KARVDASH_ variable of this shell, and the state in ``tmp_path``."""
+    for name in [n for n in os.environ if n.startswith("KARVDASH_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("KARVDASH_STATE_DIR", str(tmp_path))
+    return monkeypatch

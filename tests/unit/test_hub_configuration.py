@@ -1,19 +1,8 @@
 """configure(c): what the settings turn into in JupyterHub's config."""
 
-import os
-
-import pytest
 from traitlets.config import Config
 
 from karvdash_hub.hub.config import configure
-
-
-@pytest.fixture
-def state_env(tmp_path, monkeypatch):
-    for name in [n for n in os.environ if n.startswith("KARVDASH_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.setenv("KARVDASH_STATE_DIR", str(tmp_path))
-    return monkeypatch
 
 
 def test_local_native_hub_listens_on_loopback_and_approval_is_the_allow_list(state_env, tmp_path):

@@ -6,7 +6,6 @@ import logging
 import sqlite3
 from contextlib import closing
 
-import pytest
 from traitlets.config import Config
 
 from karvdash_hub.hub import database
@@ -56,16 +55,6 @@ def test_a_database_another_process_holds_keeps_its_mode_with_a_warning(tmp_path
         holder.close()
     assert "keeps its journal mode" in caplog.text
     assert journal_mode(path) == "delete"
-
-
-@pytest.fixture
-def state_env(tmp_path, monkeypatch):
-    import os
-
-    for name in [n for n in os.environ if n.startswith("KARVDASH_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.setenv("KARVDASH_STATE_DIR", str(tmp_path))
-    return monkeypatch
 
 
 def test_configure_puts_the_hubs_database_in_wal_mode_unless_turned_off(state_env, tmp_path):

@@ -20,14 +20,6 @@ from karvdash_hub.hub.launcher import (
 )
 
 
-@pytest.fixture
-def state_env(tmp_path, monkeypatch):
-    for name in [n for n in os.environ if n.startswith("KARVDASH_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.setenv("KARVDASH_STATE_DIR", str(tmp_path))
-    return monkeypatch
-
-
 # --- the lock ---------------------------------------------------------------------------
 
 

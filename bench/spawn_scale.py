@@ -54,7 +54,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.spawnkube import PLAIN_HUB_CONFIG, Arm, median_figures, ratio, wait_until_answering
+from bench.spawnkube import PLAIN_HUB_CONFIG, Arm, ratio, storm_rounds, wait_until_answering
 from tests.hubprocess import RunningHub, free_port, start_hub
 
 LOCAL_ARMS = ("plain", "patient", "karvdash")
@@ -180,19 +180,7 @@ def run_local(counts: list[int], timeout: float = 600, server: str = "karvdash",
         try:
             results = []
             for n in counts:
-                row = {"n": n, "loadavg_before": os.getloadavg()[0], "rounds": []}
-                for number in range(rounds):
-                    # each round another hub goes first
-                    turn = number % len(names)
-                    figures = {}
-                    for name in [*names[turn:], *names[:turn]]:
-                        users = [f"{name[0]}{n}r{number}x{i:03d}" for i in range(n)]
-                        figures[name] = arms[name].storm(users, timeout)
-                        log(f"N={n} round {number + 1} {name}: {json.dumps(figures[name])}")
-                        arms[name].stop_all(users)
-                    row["rounds"].append(figures)
-                for name in names:
-                    row[name] = median_figures([figures[name] for figures in row["rounds"]])
+                row = storm_rounds(arms, n, rounds, timeout, log, stop=lambda arm, users: arm.stop_all(users))
                 k = row.get("karvdash")
                 row["ratios"] = {
                     f"{key}_vs_{ref}": ratio(k[key], row[ref][key])
@@ -256,8 +244,8 @@ def main(argv: list[str] | None = None) -> None:
         report.setdefault("mode", "kube")
         show = spawnkube.print_table
     else:
-        report = run_local(args.users or [1, 10, 30], args.timeout, args.server, tuple(args.arms),
-                           args.spawn_concurrency, log=progress, rounds=args.rounds)
+        report = run_local(args.users or [1, 10, 30], args.timeout, args.server, args.arms, args.spawn_concurrency,
+                           log=progress, rounds=args.rounds)
         show = print_local
     if args.json:
         print(json.dumps(report, indent=2))

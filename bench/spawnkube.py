@@ -286,6 +286,26 @@ def median_figures(rounds: list[dict]) -> dict:
     return merged
 
 
+def storm_rounds(arms: dict, n: int, rounds: int, timeout: float, log, stop) -> dict:
+    """``rounds`` storms of ``n`` new users on each arm, another arm going
+    first each round, each storm's servers stopped by ``stop(arm, users)``
+    before the next; the row of ``n``: its rounds and each arm's medians."""
+    names = list(arms)
+    row = {"n": n, "loadavg_before": os.getloadavg()[0], "rounds": []}
+    for number in range(rounds):
+        turn = number % len(names)
+        figures = {}
+        for name in [*names[turn:], *names[:turn]]:
+            users = [f"{name[0]}{n}r{number}x{i:03d}" for i in range(n)]
+            figures[name] = arms[name].storm(users, timeout)
+            log(f"N={n} round {number + 1} {name}: {json.dumps(figures[name])}")
+            stop(arms[name], users)
+        row["rounds"].append(figures)
+    for name in names:
+        row[name] = median_figures([figures[name] for figures in row["rounds"]])
+    return row
+
+
 def ratio(a, b):
     return round(a / b, 2) if a is not None and b else None
 
@@ -322,19 +342,8 @@ def run(counts: list[int], work_dir: Path | None = None, timeout: float = 300, l
                     "karvdash": Arm("karvdash", karvdash_hub, karvdash_token, proxy_token)}
             results = []
             for n in counts:
-                row = {"n": n, "loadavg_before": os.getloadavg()[0], "rounds": []}
-                for number in range(rounds):
-                    # the arms take turns going first
-                    order = ARMS if number % 2 == 0 else ARMS[::-1]
-                    figures = {}
-                    for name in order:
-                        users = [f"{name[0]}{n}r{number}x{i:03d}" for i in range(n)]
-                        figures[name] = arms[name].storm(users, timeout)
-                        log(f"N={n} round {number + 1} {name}: {json.dumps(figures[name])}")
-                        arms[name].stop_all(users, core, f"{LOCAL_PROCESS_LABEL}=true")
-                    row["rounds"].append(figures)
-                for name in ARMS:
-                    row[name] = median_figures([figures[name] for figures in row["rounds"]])
+                row = storm_rounds(arms, n, rounds, timeout, log,
+                                   stop=lambda arm, users: arm.stop_all(users, core, f"{LOCAL_PROCESS_LABEL}=true"))
                 k, p = row["karvdash"], row["plain"]
                 row["ratios"] = {key: ratio(k[key], p[key]) for key in ("wall_s", "hub_cpu_s", "hub_peak_rss_mib")}
                 row["loadavg_after"] = os.getloadavg()[0]

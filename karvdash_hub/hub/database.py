@@ -24,6 +24,11 @@ log = logging.getLogger("JupyterHub")
 LOCK_TIMEOUT = 10
 
 
+def journal_mode(wal: bool) -> str:
+    """SQLite's name of the journal mode ``hubDatabaseWAL`` asks for."""
+    return "wal" if wal else "delete"
+
+
 def sqlite_path(db_url: str) -> Path | None:
     """The file of an SQLite ``db_url``; None for another database or one in memory."""
     url = make_url(db_url)
@@ -35,7 +40,7 @@ def sqlite_path(db_url: str) -> Path | None:
 def set_journal_mode(path: Path, wal: bool) -> str:
     """Put the database at ``path`` (made if missing) in WAL mode, or back in
     the rollback journal's; the mode it is in now."""
-    wanted = "wal" if wal else "delete"
+    wanted = journal_mode(wal)
     # closed at once: leaving WAL mode needs the only connection
     with closing(sqlite3.connect(path, timeout=LOCK_TIMEOUT, isolation_level=None)) as db:
         [(mode,)] = db.execute("PRAGMA journal_mode").fetchall()
@@ -55,5 +60,5 @@ def configure_journal(db_url: str, wal: bool) -> None:
     except sqlite3.Error as e:
         log.warning("The hub's database %s keeps its journal mode: %s", path, e)
         return
-    if mode != ("wal" if wal else "delete"):
+    if mode != journal_mode(wal):
         log.warning("The hub's database %s is in journal mode %s (SQLite refused the change)", path, mode)

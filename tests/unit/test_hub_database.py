@@ -12,7 +12,7 @@ from karvdash_hub.hub import database
 from karvdash_hub.hub.config import configure
 
 
-def journal_mode(path) -> str:
+def mode_in_file(path) -> str:
     with closing(sqlite3.connect(path)) as db:
         return db.execute("PRAGMA journal_mode").fetchone()[0]
 
@@ -30,13 +30,13 @@ def test_a_new_database_starts_in_wal_mode_and_keeps_it(tmp_path):
     path = tmp_path / "hub.sqlite"
     assert database.set_journal_mode(path, True) == "wal"
     # kept in the file: a connection that sets nothing finds it
-    assert journal_mode(path) == "wal"
+    assert mode_in_file(path) == "wal"
     with closing(sqlite3.connect(path)) as db, db:
         db.execute("CREATE TABLE t (v TEXT)")
         db.execute("INSERT INTO t VALUES ('kept')")
     assert database.set_journal_mode(path, True) == "wal"
     assert database.set_journal_mode(path, False) == "delete"
-    assert journal_mode(path) == "delete"
+    assert mode_in_file(path) == "delete"
     with closing(sqlite3.connect(path)) as db:
         assert db.execute("SELECT v FROM t").fetchall() == [("kept",)]
 
@@ -54,15 +54,15 @@ def test_a_database_another_process_holds_keeps_its_mode_with_a_warning(tmp_path
         holder.execute("ROLLBACK")
         holder.close()
     assert "keeps its journal mode" in caplog.text
-    assert journal_mode(path) == "delete"
+    assert mode_in_file(path) == "delete"
 
 
 def test_configure_puts_the_hubs_database_in_wal_mode_unless_turned_off(state_env, tmp_path):
     configure(Config())
-    assert journal_mode(tmp_path / "jupyterhub.sqlite") == "wal"
+    assert mode_in_file(tmp_path / "jupyterhub.sqlite") == "wal"
     state_env.setenv("KARVDASH_HUB_DATABASE_WAL", "false")
     configure(Config())
-    assert journal_mode(tmp_path / "jupyterhub.sqlite") == "delete"
+    assert mode_in_file(tmp_path / "jupyterhub.sqlite") == "delete"
 
 
 def test_configure_leaves_another_database_alone(state_env, tmp_path):

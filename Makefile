@@ -83,8 +83,8 @@ postgresql:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends postgresql >/dev/null; \
 	fi
 
-# Debian's curl: the client of the download benchmark (a client in C, so the
-# servers and the proxy are what is measured) and of the real-node transfers.
+# Debian's curl: a browser-like client beside the download benchmark's own
+# (bench/files_bench.py), and the client of the real-node transfers.
 curl:
 	@if [ ! -x /usr/bin/curl ]; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \

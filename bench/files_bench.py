@@ -21,12 +21,17 @@ is on Kubernetes) and straight at its own port:
   JupyterLab sends them), raw ``copyfile`` + fsync into a new file (each
   upload replaces the one of the round before, as a second upload of the
   same file does);
-- downloading it with curl into a file + fsync: dashboard
-  ``GET api/download/...``, jupyter ``GET files/...`` (what JupyterLab's
-  Download uses; the contents API would send the whole file as base64
-  JSON), raw ``copyfile`` + fsync; and, as the floor of any HTTP server
-  for this client, nginx sending the same file itself (``sendfile``,
-  straight at its port: ``nginx-static``).
+- downloading it into a file + fsync: dashboard ``GET api/download/...``,
+  jupyter ``GET files/...`` (what JupyterLab's Download uses; the contents
+  API would send the whole file as base64 JSON), raw ``copyfile`` + fsync;
+  and, as the floor of any HTTP server, nginx sending the same file itself
+  (``sendfile``, straight at its port: ``nginx-static``). The client moves
+  the body from the socket to the file in the kernel (``splice`` through a
+  pipe), as the uploads' client sends from the file: what is measured is
+  the servers' and the proxies' cost over the disk's, not a client's. curl
+  (a client in C writing through stdio, 8 KiB per ``write``) fetches from
+  nginx-static and from the dashboard straight as well: its own cost,
+  stated beside.
 
 Targets take turns in each of --repeat rounds, the raw operation first
 (so a change of the shared machine's load, or of its disk's speed, touches
@@ -45,11 +50,14 @@ from __future__ import annotations
 
 import argparse
 import base64
+import fcntl
 import http.client
 import json
 import os
 import shutil
+import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -103,12 +111,55 @@ def curl_headers(headers: dict) -> list[str]:
 
 
 def fetch_to(url: str, headers: dict, target: Path) -> None:
-    """Download with curl (a client in C, as a browser's download is: the
-    server and the proxy are what is measured, not a Python client), then
+    """Download with curl (a client in C, as a browser's download is), then
     fsync as the raw copy does."""
     command = ["curl", "--silent", "--show-error", "--fail", "--output", str(target), *curl_headers(headers)]
     subprocess.run([*command, url], check=True, timeout=600)
     fsync_path(target)
+
+
+# the pipe between the socket and the file (the kernel's default is 64 KiB)
+PIPE_SIZE = 1 * MIB
+TIMEOUT_S = 600
+
+
+def receive_to(url: str, headers: dict, target: Path) -> None:
+    """GET ``url`` into ``target``, the body moved by the kernel from the
+    socket through a pipe into the file (``splice(2)``), then fsync as the
+    raw copy does. The answer must be a 200 with a Content-Length."""
+    parts = urlsplit(url)
+    lines = [f"GET {parts.path}{'?' + parts.query if parts.query else ''} HTTP/1.1", f"Host: {parts.netloc}",
+             "Connection: close", *(f"{name}: {value}" for name, value in headers.items())]
+    with socket.create_connection((parts.hostname, parts.port), timeout=TIMEOUT_S) as sock:
+        # splice needs a blocking socket; the receive timeout still bounds each wait
+        sock.settimeout(None)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", TIMEOUT_S, 0))
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        # unbuffered: the head is read a byte at a time, and no byte of the body with it
+        head = sock.makefile("rb", buffering=0)
+        status = head.readline().split(maxsplit=2)
+        answer = http.client.parse_headers(head)
+        if len(status) < 2 or status[1] != b"200":
+            raise RuntimeError(f"{b' '.join(status)!r} from {url}")
+        if "Content-Length" not in answer:
+            raise RuntimeError(f"no Content-Length from {url} ({answer.get('Transfer-Encoding', 'no length')})")
+        length = int(answer["Content-Length"])
+        read_end, write_end = os.pipe()
+        try:
+            fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+            with open(target, "wb") as f:
+                left = length
+                while left:
+                    moved = os.splice(sock.fileno(), write_end, min(PIPE_SIZE, left))
+                    if not moved:
+                        raise RuntimeError(f"{url} closed with {left} of {length} bytes to come")
+                    left -= moved
+                    while moved:
+                        moved -= os.splice(read_end, f.fileno(), moved)
+                os.fsync(f.fileno())
+        finally:
+            os.close(read_end)
+            os.close(write_end)
 
 
 class Sender:
@@ -172,7 +223,7 @@ class Jupyter:
                 chunk += 1
 
     def download(self, path: str, target: Path) -> None:
-        fetch_to(f"{self.base}files/{path}", self.headers, target)
+        receive_to(f"{self.base}files/{path}", self.headers, target)
 
 
 class Dashboard:
@@ -210,8 +261,8 @@ class Dashboard:
         finally:
             sender.close()
 
-    def download(self, path: str, target: Path) -> None:
-        fetch_to(self.api + f"download/private/{path}", self.headers, target)
+    def download(self, path: str, target: Path, fetch=receive_to) -> None:
+        fetch(self.api + f"download/private/{path}", self.headers, target)
 
 
 def take_turns(runs: dict, rounds: int, after=None) -> dict[str, list[float]]:
@@ -263,6 +314,13 @@ def ratios(times: dict[str, list[float]], ways, size: int = 0) -> dict:
             "dashboard_direct_vs_nginx_static": round(statistics.median(
                 t / f for t, f in zip(times["dashboard-direct"], times["nginx-static"])), 3),
         }
+    if "nginx-static-curl" in times:
+        result["curl"] = {
+            "nginx_static_seconds": round(seconds["nginx-static-curl"], 6),
+            "nginx_static_vs_raw": to_raw("nginx-static-curl"),
+            "dashboard_direct_seconds": round(seconds["dashboard-direct-curl"], 6),
+            "dashboard_direct_vs_raw": to_raw("dashboard-direct-curl"),
+        }
     return result
 
 
@@ -285,6 +343,10 @@ def print_report(title: str, result: dict, transfer: bool, ways) -> None:
         floor = result["nginx_static"]
         print(f"  {'nginx-static':<20}{floor['seconds']:>12.3f}{'':>26}{floor['vs_raw']:>9.2f}x"
               f"   (dashboard direct / nginx-static: {floor['dashboard_direct_vs_nginx_static']:.2f}x)")
+    if "curl" in result:
+        curl = result["curl"]
+        print(f"  with curl: nginx-static {curl['nginx_static_seconds']:.3f} s, {curl['nginx_static_vs_raw']:.2f}x raw;"
+              f" dashboard direct {curl['dashboard_direct_seconds']:.3f} s, {curl['dashboard_direct_vs_raw']:.2f}x raw")
 
 
 def main() -> None:
@@ -352,7 +414,10 @@ def main() -> None:
             with static_nginx(work, ours, "/big.bin") as floor:
                 runs = {"raw": lambda: raw_copy(ours / "big.bin", target),
                         **{name: (lambda c=client: c.download("big.bin", target)) for name, client in clients.items()},
-                        "nginx-static": lambda: fetch_to(floor.url + "/big.bin", {}, target)}
+                        "nginx-static": lambda: receive_to(floor.url + "/big.bin", {}, target),
+                        "nginx-static-curl": lambda: fetch_to(floor.url + "/big.bin", {}, target),
+                        "dashboard-direct-curl": lambda: clients["dashboard-direct"].download(
+                            "big.bin", target, fetch=fetch_to)}
                 results["download"] = ratios(
                     take_turns(runs, args.transfer_repeat, after=lambda: (target.unlink(missing_ok=True), os.sync())),
                     ways, size,

@@ -141,11 +141,18 @@ def targets(reports: dict[str, dict]) -> list[Target]:
                                 results[operation]["proxy"]["dashboard_vs_raw"], None))
         floor = results["download"].get("nginx_static")
         if floor:
-            # what no HTTP server does better for the same client (stated)
-            found.append(Target("download from nginx sending the file itself / raw copy (the client's floor)",
+            # what no HTTP server does better (stated)
+            found.append(Target("download from nginx sending the file itself / raw copy (any server's floor)",
                                 floor["vs_raw"], None))
             found.append(Target("download straight at the dashboard / from nginx sending the file itself",
                                 floor["dashboard_direct_vs_nginx_static"], None))
+        curl = results["download"].get("curl")
+        if curl:
+            # the same two fetched by curl: a client's own cost (stated)
+            found.append(Target("download with curl from nginx sending the file itself / raw copy",
+                                curl["nginx_static_vs_raw"], None))
+            found.append(Target("download with curl straight at the dashboard / raw copy",
+                                curl["dashboard_direct_vs_raw"], None))
     listing = reports.get("listing")
     if listing:
         found.append(Target(f"first page of {listing['large']} entries / of {listing['small']}",

@@ -2,7 +2,7 @@
 plain JupyterHub on the same machine, through the same proxy, with the same
 single-user server command.
 
-    .venv/bin/python bench/spawn_scale.py [--mode local] [--users 1 10 30] [--rounds 1] [--json]
+    .venv/bin/python bench/spawn_scale.py [--mode local] [--users 1 10 30] [--rounds 1] [--rounds-of-one 9] [--json]
     .venv/bin/python bench/spawn_scale.py --mode kube [--users 10 50 100] [--json]
 
 ``--mode local`` (the default) runs three hubs on loopback ports, each with
@@ -20,7 +20,9 @@ once gets.
 - ``karvdash``: karvdash-hub in local mode with its defaults (the spawn queue
   sized from the machine, ``spawnConcurrency``).
 
-For each N and round (``--rounds``), one storm per hub, one after the
+For each N and round (``--rounds``; for N = 1 at least
+``--rounds-of-one``, since one start takes a few seconds and three of them
+spread by more than the bound of 1.1x), one storm per hub, one after the
 other, the hubs' order turning by one each round (so a change of the
 machine's load touches every arm): N new users, N start requests sent at
 once to ``/hub/api`` through the proxy, the hub's user list polled every
@@ -174,13 +176,14 @@ def start_local_arms(work: Path, server: str, names=LOCAL_ARMS, spawn_concurrenc
 
 
 def run_local(counts: list[int], timeout: float = 600, server: str = "karvdash", names=LOCAL_ARMS,
-              spawn_concurrency: int = 0, log=print, rounds: int = 1) -> dict:
+              spawn_concurrency: int = 0, log=print, rounds: int = 1, rounds_of_one: int = 1) -> dict:
     with tempfile.TemporaryDirectory(prefix="spawn-scale-") as scratch:
         arms = start_local_arms(Path(scratch), server, names, spawn_concurrency)
         try:
             results = []
             for n in counts:
-                row = storm_rounds(arms, n, rounds, timeout, log, stop=lambda arm, users: arm.stop_all(users))
+                row = storm_rounds(arms, n, max(rounds, rounds_of_one) if n == 1 else rounds, timeout, log,
+                                   stop=lambda arm, users: arm.stop_all(users))
                 k = row.get("karvdash")
                 row["ratios"] = {
                     f"{key}_vs_{ref}": ratio(k[key], row[ref][key])
@@ -233,6 +236,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--arms", nargs="+", choices=LOCAL_ARMS, default=list(LOCAL_ARMS),
                         help="local hubs to storm (default: all three)")
     parser.add_argument("--rounds", type=int, default=1, help="storms per N and arm (medians reported)")
+    parser.add_argument("--rounds-of-one", type=int, default=9,
+                        help="local mode: storms of one user at least this many times (default 9)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
     progress = (lambda line: print(line, file=sys.stderr, flush=True))
@@ -245,7 +250,7 @@ def main(argv: list[str] | None = None) -> None:
         show = spawnkube.print_table
     else:
         report = run_local(args.users or [1, 10, 30], args.timeout, args.server, args.arms, args.spawn_concurrency,
-                           log=progress, rounds=args.rounds)
+                           log=progress, rounds=args.rounds, rounds_of_one=args.rounds_of_one)
         show = print_local
     if args.json:
         print(json.dumps(report, indent=2))

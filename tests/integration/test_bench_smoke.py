@@ -75,6 +75,11 @@ def test_files_bench_compares_both_servers_reached_the_same_way():
     assert floor["seconds"] > 0
     assert floor["vs_raw"] == pytest.approx(floor["seconds"] / report["results"]["download"]["raw_seconds"],
                                             rel=0.01, abs=0.002)
+    # and curl's own cost beside, from the same two servers
+    curl = report["results"]["download"]["curl"]
+    assert curl["nginx_static_seconds"] > 0 and curl["dashboard_direct_seconds"] > 0
+    assert curl["dashboard_direct_vs_raw"] == pytest.approx(
+        curl["dashboard_direct_seconds"] / report["results"]["download"]["raw_seconds"], rel=0.01, abs=0.002)
     assert len(report["machine"]["loadavg"]) == 3
 
 
@@ -139,26 +144,28 @@ def test_spawn_storm_bench_on_kubernetes_starts_every_user_on_both_hubs():
 
 
 def test_spawn_storm_bench_in_local_mode_starts_every_user_on_both_hubs():
-    report = run_bench("spawn_scale.py", "--users", "2", "--arms", "plain", "karvdash", "--spawn-concurrency", "1",
-                       "--rounds", "2")
+    # one user's storm is repeated --rounds-of-one times, larger ones --rounds times
+    report = run_bench("spawn_scale.py", "--users", "1", "2", "--arms", "plain", "karvdash", "--spawn-concurrency", "1",
+                       "--rounds", "1", "--rounds-of-one", "2")
     assert report["mode"] == "local"
     assert report["arms"] == ["plain", "karvdash"]
     assert "karvdash_hub.hub.singleuser" in report["server_command"]
-    [row] = report["results"]
-    assert row["n"] == 2
-    # each round every hub stormed, and each arm's figures are the rounds' median
-    assert [sorted(figures) for figures in row["rounds"]] == [["karvdash", "plain"]] * 2
-    walls = [figures["karvdash"]["wall_s"] for figures in row["rounds"]]
-    assert row["karvdash"]["wall_s"] == pytest.approx(sum(walls) / 2)
-    for arm in ("plain", "karvdash"):
-        figures = row[arm]
-        assert (figures["ready"], figures["failures"]) == (2, 0), (arm, figures)
-        assert figures["wall_s"] >= figures["median_ready_s"] >= figures["first_ready_s"] > 0, (arm, figures)
-        assert figures["hub_cpu_s"] > 0 and figures["hub_peak_rss_mib"] > 0, (arm, figures)
-        assert figures["server_cpu_s_per_start"] > 0, (arm, figures)
-    assert set(row["ratios"]) == {"wall_s_vs_plain", "hub_cpu_s_vs_plain", "hub_peak_rss_mib_vs_plain"}
-    assert row["ratios"]["wall_s_vs_plain"] == pytest.approx(
-        row["karvdash"]["wall_s"] / row["plain"]["wall_s"], abs=0.01)
+    assert [row["n"] for row in report["results"]] == [1, 2]
+    for row, rounds in zip(report["results"], (2, 1)):
+        n = row["n"]
+        # each round every hub stormed, and each arm's figures are the rounds' median
+        assert [sorted(figures) for figures in row["rounds"]] == [["karvdash", "plain"]] * rounds, n
+        walls = [figures["karvdash"]["wall_s"] for figures in row["rounds"]]
+        assert row["karvdash"]["wall_s"] == pytest.approx(sum(walls) / rounds), n
+        for arm in ("plain", "karvdash"):
+            figures = row[arm]
+            assert (figures["ready"], figures["failures"]) == (n, 0), (arm, figures)
+            assert figures["wall_s"] >= figures["median_ready_s"] >= figures["first_ready_s"] > 0, (arm, figures)
+            assert figures["hub_cpu_s"] > 0 and figures["hub_peak_rss_mib"] > 0, (arm, figures)
+            assert figures["server_cpu_s_per_start"] > 0, (arm, figures)
+        assert set(row["ratios"]) == {"wall_s_vs_plain", "hub_cpu_s_vs_plain", "hub_peak_rss_mib_vs_plain"}
+        assert row["ratios"]["wall_s_vs_plain"] == pytest.approx(
+            row["karvdash"]["wall_s"] / row["plain"]["wall_s"], abs=0.01)
 
 
 def test_listing_bench_reports_both_folders_the_peer_and_memory():

@@ -38,7 +38,8 @@ REPORTS = {
                    "direct": {"dashboard_vs_raw": 1.14}},
         "download": {"proxy": {"dashboard_vs_raw": 2.2}, "ingress": {"dashboard_vs_raw": 1.55},
                      "direct": {"dashboard_vs_raw": 1.14},
-                     "nginx_static": {"vs_raw": 1.08, "dashboard_direct_vs_nginx_static": 1.06}}}},
+                     "nginx_static": {"vs_raw": 1.08, "dashboard_direct_vs_nginx_static": 1.06},
+                     "curl": {"nginx_static_vs_raw": 1.7, "dashboard_direct_vs_raw": 1.72}}}},
     "listing": {"small": 100, "large": 100000, "ratios": {"first_page_large_vs_small": 0.97}},
     "webhook-closed": {"goal": {"ratio": 0.94}},
     "webhook-open": {"goal": {"ratio": 1.3}},
@@ -69,8 +70,10 @@ def test_every_benchmark_gives_its_targets_with_the_bounds():
         # local mode's proxy: what it costs, stated beside the targets
         "download through local mode's proxy / raw copy (the proxy's cost)": (2.2, None, None),
         # the floor of any server for the same client, stated
-        "download from nginx sending the file itself / raw copy (the client's floor)": (1.08, None, None),
+        "download from nginx sending the file itself / raw copy (any server's floor)": (1.08, None, None),
         "download straight at the dashboard / from nginx sending the file itself": (1.06, None, None),
+        "download with curl from nginx sending the file itself / raw copy": (1.7, None, None),
+        "download with curl straight at the dashboard / raw copy": (1.72, None, None),
         "upload through the chart's front door / raw copy": (1.55, 1.5, False),
         "upload straight at the dashboard / raw copy": (1.14, 1.5, True),
         "upload through local mode's proxy / raw copy (the proxy's cost)": (2.2, None, None),

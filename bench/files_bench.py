@@ -110,17 +110,18 @@ def curl_headers(headers: dict) -> list[str]:
     return [argument for name, value in headers.items() for argument in ("--header", f"{name}: {value}")]
 
 
+# a transfer's longest wait
+TIMEOUT_S = 600
+# the pipe between the socket and the file (the kernel's default is 64 KiB)
+PIPE_SIZE = 1 * MIB
+
+
 def fetch_to(url: str, headers: dict, target: Path) -> None:
     """Download with curl (a client in C, as a browser's download is), then
     fsync as the raw copy does."""
     command = ["curl", "--silent", "--show-error", "--fail", "--output", str(target), *curl_headers(headers)]
-    subprocess.run([*command, url], check=True, timeout=600)
+    subprocess.run([*command, url], check=True, timeout=TIMEOUT_S)
     fsync_path(target)
-
-
-# the pipe between the socket and the file (the kernel's default is 64 KiB)
-PIPE_SIZE = 1 * MIB
-TIMEOUT_S = 600
 
 
 def receive_to(url: str, headers: dict, target: Path) -> None:
@@ -169,7 +170,7 @@ class Sender:
     per chunk."""
 
     def __init__(self, url: str):
-        self.connection = http.client.HTTPConnection(urlsplit(url).netloc, timeout=600)
+        self.connection = http.client.HTTPConnection(urlsplit(url).netloc, timeout=TIMEOUT_S)
 
     def put(self, url: str, headers: dict, source, offset: int, length: int) -> bytes:
         """PUT ``length`` bytes of the open file ``source`` from ``offset``; the answer's body."""
@@ -201,7 +202,7 @@ class Jupyter:
         self.headers = peer.headers
 
     def list(self, path: str) -> None:
-        self.session.get(f"{self.base}api/contents/{path}", params={"content": "1"}, timeout=600).raise_for_status()
+        self.session.get(f"{self.base}api/contents/{path}", params={"content": "1"}, timeout=TIMEOUT_S).raise_for_status()
 
     def upload(self, source: Path, path: str) -> None:
         size = source.stat().st_size
@@ -217,7 +218,7 @@ class Jupyter:
                     "chunk": -1 if last else chunk,
                     "content": base64.b64encode(data).decode(),
                 }
-                self.session.put(f"{self.base}api/contents/{path}", json=body, timeout=600).raise_for_status()
+                self.session.put(f"{self.base}api/contents/{path}", json=body, timeout=TIMEOUT_S).raise_for_status()
                 if last:
                     return
                 chunk += 1
@@ -236,7 +237,7 @@ class Dashboard:
         self.headers = peer.headers
 
     def list(self, path: str) -> None:
-        self.session.get(self.api + f"files/private/{path}", timeout=600).raise_for_status()
+        self.session.get(self.api + f"files/private/{path}", timeout=TIMEOUT_S).raise_for_status()
 
     def upload(self, source: Path, path: str) -> None:
         """Chunks of OUR_CHUNK, each sent from the file by the kernel (as a

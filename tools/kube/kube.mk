@@ -59,16 +59,12 @@ node-packages:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$pkgs >/dev/null; \
 	fi
 
-# As commands, for make test to run beside its main suite (a recipe line
-# naming $(MAKE) would run under make -n too).
-NODE_BINARIES_BUILD := $(KUBE_BUILD) --node >/dev/null && $(CERT_MANAGER_BUILD) >/dev/null
-NODE_BUILD := $(NODE_BINARIES_BUILD) && $(IMAGES_BUILD) $(NODE_TEST_IMAGES) >/dev/null
-
 node-binaries: kube-binaries
-	@$(NODE_BINARIES_BUILD)
+	@$(KUBE_BUILD) --node >/dev/null
+	@$(CERT_MANAGER_BUILD) >/dev/null
 
-node-build: kube-binaries
-	@$(NODE_BUILD)
+node-build: node-binaries
+	@$(IMAGES_BUILD) $(NODE_TEST_IMAGES) >/dev/null
 
 cluster: $(if $(VENV_STAMP),$(VENV_STAMP)) kube-binaries $(if $(filter real,$(NODE)),node-packages node-binaries)
 ifeq ($(NODE),real)

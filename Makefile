@@ -117,23 +117,9 @@ HAVE_GO := $(shell command -v go >/dev/null 2>&1 || test -x /usr/local/go/bin/go
 
 # Then the real-node tests (root, Go-built node binaries, images built here;
 # tools/kube/kube.mk): a run narrowed by PYTEST_ARGS may select none of them.
-# What they need is built while the main suite runs (node-build: on a fresh
-# machine some 15 minutes of Go and 10 of images), at the lowest CPU
-# priority so that the tests keep the cores whenever they ask for them. Its
-# process group ends with the recipe (a failed or interrupted main suite).
-NODE_BUILD_LOG := .node-build.log
-test: setup-test chromium registry postgresql curl nginx kube-binaries dex $(if $(HAVE_GO),node-packages)
-ifeq ($(HAVE_GO),1)
-	@setsid nice -n 19 $(MAKE) --no-print-directory node-build >$(NODE_BUILD_LOG) 2>&1 & build=$$!; \
-	trap 'kill -- -$$build 2>/dev/null' EXIT; \
-	echo "Building the real node's binaries and images beside the tests (pid $$build, log $(NODE_BUILD_LOG))"; \
-	KARVDASH_KUBE_REQUIRED=1 $(PYTHON) -m pytest $(PYTEST_ARGS) || exit; \
-	echo "Waiting for the real node's binaries and images"; \
-	wait $$build || { tail -n 40 $(NODE_BUILD_LOG); echo "make node-build failed (log $(NODE_BUILD_LOG))"; exit 1; }
-	KARVDASH_NODE_REQUIRED=1 $(PYTHON) -m pytest -m node tests/node $(PYTEST_ARGS)$(if $(PYTEST_ARGS), || [ $$? = 5 ])
-else
-	$(PYTHON) -m pytest $(PYTEST_ARGS)
-endif
+test: setup-test chromium registry postgresql curl nginx kube-binaries dex $(if $(HAVE_GO),node-packages node-binaries)
+	KARVDASH_KUBE_REQUIRED=$(HAVE_GO) $(PYTHON) -m pytest $(PYTEST_ARGS)
+	$(if $(HAVE_GO),KARVDASH_NODE_REQUIRED=1 $(PYTHON) -m pytest -m node tests/node $(PYTEST_ARGS)$(if $(PYTEST_ARGS), || [ $$? = 5 ]))
 
 test-unit: setup-test
 	$(PYTHON) -m pytest -m "not integration" $(PYTEST_ARGS)

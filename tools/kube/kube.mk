@@ -16,7 +16,6 @@
 #                       with its images (tools/certmanager/build.sh) (Go modules, cached)
 #   make cluster NODE=real   the control plane with the real node instead of kwok's
 #   make images         the images (tools/images/build.sh), pushed into that cluster's registry
-#   make node-build     node-binaries and the images the real-node tests use
 #   make test-node      the real-node tests (pytest -m node tests/node)
 
 PYTHON ?= python3
@@ -28,10 +27,7 @@ KUBE_CLUSTER_DIR ?= .cluster
 NODE ?= kwok
 IMAGES ?= karvdash-hub notebook
 
-# the images tests/node builds (tools/images/build.sh, each cached)
-NODE_TEST_IMAGES := python-base node-base nginx karvdash-hub notebook
-
-.PHONY: kube-binaries cluster cluster-down node-packages node-binaries node-build images test-node
+.PHONY: kube-binaries cluster cluster-down node-packages node-binaries images test-node
 
 # Without Go the Kubernetes tests skip themselves, so this must not fail.
 kube-binaries:
@@ -62,9 +58,6 @@ node-packages:
 node-binaries: kube-binaries
 	@$(KUBE_BUILD) --node >/dev/null
 	@$(CERT_MANAGER_BUILD) >/dev/null
-
-node-build: node-binaries
-	@$(IMAGES_BUILD) $(NODE_TEST_IMAGES) >/dev/null
 
 cluster: $(if $(VENV_STAMP),$(VENV_STAMP)) kube-binaries $(if $(filter real,$(NODE)),node-packages node-binaries)
 ifeq ($(NODE),real)
